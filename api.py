@@ -1,0 +1,119 @@
+"""HTTP API (FastAPI): health, meetings with transcripts and evidence, reps and their skills.
+
+Run with `uvicorn api:app`. Errors are JSON `{"error": {"code", "message"}}`; internals and
+tracebacks stay in the server log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import date
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlmodel import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core import reports
+from core.db import get_engine
+from core.errors import CoachloopError, ConfigError, InputError, NotFound, user_message
+from core.ingest import current_org
+from core.models import Org
+from core.settings import get_settings
+
+log = logging.getLogger("coachloop.api")
+
+
+def _session() -> Iterator[Session]:
+    with Session(get_engine()) as session:
+        yield session
+
+
+def _org(session: Session = Depends(_session)) -> Org:
+    return current_org(session, get_settings().org.name)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
+
+
+def create_app() -> FastAPI:
+    """The application with its routers and error handlers."""
+    app = FastAPI(title="coachloop", version="0.1.0",
+                  description="Sales calls in; scored calls, evidence and rep skills out.")
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound):
+        return _error(404, "not_found", exc.message)
+
+    @app.exception_handler(InputError)
+    async def bad_input(_: Request, exc: InputError):
+        return _error(422, "bad_input", exc.message)
+
+    @app.exception_handler(ConfigError)
+    async def misconfigured(_: Request, exc: ConfigError):
+        return _error(503, "misconfigured", exc.message)
+
+    @app.exception_handler(CoachloopError)
+    async def ours(_: Request, exc: CoachloopError):
+        return _error(500, "error", exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in exc.errors())
+        return _error(422, "invalid_request", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException):
+        return _error(exc.status_code, "http_error", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, "internal", user_message(exc))
+
+    @app.get("/health", tags=["ops"])
+    def health(session: Session = Depends(_session)) -> dict:
+        """Liveness plus a database round trip."""
+        from sqlalchemy import text
+
+        session.exec(text("SELECT 1"))
+        return {"status": "ok", "database": "ok",
+                "tasks": "in-process" if get_settings().runs_in_process else "celery"}
+
+    @app.get("/meetings", tags=["meetings"], response_model=list[reports.MeetingSummary])
+    def meetings(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+                 session: Session = Depends(_session), org: Org = Depends(_org)):
+        """Meetings, newest first, with their stage and overall scores."""
+        return reports.list_meetings(session, org.id, limit=limit, offset=offset)
+
+    @app.get("/meetings/{meeting_id}", tags=["meetings"], response_model=reports.MeetingDetail)
+    def meeting(meeting_id: int, session: Session = Depends(_session), org: Org = Depends(_org)):
+        """One meeting: participants, attributed transcript, scores with evidence, fields."""
+        return reports.meeting_detail(session, org.id, meeting_id)
+
+    @app.get("/reps", tags=["reps"], response_model=list[reports.RepOut])
+    def reps(session: Session = Depends(_session), org: Org = Depends(_org)):
+        """Everyone in the org."""
+        return reports.list_reps(session, org.id)
+
+    @app.get("/reps/{email}/skills", tags=["reps"], response_model=reports.Scorecard)
+    def rep_skills(email: str, as_of: date | None = None,
+                   window: int = Query(90, ge=1, le=365),
+                   session: Session = Depends(_session), org: Org = Depends(_org)):
+        """A rep's skill scorecard: estimates with intervals, percentiles, trend, evidence."""
+        return reports.rep_scorecard(session, org.id, email, as_of=as_of, window_days=window)
+
+    @app.get("/team/skills", tags=["reps"], response_model=reports.TeamTable)
+    def team(as_of: date | None = None, window: int = Query(90, ge=1, le=365),
+             session: Session = Depends(_session), org: Org = Depends(_org)):
+        """Every rep's skills side by side."""
+        return reports.team_table(session, org.id, as_of=as_of, window_days=window)
+
+    return app
+
+
+app = create_app()

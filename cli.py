@@ -1,0 +1,377 @@
+"""Command line (`coachloop`): init, ingest, process, report, demo."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from core.errors import CoachloopError, user_message
+
+app = typer.Typer(help="coachloop: sales calls in; scored calls and rep skills out.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+report_app = typer.Typer(help="Skill reports.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+console = Console()
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _run(fn, *args, **kwargs):
+    """Run a command body; our errors become one clear line and an exit code, not a traceback."""
+    try:
+        return fn(*args, **kwargs)
+    except CoachloopError as exc:
+        _fail(exc.message)
+    except Exception as exc:  # unexpected: say so plainly, keep the detail in the log
+        logging.getLogger("coachloop.cli").exception("unexpected error")
+        _fail(user_message(exc))
+
+
+# ---------------------------------------------------------------------- init ----
+
+
+def _init(org_name: str | None, domains: list[str]) -> int:
+    from core.db import migrate, session_scope
+    from core.ingest import ensure_org
+    from core.settings import get_settings
+
+    settings = get_settings()
+    migrate()
+    with session_scope() as session:
+        org = ensure_org(session, org_name or settings.org.name, domains or settings.org.domains)
+        return org.id
+
+
+@app.command()
+def init(org: Optional[str] = typer.Option(None, help="org name (default COACHLOOP_ORG__NAME)"),
+         domain: list[str] = typer.Option([], help="your company's email domain(s): rep vs buyer")):
+    """Create or upgrade the database and the org."""
+    from core.settings import get_settings
+
+    org_id = _run(_init, org, domain)
+    console.print(f"database ready at {_safe_url(get_settings().effective_database_url)}; "
+                  f"org id {org_id}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# -------------------------------------------------------------------- ingest ----
+
+
+def _ingest(folder: Path, roster_dir: Path | None = None) -> tuple[int, int]:
+    """Ingest every manifest in `folder`; team.yaml / deals.yaml come from `roster_dir` (default: the folder)."""
+    from connectors.files import FilesSource, load_deals, load_team
+    from connectors.base import SourceProblem
+    from core.db import session_scope
+    from core.ingest import apply_deals, apply_team, current_org, ensure_org, ingest_record
+    from core.settings import get_settings
+
+    settings = get_settings()
+    roster_dir = roster_dir or folder
+    team = load_team(roster_dir)
+    table = Table("meeting", "outcome", "detail", title=f"ingest {folder}")
+    problems = 0
+    with session_scope() as session:
+        if team is not None:
+            org = ensure_org(session, team.org.name, list(team.org.domains))
+            apply_team(session, org, team.members())
+        else:
+            org = current_org(session, settings.org.name)
+        org_id = org.id
+    ok = 0
+    for item in FilesSource(folder).list_meetings():
+        if isinstance(item, SourceProblem):
+            problems += 1
+            where = f"{item.origin}" + (f" [{item.field}]" if item.field else "")
+            table.add_row(Path(item.origin).name, "[red]error[/red]", f"{where}: {item.message}")
+            continue
+        try:
+            with session_scope() as session:
+                from core.models import Org
+
+                result = ingest_record(session, session.get(Org, org_id), item)
+            ok += 1
+            table.add_row(item.external_id, result.outcome.value, result.message)
+        except CoachloopError as exc:
+            problems += 1
+            table.add_row(item.external_id, "[red]error[/red]", exc.message)
+    deals = load_deals(roster_dir)
+    if deals:
+        with session_scope() as session:
+            from core.models import Org
+
+            apply_deals(session, session.get(Org, org_id), [d.to_record() for d in deals])
+        table.caption = f"{len(deals)} deal(s) loaded"
+    console.print(table)
+    return ok, problems
+
+
+@app.command()
+def ingest(path: Path = typer.Argument(..., help="folder of recordings with one manifest per meeting"),
+           process_now: bool = typer.Option(False, "--process", help="process right after")):
+    """Ingest a folder of recordings (files source). Re-ingesting unchanged files does nothing."""
+    if not path.is_dir():
+        _fail(f"{path}: not a folder")
+    _run(_init, None, [])
+    ok, problems = _run(_ingest, path)
+    if process_now:
+        _run(_process, False, None)
+    if problems:
+        console.print(f"[yellow]{problems} meeting(s) could not be ingested; the other {ok} were.[/]")
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------- process ----
+
+
+def _process(retry_failed: bool, as_of: date | None) -> None:
+    from core.pipeline import pending_meetings
+    from core.settings import get_settings
+
+    settings = get_settings()
+    pending = pending_meetings(include_failed=retry_failed)
+    if not pending:
+        console.print("nothing to process")
+    elif settings.runs_in_process:
+        _process_here(pending)
+    else:
+        _process_on_workers(pending)
+    _refresh_skills(as_of)
+
+
+def _process_here(pending: list[tuple[int, str]]) -> None:
+    from core.pipeline import record_failure, score_meeting, transcribe_meeting
+
+    failures = []
+    columns = (TextColumn("{task.description}", style="bold"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[note]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        overall = progress.add_task("meetings", total=len(pending), note="")
+        current = progress.add_task("transcribe", total=100, note="", visible=False)
+        for meeting_id, stage in pending:
+            progress.update(current, completed=0, visible=True,
+                            description=f"meeting {meeting_id}", note="")
+
+            def on_progress(fraction: float, note: str) -> None:
+                progress.update(current, completed=round(fraction * 100), note=note[:40])
+
+            try:
+                if stage == "ingested":
+                    transcribe_meeting(meeting_id, progress=on_progress)
+                score_meeting(meeting_id)
+            except Exception as exc:
+                record_failure(meeting_id, "transcribe" if stage == "ingested" else "score", exc)
+                failures.append((meeting_id, user_message(exc)))
+            progress.advance(overall)
+        progress.update(current, visible=False)
+    for meeting_id, message in failures:
+        console.print(f"[red]meeting {meeting_id} failed:[/red] {message}")
+
+
+def _process_on_workers(pending: list[tuple[int, str]]) -> None:
+    import worker
+    from core.db import session_scope
+    from core.models import Meeting
+
+    for meeting_id, stage in pending:
+        (worker.transcribe if stage == "ingested" else worker.score).delay(meeting_id)
+    ids = [m for m, _ in pending]
+    with Progress(TextColumn("workers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("", total=len(ids))
+        while True:
+            with session_scope() as session:
+                done = sum(1 for m in ids if session.get(Meeting, m).stage in ("scored", "failed"))
+            progress.update(task, completed=done)
+            if done == len(ids):
+                break
+            time.sleep(1.0)
+
+
+def _refresh_skills(as_of: date | None) -> None:
+    from core.db import session_scope
+    from core.ingest import current_org
+    from core.pipeline import refresh_skills
+    from core.settings import get_settings
+
+    with session_scope() as session:
+        org_id = current_org(session, get_settings().org.name).id
+    count = refresh_skills(org_id, as_of)
+    console.print(f"skills refreshed as of {as_of or 'today'}: {count} snapshot(s)")
+
+
+@app.command()
+def process(retry_failed: bool = typer.Option(False, help="also retry meetings that failed"),
+            as_of: Optional[str] = typer.Option(None, help="skills as of YYYY-MM-DD (default today)")):
+    """Run every pending meeting through transcription and scoring, then refresh skills."""
+    _run(_process, retry_failed, _parse_date(as_of))
+
+
+def _parse_date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(f"--as-of {value!r}: expected a date as YYYY-MM-DD")
+
+
+# -------------------------------------------------------------------- report ----
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _team_report(as_of: date | None, window: int) -> None:
+    from core import reports
+    from core.db import session_scope
+    from core.ingest import current_org
+    from core.settings import get_settings
+
+    with session_scope() as session:
+        org = current_org(session, get_settings().org.name)
+        team = reports.team_table(session, org.id, as_of=as_of, window_days=window)
+    table = Table(title=f"Team skills, {window}-day window as of {team.as_of}  "
+                        "(estimate · percentile; * = too few calls)")
+    table.add_column("rep")
+    table.add_column("calls", justify="right")
+    for skill in team.skills:
+        table.add_column(skill.replace("_", " "), justify="right")
+    for row in team.rows:
+        cells = []
+        for skill in team.skills:
+            s = row.skills.get(skill)
+            if s is None or s.shrunk is None:
+                cells.append("—")
+            elif s.state != "ok":
+                cells.append(f"[dim]{s.shrunk:.0f}*[/dim]")
+            else:
+                cells.append(f"{s.shrunk:.0f} · p{_fmt(s.percentile)}")
+        table.add_row(row.rep.name, str(row.n_calls), *cells)
+    console.print(table)
+
+
+def _rep_report(email: str, as_of: date | None, window: int) -> None:
+    from core import reports
+    from core.db import session_scope
+    from core.ingest import current_org
+    from core.settings import get_settings
+
+    with session_scope() as session:
+        org = current_org(session, get_settings().org.name)
+        card = reports.rep_scorecard(session, org.id, email, as_of=as_of, window_days=window)
+    console.print(Panel(f"[bold]{card.rep.name}[/bold] <{card.rep.email}>  "
+                        f"manager: {card.rep.manager or '—'}  ·  {window}-day window as of "
+                        f"{card.as_of}", title="Scorecard"))
+    skills = Table("skill", "calls", "estimate", "90% interval", "raw mean", "percentile",
+                   "trend /30d", "state")
+    for s in card.skills:
+        interval = (f"{s.interval_low:.0f}–{s.interval_high:.0f}"
+                    if s.interval_low is not None else "—")
+        skills.add_row(s.skill.replace("_", " "), str(s.n_calls), _fmt(s.shrunk), interval,
+                       _fmt(s.raw_mean), _fmt(s.percentile), _fmt(s.slope_per_30d, 1),
+                       s.state.replace("_", " "))
+    console.print(skills)
+    for title, items in (("Strengths", card.strengths), ("Gaps", card.gaps)):
+        console.print(f"[bold]{title}[/bold]")
+        for c in items:
+            console.print(f"  {c.criterion} ({c.score:g}/{c.max_score:g}, "
+                          f"confidence {c.confidence:.2f}): {c.rationale}")
+            for e in c.evidence[:2]:
+                console.print(f'    [{_clock(e.start)}–{_clock(e.end)}] "{e.quote}"')
+    calls = Table("date", "meeting", "scores", title="Recent calls")
+    for m in card.recent_calls:
+        scores = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(m.scores.items()))
+        calls.add_row(m.started_at.date().isoformat(), m.title, scores or m.stage)
+    console.print(calls)
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+
+
+@report_app.command("team")
+def report_team(as_of: Optional[str] = typer.Option(None), window: int = typer.Option(90)):
+    """Every rep's skills side by side."""
+    _run(_team_report, _parse_date(as_of), window)
+
+
+@report_app.command("rep")
+def report_rep(email: str, as_of: Optional[str] = typer.Option(None),
+               window: int = typer.Option(90)):
+    """One rep's scorecard: skills with intervals and percentiles, evidence from their calls."""
+    _run(_rep_report, email, _parse_date(as_of), window)
+
+
+# ---------------------------------------------------------------------- demo ----
+
+
+def _demo(fresh: bool, rep: str | None) -> None:
+    from sqlmodel import func, select
+
+    from core.db import session_scope
+    from core.models import Meeting
+    from core.settings import get_settings
+
+    settings = get_settings()
+    if fresh and not settings.database_url:
+        db = settings.data_dir / "coachloop.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        from core.db import engine_for
+        engine_for.cache_clear()
+    console.rule("coachloop demo: 15 synthesized sales calls, 3 reps")
+    _init(None, [])
+    _ingest(DEMO_DIR / "calls", DEMO_DIR)
+    with session_scope() as session:
+        latest = session.exec(select(func.max(Meeting.started_at))).one()
+    as_of = latest.date() if latest else None
+    _process(False, as_of)
+    _team_report(as_of, 90)
+    _rep_report(rep or _demo_rep(as_of), as_of, 90)
+
+
+def _demo_rep(as_of: date | None) -> str:
+    """The rep in the middle of the pack: their card shows both strengths and gaps."""
+    from core import reports
+    from core.db import session_scope
+    from core.ingest import current_org
+    from core.settings import get_settings
+
+    with session_scope() as session:
+        org = current_org(session, get_settings().org.name)
+        rows = reports.team_table(session, org.id, as_of=as_of, window_days=90).rows
+    if not rows:
+        raise CoachloopError("the demo produced no skill scores")
+    mean = lambda r: sum(s.shrunk or 0 for s in r.skills.values()) / max(1, len(r.skills))  # noqa: E731
+    ranked = sorted(rows, key=lambda r: (mean(r), r.rep.email))
+    return ranked[len(ranked) // 2].rep.email
+
+
+@app.command()
+def demo(fresh: bool = typer.Option(False, help="start from an empty demo database"),
+         rep: Optional[str] = typer.Option(None, help="whose scorecard to show (email)")):
+    """Run the whole loop on the bundled demo calls: ingest, transcribe, score, skills."""
+    _run(_demo, fresh, rep)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,82 @@
+"""The contracts every connector implements.
+
+A `MeetingSource` turns an external system (a folder of recordings, Zoom, Teams, Meet) into
+`MeetingRecord`s for the core. Problems with one meeting are reported as `SourceProblem`s in
+the same stream, so a batch goes on past a bad item; problems with the whole source (missing
+folder, bad credentials) raise from `check()` or `list_meetings()`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from core.domain import AudioTrack, MeetingRecord, Utterance
+
+
+@dataclass(frozen=True)
+class SourceProblem:
+    """Why one meeting could not be read: where (`origin`, `field`, `line`) and what."""
+
+    origin: str  # a file path, an event id: whatever names the item to the user
+    field: str | None  # dotted path into the item, e.g. "channels.1"; None for the whole item
+    message: str
+    line: int | None = None  # line in `origin`, when it is a file and the line is known
+
+    def __str__(self) -> str:
+        where = self.origin + (f":{self.line}" if self.line is not None else "")
+        if self.field:
+            where += f" [{self.field}]"
+        return f"{where}: {self.message}"
+
+
+class MeetingSource(ABC):
+    """Where meetings come from. Subclasses register under `coachloop.connectors`.
+
+    `check` and `list_meetings` are required. The other operations belong to sources that
+    hold media or transcripts remotely or push events; by default they raise
+    `NotImplementedError` saying which source lacks what.
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise `ConfigError` or `InputError` if this source cannot be used as configured."""
+
+    @abstractmethod
+    def list_meetings(self, since: datetime | None = None
+                      ) -> Iterator[MeetingRecord | SourceProblem]:
+        """Yield every meeting that started at or after `since` (all when None).
+
+        A meeting that cannot be read yields one `SourceProblem` per problem instead of a
+        record; the iteration continues with the next meeting.
+        """
+
+    @classmethod
+    def record_for(cls, origin: str) -> MeetingRecord:
+        """Re-read the one meeting whose `MeetingRecord.origin` is `origin` (what a queued
+        ingest task carries instead of the record itself)."""
+        raise NotImplementedError(f"the '{cls.name}' meeting source does not support record_for")
+
+    def fetch_transcript(self, meeting: MeetingRecord) -> list[Utterance] | None:
+        """Return the platform's transcript of `meeting` sorted by start, or None if none."""
+        raise self._unsupported("fetch_transcript")
+
+    def download_media(self, meeting: MeetingRecord, dest: Path) -> tuple[AudioTrack, ...]:
+        """Make the meeting's audio available as local files under `dest`; return its tracks
+        with local paths."""
+        raise self._unsupported("download_media")
+
+    def meetings_from_event(self, event: Any) -> Iterator[MeetingRecord | SourceProblem]:
+        """Turn a verified webhook event (as stored by `webhooks/`) into meetings."""
+        raise self._unsupported("meetings_from_event")
+
+    def _unsupported(self, operation: str) -> NotImplementedError:
+        return NotImplementedError(
+            f"the '{getattr(self, 'name', type(self).__name__)}' meeting source "
+            f"({type(self).__qualname__}) does not support {operation}")

@@ -1,0 +1,231 @@
+"""Database tables (SQLModel). Every row belongs to an org; see DESIGN §3.
+
+These rows stay inside `core`: other layers receive the dataclasses in `core.domain`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Org(SQLModel, table=True):
+    """A tenant: one revenue team."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    domains: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class User(SQLModel, table=True):
+    """A person in the org: rep, manager or admin."""
+
+    __table_args__ = (UniqueConstraint("org_id", "email"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    name: str
+    email: str = Field(index=True)  # primary email, lower-case
+    other_emails: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    role: str = "rep"  # rep | manager | admin
+    manager_id: int | None = Field(default=None, foreign_key="user.id")
+
+
+class Meeting(SQLModel, table=True):
+    """A call from a source; `stage` tracks how far the pipeline got."""
+
+    __table_args__ = (UniqueConstraint("org_id", "source", "external_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    source: str
+    external_id: str
+    title: str
+    started_at: datetime = Field(index=True)
+    duration_s: float | None = None
+    host_id: int | None = Field(default=None, foreign_key="user.id")
+    content_hash: str = ""
+    origin: str = ""
+    deal_external_id: str | None = None
+    stage: str = "ingested"  # ingested | transcribed | scored | failed
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    error_stage: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Participant(SQLModel, table=True):
+    """A person on a meeting; `user_id` is set for members of the org."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    name: str
+    email: str | None = None
+    role: str = "unknown"  # rep | buyer | unknown
+    user_id: int | None = Field(default=None, foreign_key="user.id")
+
+
+class MediaAsset(SQLModel, table=True):
+    """A recording (or one channel/track of it) or a platform transcript file."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    kind: str  # audio | transcript
+    remote_ref: str  # where it came from (path or URL)
+    local_path: str | None = None
+    sha256: str = Field(default="", index=True)
+    size_bytes: int | None = None
+    channel: int | None = None
+    speaker_email: str | None = None
+
+
+class Transcript(SQLModel, table=True):
+    """The transcript of a meeting: from the platform or from our ASR."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True, unique=True)
+    source: str  # platform | asr
+    model: str | None = None
+    language: str | None = None
+    duration_s: float | None = None
+    asr_seconds: float | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Segment(SQLModel, table=True):
+    """An attributed stretch of speech."""
+
+    __table_args__ = (Index("ix_segment_transcript_idx", "transcript_id", "idx"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    transcript_id: int = Field(foreign_key="transcript.id")
+    idx: int
+    start: float
+    end: float
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    speaker_label: str | None = None
+    participant_id: int | None = Field(default=None, foreign_key="participant.id")
+    role: str = "unknown"
+    attribution_confidence: float = 0.0
+    words: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Rubric(SQLModel, table=True):
+    """A rubric file as scored: `version` is its content hash."""
+
+    __table_args__ = (UniqueConstraint("org_id", "key", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    key: str
+    name: str
+    version: str
+    content: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CallScore(SQLModel, table=True):
+    """One meeting scored against one rubric version by one scorer."""
+
+    __table_args__ = (UniqueConstraint("meeting_id", "rubric_id", "scorer", "scorer_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    rubric_id: int = Field(foreign_key="rubric.id")
+    rep_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    scorer: str
+    scorer_version: str
+    overall: float | None = None
+    abstain_reason: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CriterionScore(SQLModel, table=True):
+    """One criterion of a call score, with the evidence behind it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    call_score_id: int = Field(foreign_key="callscore.id", index=True)
+    criterion: str
+    skill: str
+    score: float | None = None  # None: abstained
+    max_score: float
+    weight: float = 1.0
+    confidence: float = 0.0
+    rationale: str = Field(default="", sa_column=Column(Text, nullable=False))
+    evidence: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class FieldExtraction(SQLModel, table=True):
+    """A methodology field value found in a call (None: not found)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    call_score_id: int = Field(foreign_key="callscore.id", index=True)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    field: str
+    label: str
+    value: str | None = Field(default=None, sa_column=Column(Text))
+    confidence: float = 0.0
+    evidence: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class SkillSnapshot(SQLModel, table=True):
+    """A rep's estimated standing on one skill over a window, as of a date."""
+
+    __table_args__ = (UniqueConstraint("org_id", "rep_id", "skill", "window_days", "as_of"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    rep_id: int = Field(foreign_key="user.id", index=True)
+    skill: str
+    window_days: int
+    as_of: date = Field(index=True)
+    n_calls: int
+    raw_mean: float | None = None
+    shrunk: float | None = None
+    interval_low: float | None = None
+    interval_high: float | None = None
+    percentile: float | None = None
+    slope_per_30d: float | None = None
+    state: str = "insufficient_data"
+    meeting_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    computed_at: datetime = Field(default_factory=utcnow)
+
+
+class Deal(SQLModel, table=True):
+    """An opportunity/deal as known from the CRM (or a deals file)."""
+
+    __table_args__ = (UniqueConstraint("org_id", "crm", "external_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    crm: str
+    external_id: str
+    name: str
+    account: str | None = None
+    owner_id: int | None = Field(default=None, foreign_key="user.id")
+    stage: str | None = None
+    amount: float | None = None
+    close_date: date | None = None
+    is_closed: bool = False
+    is_won: bool = False
+    contact_emails: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    pulled_at: datetime = Field(default_factory=utcnow)
+
+
+class MeetingDeal(SQLModel, table=True):
+    """Which deal a meeting belongs to, and why we think so."""
+
+    __table_args__ = (UniqueConstraint("meeting_id", "deal_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    deal_id: int = Field(foreign_key="deal.id", index=True)
+    reason: str

@@ -1,0 +1,285 @@
+"""The pipeline stages, each callable by meeting id: transcribe, score; then skills per org.
+
+Each stage loads what it needs, runs plain domain code with no transaction open (ASR takes
+minutes), and writes its results in one transaction, replacing earlier output, so a stage
+can be re-run or retried after a crash without duplicating anything.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import asdict
+from datetime import date, datetime, timezone
+
+from sqlmodel import Session, delete, select
+
+from core.db import session_scope
+from core.domain import (AudioTrack, CallScoreResult, Role, TranscriptSegment, TranscriptView,
+                         Utterance)
+from core.errors import ConfigError, InputError, NotFound, Resolution, classify, user_message
+from core.ingest import clear_derived
+from core.models import (CallScore, CriterionScore, FieldExtraction, MediaAsset, Meeting,
+                         Participant, Rubric, Segment, SkillSnapshot, Transcript, User, utcnow)
+from core.settings import Settings, get_settings
+from core.speakers import (UNATTRIBUTED, Speaker, attribute_by_name, attribute_by_track,
+                           drop_channel_bleed)
+from core.transcribe import ProgressCallback, transcribe_tracks
+
+STAGES = ("ingested", "transcribed", "scored")
+
+
+def _meeting(session: Session, meeting_id: int) -> Meeting:
+    meeting = session.get(Meeting, meeting_id)
+    if meeting is None:
+        raise NotFound(f"meeting {meeting_id} does not exist")
+    return meeting
+
+
+def _speakers(session: Session, meeting_id: int) -> list[Speaker]:
+    rows = session.exec(select(Participant).where(Participant.meeting_id == meeting_id)
+                        .order_by(Participant.id)).all()
+    return [Speaker(p.id, p.name, p.email, Role(p.role)) for p in rows]
+
+
+# ------------------------------------------------------------------ transcribe ----
+
+
+def transcribe_meeting(meeting_id: int, *, settings: Settings | None = None,
+                       progress: ProgressCallback | None = None) -> int:
+    """Platform transcript if the meeting has one, else Whisper on its tracks. Returns #segments."""
+    from core.transcripts import load_platform_transcript
+
+    settings = settings or get_settings()
+    with session_scope() as session:
+        meeting = _meeting(session, meeting_id)
+        speakers = _speakers(session, meeting_id)
+        assets = session.exec(select(MediaAsset).where(MediaAsset.meeting_id == meeting_id)
+                              .order_by(MediaAsset.id)).all()
+        platform = next((a for a in assets if a.kind == "transcript"), None)
+        tracks = [AudioTrack(a.local_path or a.remote_ref, a.channel, a.speaker_email)
+                  for a in assets if a.kind == "audio"]
+        org_id = meeting.org_id
+
+    started = time.perf_counter()
+    if platform is not None:
+        utterances = load_platform_transcript(platform.local_path or platform.remote_ref)
+        attributions = attribute_by_name(utterances, speakers)
+        source, model, language, duration = "platform", None, None, None
+        if progress:
+            progress(1.0, "platform transcript")
+    elif tracks:
+        results = transcribe_tracks(tracks, settings.asr, max_bytes=settings.max_media_bytes,
+                                    progress=progress)
+        utterances = sorted((u for r in results for u in r.utterances),
+                            key=lambda u: (u.start, u.end, u.speaker_label or ""))
+        labelled = all(t.speaker_email for t in tracks)
+        if labelled and len(tracks) > 1:
+            utterances = drop_channel_bleed(utterances)
+        # Mixed audio without a platform transcript: nobody can be credited with anything.
+        attributions = (attribute_by_track(utterances, speakers) if labelled
+                        else [UNATTRIBUTED] * len(utterances))
+        source, model = "asr", settings.asr.model
+        language = next((r.language for r in results if r.language), None)
+        duration = max((r.duration_s for r in results), default=None)
+    else:
+        raise InputError("meeting has neither a platform transcript nor audio to transcribe",
+                         file=meeting.origin or None)
+    asr_seconds = time.perf_counter() - started if source == "asr" else None
+
+    with session_scope() as session:
+        meeting = _meeting(session, meeting_id)
+        clear_derived(session, meeting_id)
+        transcript = Transcript(org_id=org_id, meeting_id=meeting_id, source=source, model=model,
+                                language=language, duration_s=duration, asr_seconds=asr_seconds)
+        session.add(transcript)
+        session.flush()
+        for idx, (utterance, attribution) in enumerate(zip(utterances, attributions)):
+            session.add(Segment(
+                org_id=org_id, transcript_id=transcript.id, idx=idx, start=utterance.start,
+                end=utterance.end, text=utterance.text, speaker_label=utterance.speaker_label,
+                participant_id=attribution.speaker.key if attribution.speaker else None,
+                role=attribution.role.value, attribution_confidence=attribution.confidence,
+                words=[asdict(w) for w in utterance.words]))
+        meeting.duration_s = duration or (max((u.end for u in utterances), default=0.0) or None)
+        _advance(meeting, "transcribed")
+        session.add(meeting)
+    return len(utterances)
+
+
+def _advance(meeting: Meeting, stage: str) -> None:
+    meeting.stage, meeting.error, meeting.error_stage = stage, None, None
+    meeting.updated_at = utcnow()
+
+
+# ---------------------------------------------------------------------- score ----
+
+
+def transcript_view(session: Session, meeting_id: int, min_confidence: float) -> TranscriptView:
+    """The attributed transcript the scorer sees; weakly attributed segments count as unknown."""
+    transcript = session.exec(select(Transcript).where(Transcript.meeting_id == meeting_id)).first()
+    if transcript is None:
+        raise InputError(f"meeting {meeting_id} has no transcript yet; transcribe it first")
+    rows = session.exec(select(Segment, Participant).join(
+        Participant, Segment.participant_id == Participant.id, isouter=True)
+        .where(Segment.transcript_id == transcript.id).order_by(Segment.idx)).all()
+    segments = []
+    for segment, participant in rows:
+        role = Role(segment.role)
+        if segment.attribution_confidence < min_confidence:
+            role = Role.UNKNOWN
+        speaker = (participant.email or participant.name) if participant else segment.speaker_label
+        segments.append(TranscriptSegment(segment.id, segment.start, segment.end, segment.text,
+                                          role, speaker, segment.attribution_confidence))
+    return TranscriptView(meeting_id, tuple(segments), transcript.source)
+
+
+def get_scorer(settings: Settings):
+    """The configured scorer (the built-in offline one is the embedded default)."""
+    from core.score import BuiltinScorer
+
+    if settings.scoring.scorer == "builtin":
+        return BuiltinScorer()
+    raise ConfigError(f"COACHLOOP_SCORING__SCORER={settings.scoring.scorer!r} is not a known "
+                      "scorer (available: builtin)")
+
+
+def scored_rep(session: Session, view: TranscriptView, meeting_id: int) -> int | None:
+    """The org member who did most of our side's talking (the rep being coached)."""
+    talk: dict[str, float] = defaultdict(float)
+    for segment in view.segments:
+        if segment.role is Role.REP and segment.speaker:
+            talk[segment.speaker] += segment.end - segment.start
+    participants = session.exec(select(Participant).where(
+        Participant.meeting_id == meeting_id, Participant.user_id.is_not(None))).all()
+    by_key = {(p.email or p.name): p.user_id for p in participants}
+    for speaker, _ in sorted(talk.items(), key=lambda kv: (-kv[1], kv[0])):
+        if speaker in by_key:
+            return by_key[speaker]
+    return _meeting(session, meeting_id).host_id
+
+
+def score_meeting(meeting_id: int, *, settings: Settings | None = None) -> list[CallScoreResult]:
+    """Score the meeting against every configured methodology; replaces earlier scores."""
+    from core.rubrics import builtin_rubric
+
+    settings = settings or get_settings()
+    scorer = get_scorer(settings)
+    rubrics = [builtin_rubric(key) for key in settings.scoring.methodologies]
+    with session_scope() as session:
+        meeting = _meeting(session, meeting_id)
+        view = transcript_view(session, meeting_id, settings.scoring.min_attribution_confidence)
+        rep_id = scored_rep(session, view, meeting_id)
+        org_id = meeting.org_id
+    results = [scorer.score(view, rubric) for rubric in rubrics]
+
+    with session_scope() as session:
+        meeting = _meeting(session, meeting_id)
+        clear_derived(session, meeting_id, keep_transcript=True)
+        for rubric, result in zip(rubrics, results):
+            rubric_row = _rubric_row(session, org_id, rubric)
+            call = CallScore(org_id=org_id, meeting_id=meeting_id, rubric_id=rubric_row.id,
+                             rep_id=rep_id, scorer=result.scorer,
+                             scorer_version=result.scorer_version, overall=result.overall,
+                             abstain_reason=result.abstain_reason)
+            session.add(call)
+            session.flush()
+            for criterion in result.criteria:
+                session.add(CriterionScore(
+                    org_id=org_id, call_score_id=call.id, criterion=criterion.key,
+                    skill=criterion.skill, score=criterion.score, max_score=criterion.max_score,
+                    weight=criterion.weight, confidence=criterion.confidence,
+                    rationale=criterion.rationale,
+                    evidence=[asdict(e) for e in criterion.evidence]))
+            for found in result.fields:
+                session.add(FieldExtraction(
+                    org_id=org_id, call_score_id=call.id, meeting_id=meeting_id, field=found.key,
+                    label=found.label, value=found.value, confidence=found.confidence,
+                    evidence=[asdict(e) for e in found.evidence]))
+        _advance(meeting, "scored")
+        session.add(meeting)
+    return results
+
+
+def _rubric_row(session: Session, org_id: int, rubric) -> Rubric:
+    row = session.exec(select(Rubric).where(Rubric.org_id == org_id, Rubric.key == rubric.key,
+                                            Rubric.version == rubric.version)).first()
+    if row is None:
+        row = Rubric(org_id=org_id, key=rubric.key, name=rubric.name, version=rubric.version,
+                     content=rubric.model_dump(mode="json"))
+        session.add(row)
+        session.flush()
+    return row
+
+
+# --------------------------------------------------------------------- skills ----
+
+
+def refresh_skills(org_id: int, as_of: date | None = None, *,
+                   settings: Settings | None = None) -> int:
+    """Recompute every rep's skill snapshots as of a date (default: today, UTC). Idempotent."""
+    from core.domain import CriterionResult
+    from core.skills import call_skill_scores, compute_skill_estimates
+
+    settings = settings or get_settings()
+    as_of = as_of or datetime.now(timezone.utc).date()
+    with session_scope() as session:
+        reps = session.exec(select(User.id).where(User.org_id == org_id, User.role == "rep")).all()
+        rows = session.exec(select(CallScore, Meeting.started_at, CriterionScore)
+                            .join(Meeting, CallScore.meeting_id == Meeting.id)
+                            .join(CriterionScore, CriterionScore.call_score_id == CallScore.id)
+                            .where(CallScore.org_id == org_id, CallScore.rep_id.is_not(None))
+                            .order_by(CallScore.meeting_id, CriterionScore.id)).all()
+        per_call: dict[tuple[int, int, datetime], list[CriterionResult]] = defaultdict(list)
+        for call, started_at, criterion in rows:
+            per_call[(call.meeting_id, call.rep_id, started_at)].append(CriterionResult(
+                criterion.criterion, criterion.skill, criterion.score, criterion.max_score,
+                criterion.weight, criterion.confidence, criterion.rationale))
+        observations = [obs for (meeting_id, rep_id, at), criteria in sorted(per_call.items())
+                        for obs in call_skill_scores(criteria, rep_id, meeting_id, at)]
+        estimates = compute_skill_estimates(observations, as_of, windows=settings.skills.windows,
+                                            min_calls=settings.skills.min_calls, rep_ids=reps)
+        session.exec(delete(SkillSnapshot).where(SkillSnapshot.org_id == org_id,
+                                                 SkillSnapshot.as_of == as_of))
+        for estimate in estimates:
+            values = asdict(estimate)
+            values["meeting_ids"] = list(values["meeting_ids"])
+            session.add(SkillSnapshot(org_id=org_id, **values))
+    return len(estimates)
+
+
+# ---------------------------------------------------------------- bookkeeping ----
+
+
+def record_failure(meeting_id: int, stage: str, exc: BaseException) -> Resolution:
+    """Remember why a stage failed, on the meeting, unless it is worth retrying."""
+    resolution = classify(exc)
+    if resolution is Resolution.TRANSIENT:
+        return resolution
+    with session_scope() as session:
+        meeting = session.get(Meeting, meeting_id)
+        if meeting is not None:
+            meeting.stage, meeting.error_stage = "failed", stage
+            meeting.error = user_message(exc)
+            meeting.updated_at = utcnow()
+            session.add(meeting)
+    return resolution
+
+
+def pending_meetings(org_id: int | None = None, *, include_failed: bool = False) -> list[tuple[int, str]]:
+    """(meeting id, stage) for meetings that still have stages to run, oldest first."""
+    with session_scope() as session:
+        query = select(Meeting.id, Meeting.stage, Meeting.error_stage).order_by(Meeting.started_at,
+                                                                                Meeting.id)
+        if org_id is not None:
+            query = query.where(Meeting.org_id == org_id)
+        out = []
+        for meeting_id, stage, error_stage in session.exec(query):
+            if stage == "scored":
+                continue
+            if stage == "failed":
+                if not include_failed:
+                    continue
+                stage = "transcribed" if error_stage == "score" else "ingested"
+            out.append((meeting_id, stage))
+        return out

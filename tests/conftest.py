@@ -1,0 +1,97 @@
+"""Shared fixtures: isolated settings per test, fresh SQLite and PostgreSQL databases."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_AUDIO = ROOT.parent / "shared" / "fixtures" / "audio"
+DEMO_CALLS = ROOT / "demo" / "calls"
+PG_ADMIN_URL = os.environ.get("COACHLOOP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("COACHLOOP_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _reset_caches() -> None:
+    from core.db import engine_for
+    from core.settings import get_settings
+
+    get_settings.cache_clear()
+    engine_for.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    """Every test gets its own data dir and no COACHLOOP_* from the outside world."""
+    for key in list(os.environ):
+        if key.startswith("COACHLOOP_") and not key.startswith("COACHLOOP_TEST_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("COACHLOOP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)  # no stray .env is read
+    _reset_caches()
+    yield
+    _reset_caches()
+
+
+def create_pg_database() -> str:
+    """A new, empty PostgreSQL database; returns its SQLAlchemy URL."""
+    import psycopg
+
+    name = f"coachloop_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+
+
+def drop_pg_database(url: str) -> None:
+    import psycopg
+
+    from core.db import engine_for
+
+    engine_for(url).dispose()
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path, monkeypatch):
+    """A migrated, empty database of each kind, configured as the app's database."""
+    from core.db import migrate
+    from core.settings import get_settings
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+    else:
+        url = create_pg_database()
+    monkeypatch.setenv("COACHLOOP_DATABASE_URL", url)
+    get_settings.cache_clear()
+    migrate(url)
+    yield url
+    if request.param == "postgresql":
+        drop_pg_database(url)
+
+
+@pytest.fixture
+def sqlite_database(tmp_path, monkeypatch):
+    """A migrated SQLite database, for tests where the engine kind does not matter."""
+    from core.db import migrate
+    from core.settings import get_settings
+
+    url = f"sqlite:///{tmp_path / 'test.db'}"
+    monkeypatch.setenv("COACHLOOP_DATABASE_URL", url)
+    get_settings.cache_clear()
+    migrate(url)
+    return url
+
+
+def shared_audio(name: str) -> Path:
+    """A third-party fixture from ../shared; the test skips, saying why, where it is absent."""
+    path = SHARED_AUDIO / name
+    if not path.is_file():
+        pytest.skip(f"{path} is not here: ../shared/fixtures holds third-party audio that is "
+                    "never copied into the project (a user's own clone lacks it)")
+    return path

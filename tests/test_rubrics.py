@@ -1,0 +1,354 @@
+"""Rubric files: the built-in methodologies load, phrases fit real speech, errors point at lines."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from core.errors import InputError
+from core.rubrics import (
+    BUILTIN_DIR,
+    Rubric,
+    RubricError,
+    builtin_rubric,
+    compile_phrase,
+    list_builtin_rubrics,
+    load_rubric,
+)
+from core.skill_taxonomy import SKILLS
+
+MEDDIC_CRITERIA = ["metrics", "economic_buyer", "decision_criteria", "decision_process",
+                   "identify_pain", "champion", "competition"]
+MEDDIC_FIELDS = ["metrics", "economic_buyer", "decision_criteria", "decision_process",
+                 "identified_pain", "champion", "competition"]
+BANT_KEYS = ["budget", "authority", "need", "timeline"]
+
+
+# ---------------------------------------------------------------- built-ins ----
+
+
+def test_builtin_rubrics_are_listed():
+    assert {"meddic", "bant"} <= set(list_builtin_rubrics())
+    assert list(list_builtin_rubrics()) == sorted(list_builtin_rubrics())
+
+
+@pytest.mark.parametrize("key, criteria, fields", [
+    ("meddic", MEDDIC_CRITERIA, MEDDIC_FIELDS),
+    ("bant", BANT_KEYS, BANT_KEYS),
+])
+def test_builtin_rubric_loads_with_expected_criteria_and_fields(key, criteria, fields):
+    rubric = load_rubric(BUILTIN_DIR / f"{key}.yaml")
+    assert isinstance(rubric, Rubric)
+    assert rubric.key == key
+    assert [c.key for c in rubric.criteria] == criteria
+    assert [f.key for f in rubric.fields] == fields
+    assert (rubric.scale.min, rubric.scale.max) == (0, 4)
+    for c in rubric.criteria:
+        assert c.skill in SKILLS
+        assert c.weight > 0 and c.good.strip()
+        assert len(c.ask) >= 5 and len(c.answer) >= 5, c.key  # real calls phrase things many ways
+    for f in rubric.fields:
+        assert f.side in ("buyer", "rep") and f.patterns
+
+
+def test_builtin_rubric_is_cached_and_unknown_keys_are_refused():
+    assert builtin_rubric("meddic") is builtin_rubric("meddic")
+    with pytest.raises(RubricError, match="no built-in rubric 'spin-selling'.*bant.*meddic"):
+        builtin_rubric("spin-selling")
+
+
+def test_every_phrase_compiles_case_insensitive_with_word_boundaries():
+    pattern = compile_phrase("sign[- ]?off")
+    assert pattern.search("Who has SIGN-OFF on this?")
+    assert not pattern.search("the signoffs are done")  # no match inside a longer word
+    assert compile_phrase(r"\$ ?\d[\d,.]*\w*").search("about $60k a year")
+    for key in list_builtin_rubrics():
+        rubric = builtin_rubric(key)
+        for c in rubric.criteria:
+            for phrase in c.ask + c.answer + c.confirm + c.concrete:
+                assert compile_phrase(phrase).flags & re.IGNORECASE
+
+
+# -------------------------------------------------- phrases fit real speech ----
+
+ECONOMIC_BUYER_ASKS = [
+    "Who signs off on a purchase like this?",
+    "Who has the final say here?",
+    "And who would actually sign the contract?",
+    "Is there a budget holder we should bring in?",
+    "Who owns the budget for this project?",
+    "Would this need approval from anyone above you?",
+    "Who ultimately makes the call?",
+    "Who else would need to approve it?",
+    "Whose budget would this come out of?",
+    "Who's going to green-light something like this?",
+]
+ECONOMIC_BUYER_ANSWERS = [
+    "Our CFO would have to sign off.",
+    "That'd be the VP of Sales, she owns the budget.",
+    "Anything over fifty grand needs approval from the board.",
+    "Honestly, the final say sits with our COO.",
+    "It goes up to my boss for the signature.",
+    "Marcus, our head of operations, controls the budget.",
+    "I can sign it myself if it's under $20k.",
+]
+BANT_BUDGET_ASKS = [
+    "Do you have a budget set aside for this?",
+    "How much were you planning to spend?",
+    "Is there money allocated for this, or would it have to be found?",
+    "What kind of ballpark did you have in mind?",
+    "Where would the funding come from?",
+    "What are you paying today for the current tool?",
+]
+BANT_TIMELINE_ANSWERS = [
+    "We need it live by the end of Q3.",
+    "Our contract expires in January.",
+    "Ideally within the next couple of months.",
+    "Honestly there's no rush, maybe next year.",
+    "We want it before the new reps start in March.",
+    "ASAP, frankly.",
+]
+PAIN_ANSWERS = [
+    "Our forecast is basically a guess every quarter.",
+    "Reps are updating the CRM by hand and things fall through the cracks.",
+    "The biggest headache is onboarding, it takes forever to ramp new hires.",
+    "We have no visibility into what's happening on calls.",
+    "We lost two big renewals last quarter and nobody saw it coming.",
+]
+
+
+@pytest.mark.parametrize("sentence", ECONOMIC_BUYER_ASKS)
+def test_economic_buyer_questions_are_recognised(sentence):
+    assert builtin_rubric("meddic").criterion("economic_buyer").matches("ask", sentence)
+
+
+@pytest.mark.parametrize("sentence", ECONOMIC_BUYER_ANSWERS)
+def test_economic_buyer_answers_are_recognised(sentence):
+    assert builtin_rubric("meddic").criterion("economic_buyer").matches("answer", sentence)
+
+
+@pytest.mark.parametrize("sentence", BANT_BUDGET_ASKS)
+def test_budget_questions_are_recognised(sentence):
+    assert builtin_rubric("bant").criterion("budget").matches("ask", sentence)
+
+
+@pytest.mark.parametrize("sentence", BANT_TIMELINE_ANSWERS)
+def test_timeline_answers_are_recognised(sentence):
+    assert builtin_rubric("bant").criterion("timeline").matches("answer", sentence)
+
+
+@pytest.mark.parametrize("sentence", PAIN_ANSWERS)
+def test_pain_answers_are_recognised(sentence):
+    assert builtin_rubric("meddic").criterion("identify_pain").matches("answer", sentence)
+
+
+@pytest.mark.parametrize("key, sentence", [
+    ("economic_buyer", "We really liked the dashboard in the demo."),
+    ("economic_buyer", "The weather has been great this week."),
+    ("metrics", "Thanks, that makes sense."),
+    ("competition", "Let me share my screen."),
+])
+def test_unrelated_buyer_sentences_do_not_match(key, sentence):
+    assert not builtin_rubric("meddic").criterion(key).matches("answer", sentence)
+
+
+# ------------------------------------------------------------------ version ----
+
+
+def test_version_is_a_stable_content_hash(tmp_path):
+    first = load_rubric(BUILTIN_DIR / "meddic.yaml")
+    again = load_rubric(BUILTIN_DIR / "meddic.yaml")
+    assert re.fullmatch(r"[0-9a-f]{16}", first.version)
+    assert first.version == again.version == builtin_rubric("meddic").version
+    assert first.version != builtin_rubric("bant").version
+
+    # Comments and layout are not content.
+    text = (BUILTIN_DIR / "meddic.yaml").read_text()
+    reformatted = tmp_path / "meddic.yaml"
+    reformatted.write_text("# a local copy\n\n" + text.replace("\ncriteria:\n", "\n\n\ncriteria:\n"))
+    assert load_rubric(reformatted).version == first.version
+
+    # Content is.
+    changed = tmp_path / "meddic-changed.yaml"
+    changed.write_text(text.replace("weight: 0.5", "weight: 0.75", 1))
+    assert load_rubric(changed).version != first.version
+
+
+# ------------------------------------------------------------------- errors ----
+
+VALID = """\
+key: demo
+name: Demo
+description: A two-criterion rubric for tests.
+scale:
+  min: 0
+  max: 4
+criteria:
+  - key: budget
+    name: Budget
+    skill: budget_qualification
+    good: The rep learns whether money is set aside.
+    weight: 1
+    ask:
+      - 'budget'
+      - 'how much (do|did) you (spend|pay)'
+    answer:
+      - 'set aside'
+  - key: timeline
+    name: Timeline
+    skill: urgency_timeline
+    good: The rep learns the date that matters.
+    ask:
+      - 'by when'
+    answer:
+      - 'next quarter'
+fields:
+  - key: budget
+    label: Budget
+    patterns:
+      - 'set aside'
+"""
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "demo.yaml"
+    path.write_text(text)
+    return path
+
+
+def line_of(text: str, needle: str) -> int:
+    """1-based number of the only line containing `needle`."""
+    hits = [n for n, line in enumerate(text.splitlines(), start=1) if needle in line]
+    assert len(hits) == 1, (needle, hits)
+    return hits[0]
+
+
+def variant(old: str, new: str) -> str:
+    assert VALID.count(old) == 1, old
+    return VALID.replace(old, new)
+
+
+def assert_points_at(tmp_path, text: str, line: int, *fragments: str) -> RubricError:
+    path = write(tmp_path, text)
+    with pytest.raises(RubricError) as caught:
+        load_rubric(path)
+    error = caught.value
+    assert error.file == str(path)
+    assert error.line == line
+    assert f"{path}:{line}" in str(error)
+    for fragment in fragments:
+        assert fragment in str(error)
+    return error
+
+
+def test_the_valid_fixture_loads(tmp_path):
+    rubric = load_rubric(write(tmp_path, VALID))
+    assert [c.key for c in rubric.criteria] == ["budget", "timeline"]
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    text = variant("    name: Timeline\n", "    name: Timeline: soon\n")
+    assert_points_at(tmp_path, text, line_of(text, "Timeline: soon"), "malformed YAML")
+
+
+def test_unclosed_quote_names_file_and_line(tmp_path):
+    text = variant("      - 'by when'\n", "      - 'by when\n")
+    error = assert_points_at(tmp_path, text, line_of(text, "next quarter"), "malformed YAML")
+    assert error.line > line_of(text, "'by when")  # the parser notices at the next quote
+
+
+def test_unknown_skill_names_file_and_line(tmp_path):
+    text = variant("skill: urgency_timeline", "skill: time_management")
+    error = assert_points_at(tmp_path, text, line_of(text, "skill: time_management"),
+                             "unknown skill 'time_management'", "urgency_timeline")
+    assert error.field == "criteria[1].skill"
+
+
+def test_bad_regex_names_file_and_line(tmp_path):
+    text = variant("      - 'how much (do|did) you (spend|pay)'\n",
+                   "      - 'how much (do|did you (spend|pay)'\n")
+    error = assert_points_at(tmp_path, text, line_of(text, "how much (do|did you"),
+                             "invalid regex", "missing ), unterminated subpattern at position 9")
+    assert error.field == "criteria[0].ask[1]"
+
+
+def test_regex_matching_empty_text_is_refused(tmp_path):
+    text = variant("      - 'next quarter'\n", "      - '(next quarter)?'\n")
+    assert_points_at(tmp_path, text, line_of(text, "(next quarter)?"), "matches empty text")
+
+
+def test_duplicate_criterion_key_names_the_second_one(tmp_path):
+    text = variant("  - key: timeline\n", "  - key: budget\n")
+    lines = [n for n, line in enumerate(text.splitlines(), start=1) if line == "  - key: budget"]
+    assert_points_at(tmp_path, text, lines[1], "duplicate key 'budget'", "criteria[0]")
+
+
+def test_missing_field_points_at_its_criterion(tmp_path):
+    text = variant("    skill: urgency_timeline\n", "")
+    error = assert_points_at(tmp_path, text, line_of(text, "key: timeline"), "Field required")
+    assert error.field == "criteria[1].skill"
+
+
+def test_missing_top_level_field_points_at_the_document(tmp_path):
+    text = variant("description: A two-criterion rubric for tests.\n", "")
+    error = assert_points_at(tmp_path, text, 1, "Field required")
+    assert error.field == "description"
+
+
+@pytest.mark.parametrize("weight", ["0", "-1.5"])
+def test_non_positive_weight_names_file_and_line(tmp_path, weight):
+    text = variant("    weight: 1\n", f"    weight: {weight}\n")
+    assert_points_at(tmp_path, text, line_of(text, f"weight: {weight}"), "greater than 0")
+
+
+def test_misspelt_key_names_file_and_line(tmp_path):
+    text = variant("    answer:\n      - 'next quarter'\n", "    answers:\n      - 'next quarter'\n")
+    path = write(tmp_path, text)
+    with pytest.raises(RubricError) as caught:
+        load_rubric(path)
+    # Both consequences are reported, in file order: the criterion now lacks `answer`, and
+    # `answers` is not a key the schema knows.
+    assert caught.value.problems == (
+        f"{path}:{line_of(text, 'key: timeline')} [criteria[1].answer]: Field required",
+        f"{path}:{line_of(text, 'answers:')} [criteria[1].answers]: unknown key (check the "
+        "spelling)",
+    )
+    assert caught.value.line == line_of(text, "key: timeline")
+
+
+def test_key_repeated_in_a_mapping_names_the_repeat(tmp_path):
+    text = variant("    weight: 1\n", "    weight: 1\n    weight: 2\n")
+    assert_points_at(tmp_path, text, line_of(text, "weight: 2"), "'weight' appears twice")
+
+
+def test_unquoted_yaml_boolean_gets_a_hint(tmp_path):
+    text = variant("      - 'budget'\n", "      - no\n")
+    assert_points_at(tmp_path, text, line_of(text, "      - no"), "quote it")
+
+
+def test_inverted_scale_names_file_and_line(tmp_path):
+    text = variant("  max: 4\n", "  max: 0\n")
+    assert_points_at(tmp_path, text, line_of(text, "max: 0"), "must be greater than min")
+
+
+@pytest.mark.parametrize("text", ["", "- just\n- a list\n"])
+def test_a_file_that_is_not_a_mapping_is_refused(tmp_path, text):
+    assert_points_at(tmp_path, text, 1, "must be a mapping")
+
+
+def test_missing_file_names_the_file(tmp_path):
+    path = tmp_path / "nowhere.yaml"
+    with pytest.raises(RubricError) as caught:
+        load_rubric(path)
+    assert str(path) in str(caught.value)
+
+
+def test_rubric_error_is_a_user_facing_input_error(tmp_path):
+    shutil.copy(BUILTIN_DIR / "bant.yaml", tmp_path / "bant.yaml")
+    path = tmp_path / "bant.yaml"
+    path.write_text(path.read_text().replace("skill: urgency_timeline", "skill: urgency"))
+    with pytest.raises(InputError) as caught:
+        load_rubric(path)
+    assert caught.value.line == line_of(path.read_text(), "skill: urgency")

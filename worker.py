@@ -1,0 +1,117 @@
+"""Celery app: one thin task per pipeline stage, passing ids.
+
+Without `COACHLOOP_BROKER_URL` tasks run in process (the embedded default). With a broker,
+run workers with `celery -A worker worker -Q asr,default`; transcription has its own `asr`
+queue so it can be given GPU machines. Tasks acknowledge late: a worker that dies mid-task
+leaves its message to be redelivered, and every stage replaces its earlier output, so a
+redelivery neither loses nor duplicates a call.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from celery import Celery
+
+from core.errors import Resolution, TransientError, classify
+from core.settings import get_settings
+
+log = logging.getLogger("coachloop.worker")
+
+
+def make_app() -> Celery:
+    """The Celery app configured from settings."""
+    settings = get_settings()
+    app = Celery("coachloop", broker=settings.broker_url or "memory://",
+                 backend=settings.result_backend)
+    app.conf.update(
+        task_always_eager=settings.runs_in_process,
+        task_eager_propagates=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue="default",
+        task_routes={"coachloop.transcribe": {"queue": "asr"}},
+        broker_transport_options={"visibility_timeout": 2 * 3600},
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=settings.result_backend is None,
+    )
+    return app
+
+
+app = make_app()
+
+
+def _backoff(retries: int, exc: BaseException) -> float:
+    retry_after = getattr(exc, "retry_after", None)
+    return retry_after if retry_after else min(300.0, 5.0 * 2**retries)
+
+
+def _run_stage(task, stage: str, meeting_id: int, fn) -> bool:
+    """Run a stage; transient failures retry with backoff, others are recorded on the meeting."""
+    from core.pipeline import record_failure
+
+    try:
+        fn(meeting_id)
+        return True
+    except Exception as exc:  # classified below; nothing escapes unrecorded
+        resolution = record_failure(meeting_id, stage, exc)
+        if resolution is Resolution.TRANSIENT and task.request.retries < task.max_retries:
+            raise task.retry(exc=exc, countdown=_backoff(task.request.retries, exc))
+        if resolution is Resolution.TRANSIENT:  # out of retries: now it is terminal
+            record_failure(meeting_id, stage, TransientError(
+                f"{stage} kept failing after {task.max_retries} retries: {exc}"))
+        log.warning("meeting %s: %s failed (%s)", meeting_id, stage, classify(exc).value)
+        return False
+
+
+@app.task(name="coachloop.ingest", bind=True, max_retries=5)
+def ingest(self, org_id: int, source: str, origin: str) -> int | None:
+    """Store one meeting a source describes (by its origin), then transcribe it."""
+    from core.db import session_scope
+    from core.ingest import ingest_record
+    from core.models import Org
+    from connectors import load_source
+
+    record = load_source(source).record_for(origin)
+    with session_scope() as session:
+        result = ingest_record(session, session.get(Org, org_id), record)
+    if result.meeting_id is not None and result.outcome in ("created", "updated"):
+        transcribe.delay(result.meeting_id)
+    return result.meeting_id
+
+
+@app.task(name="coachloop.transcribe", bind=True, max_retries=5)
+def transcribe(self, meeting_id: int) -> None:
+    """Transcript for one meeting (platform or ASR), then score it."""
+    from core.pipeline import transcribe_meeting
+
+    if _run_stage(self, "transcribe", meeting_id, transcribe_meeting):
+        score.delay(meeting_id)
+
+
+@app.task(name="coachloop.score", bind=True, max_retries=5)
+def score(self, meeting_id: int) -> None:
+    """Score one meeting, then refresh its org's skills."""
+    from core.db import session_scope
+    from core.models import Meeting
+    from core.pipeline import score_meeting
+
+    if _run_stage(self, "score", meeting_id, score_meeting):
+        with session_scope() as session:
+            org_id = session.get(Meeting, meeting_id).org_id
+        skills.delay(org_id)
+
+
+@app.task(name="coachloop.skills", bind=True, max_retries=5)
+def skills(self, org_id: int, as_of: str | None = None) -> int:
+    """Recompute one org's skill snapshots (as of an ISO date, default today)."""
+    from core.pipeline import refresh_skills
+
+    try:
+        return refresh_skills(org_id, date.fromisoformat(as_of) if as_of else None)
+    except Exception as exc:
+        if classify(exc) is Resolution.TRANSIENT and self.request.retries < self.max_retries:
+            raise self.retry(exc=exc, countdown=_backoff(self.request.retries, exc))
+        raise

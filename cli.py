@@ -24,6 +24,17 @@ console = Console()
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
 
+@app.callback()
+def _logging() -> None:
+    """Log to a file in the data dir: the terminal gets clear messages, the file the detail."""
+    from core.settings import get_settings
+
+    data_dir = get_settings().data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(filename=data_dir / "coachloop.log", level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def _fail(message: str, code: int = 1) -> None:
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)
@@ -53,6 +64,12 @@ def _init(org_name: str | None, domains: list[str]) -> int:
     with session_scope() as session:
         org = ensure_org(session, org_name or settings.org.name, domains or settings.org.domains)
         return org.id
+
+
+def _migrate() -> None:
+    from core.db import migrate
+
+    migrate()
 
 
 @app.command()
@@ -129,7 +146,7 @@ def ingest(path: Path = typer.Argument(..., help="folder of recordings with one 
     """Ingest a folder of recordings (files source). Re-ingesting unchanged files does nothing."""
     if not path.is_dir():
         _fail(f"{path}: not a folder")
-    _run(_init, None, [])
+    _run(_migrate)
     ok, problems = _run(_ingest, path)
     if process_now:
         _run(_process, False, None)
@@ -249,8 +266,9 @@ def _team_report(as_of: date | None, window: int) -> None:
     with session_scope() as session:
         org = current_org(session, get_settings().org.name)
         team = reports.team_table(session, org.id, as_of=as_of, window_days=window)
-    table = Table(title=f"Team skills, {window}-day window as of {team.as_of}  "
-                        "(estimate · percentile; * = too few calls)")
+    table = Table(title=f"Team skills, {window}-day window as of {team.as_of}",
+                  caption="estimate (0–100, shrunk toward the team for small samples) · "
+                          "percentile among peers; * = fewer calls than needed for a percentile")
     table.add_column("rep")
     table.add_column("calls", justify="right")
     for skill in team.skills:
@@ -339,7 +357,7 @@ def _demo(fresh: bool, rep: str | None) -> None:
         from core.db import engine_for
         engine_for.cache_clear()
     console.rule("coachloop demo: 15 synthesized sales calls, 3 reps")
-    _init(None, [])
+    _migrate()
     _ingest(DEMO_DIR / "calls", DEMO_DIR)
     with session_scope() as session:
         latest = session.exec(select(func.max(Meeting.started_at))).one()

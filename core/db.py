@@ -16,13 +16,17 @@ from core.settings import get_settings
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+def _ensure_sqlite_folder(url: str) -> None:
+    path = url.split("sqlite:///", 1)[-1] if url.startswith("sqlite") else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     """One engine per URL per process (Celery workers fork after import: engines are lazy)."""
     if url.startswith("sqlite"):
-        path = url.split("sqlite:///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _ensure_sqlite_folder(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -57,7 +61,9 @@ def migrate(url: str | None = None, revision: str = "head") -> None:
     from alembic import command
     from alembic.config import Config
 
+    url = url or get_settings().effective_database_url
+    _ensure_sqlite_folder(url)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", url or get_settings().effective_database_url)
+    config.set_main_option("sqlalchemy.url", url)
     command.upgrade(config, revision)

@@ -1,13 +1,14 @@
-"""Rubrics (sales methodologies) as data: YAML files validated into pydantic models.
+r"""Rubrics (sales methodologies) as data: YAML files validated into pydantic models.
 
 A rubric lists the criteria a call is scored on, each feeding one skill from
 `core.skill_taxonomy`, with the phrase signals the built-in scorer looks for, plus the
 methodology fields (MEDDIC's Economic Buyer, BANT's Budget, ...) extracted from a call.
 Errors in a rubric file name the file and the line of the offending node.
 
-Phrases are regular expressions matched case-insensitively as whole words: `sign[- ]off`
-matches "Sign-off" but not "signoffs". Write alternatives and optional parts explicitly
-(`decision[- ]makers?`).
+Phrases are regular expressions matched case-insensitively as whole words: `sign[- ]?off`
+matches "Sign-off" and "signoff" but not "signoffs". Write alternatives and optional parts
+explicitly (`decision[- ]makers?`), and end numbers with `\w*` (`\$ ?\d[\d,.]*\w*`), since a
+phrase may not stop in the middle of a word.
 """
 
 from __future__ import annotations

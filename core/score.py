@@ -63,7 +63,8 @@ _PROBE = re.compile(
     r"i was wondering|(?:i'd|i would) (?:love|like) to (?:hear|know|understand|learn))(?!\w)",
     re.IGNORECASE,
 )
-# Generic recap lead-ins; with a criterion phrase in the same sentence they make a confirmation.
+# Generic recap lead-ins: a rep sentence with a criterion phrase, in a segment that has one of
+# these, confirms that criterion.
 _RECAP = re.compile(
     r"(?<!\w)(?:just to (?:confirm|make sure|recap|summari[sz]e|check|clarify)|"
     r"so if i (?:heard|understood|understand|got) (?:you|that|this|it)|"
@@ -132,7 +133,7 @@ class _Hit:
     """A sentence that signals a criterion, how strongly, and in what way."""
 
     sentence: _Sentence
-    kind: str  # "answer" | "confirm" | "ask"
+    kind: str  # "answer" | "confirm" | "ask" for criteria; "value" for fields
     strength: float
 
 
@@ -258,8 +259,8 @@ class BuiltinScorer:
             max_score=round(scale.max, 3),
             weight=round(criterion.weight, 3),
             confidence=round(max(0.0, min(1.0, confidence * attribution)), 3),
-            rationale=_rationale(criterion.name, level, asks, questions, answers, answered,
-                                 concrete, confirms),
+            rationale=_rationale(criterion.name, level, asks, questions, answered, concrete,
+                                 confirms),
             evidence=tuple(_evidence(h.sentence) for h in evidence_hits),
         )
 
@@ -356,8 +357,9 @@ def _mean_attribution(segments) -> float:
 
 
 def _rationale(name: str, level: int, asks: list[_Sentence], questions: list[str],
-               answers: list[_Sentence], answered: list[_Sentence],
-               concrete: list[_Sentence], confirms: list[_Sentence]) -> str:
+               answered: list[_Sentence], concrete: list[_Sentence],
+               confirms: list[_Sentence]) -> str:
+    """One plain sentence saying what was found, in the words a manager would use."""
     if level == 0:
         return f"Found no rep question about {name} and no buyer statement about it."
     if not answered and not asks:
@@ -367,7 +369,7 @@ def _rationale(name: str, level: int, asks: list[_Sentence], questions: list[str
             return f"The rep only mentioned {name} in passing and the buyer did not speak to it."
         n = len(questions)
         return (f"The rep asked about {name} ({n} question{'s' if n > 1 else ''}) but the buyer "
-                f"did not answer it.")
+                f"did not answer it afterwards.")
     text = f"The rep asked about {name}"
     if len(questions) >= 2:
         text += f" with {len(questions)} distinct questions"

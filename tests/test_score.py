@@ -330,7 +330,7 @@ def test_unknown_speech_never_scores_or_becomes_evidence():
         (BUYER, "Ha, I know the feeling. My inbox is a disaster this morning, so thanks for "
                 "being flexible on the time."),
         (REP, "Of course, happy to. I've blocked the full half hour, so we are not in a rush."),
-    ] + [(UNKNOWN, text) for _, text in AP_DISCOVERY[4:6] + AP_DISCOVERY[10:12]]
+    ] + [(UNKNOWN, text, 0.9) for _, text in AP_DISCOVERY[4:6] + AP_DISCOVERY[10:12]]
     view, result = score(lines, "meddic")
     unknown_ids = {s.id for s in view.segments if s.role is UNKNOWN}
     assert result.abstain_reason is None  # enough attributed speech to judge the rep
@@ -343,7 +343,8 @@ def test_unknown_segments_in_a_good_call_are_ignored():
     view = build_view(AP_DISCOVERY)
     # The economic-buyer exchange lost its speaker labels.
     hidden = {10, 11, 12}
-    segments = tuple(dataclasses.replace(s, role=UNKNOWN, attribution_confidence=0.0)
+    # Confident about "unknown" (say, a dial-in nobody could match): the role alone must exclude it.
+    segments = tuple(dataclasses.replace(s, role=UNKNOWN, attribution_confidence=0.9)
                      if i in hidden else s for i, s in enumerate(view.segments))
     blurred = dataclasses.replace(view, segments=segments)
     rubric = builtin_rubric("meddic")
@@ -366,7 +367,7 @@ def test_low_confidence_attribution_is_treated_as_unknown():
 
 
 def test_all_unknown_transcript_abstains_on_every_criterion():
-    lines = [(UNKNOWN, text) for _, text in AP_DISCOVERY]
+    lines = [(UNKNOWN, text, 0.9) for _, text in AP_DISCOVERY]
     _, result = score(lines, "meddic")
     assert result.overall is None
     assert result.abstain_reason == "no speech in this call is attributed to the rep"
@@ -398,7 +399,7 @@ def test_a_buyer_question_is_not_an_answer():
         (REP, "Before we go further I want to understand where you are, so please stop me "
               "anytime."),
         (REP, "Do you have a budget set aside for this yet?"),
-        (BUYER, "What does something like this usually cost?"),
+        (BUYER, "Is there budget for this? Honestly, I'm not sure."),
         (REP, "It depends on the number of seats, which is why I asked."),
     ]
     _, result = score(lines, "bant")

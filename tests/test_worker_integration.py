@@ -1,0 +1,115 @@
+"""A real Celery worker process on Redis, with PostgreSQL, takes meetings through every stage."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+from celery import Celery
+from sqlmodel import Session, select
+
+from core.db import engine_for, migrate, session_scope
+from core.ingest import apply_team, ensure_org
+from core.models import CallScore, Meeting, Segment, SkillSnapshot, Transcript
+from tests.conftest import DEMO_CALLS, REDIS_URL, ROOT, create_pg_database, drop_pg_database
+
+pytestmark = pytest.mark.integration
+REDIS_DB = 11  # a database of our own on the shared Redis, flushed before use
+
+
+@pytest.fixture
+def postgres(monkeypatch):
+    from core.settings import get_settings
+
+    url = create_pg_database()
+    monkeypatch.setenv("COACHLOOP_DATABASE_URL", url)
+    get_settings.cache_clear()
+    migrate(url)
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture
+def broker_url():
+    url = REDIS_URL.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    redis.Redis.from_url(url).flushdb()
+    yield url
+    redis.Redis.from_url(url).flushdb()
+
+
+@pytest.fixture
+def celery_worker(postgres, broker_url, tmp_path):
+    env = {**os.environ, "COACHLOOP_DATABASE_URL": postgres, "COACHLOOP_BROKER_URL": broker_url,
+           "COACHLOOP_DATA_DIR": str(tmp_path / "worker"), "PYTHONPATH": str(ROOT)}
+    log = open(tmp_path / "worker.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "asr,default",
+         "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO", "--without-gossip",
+         "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    yield process, tmp_path / "worker.log"
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+    log.close()
+
+
+def _wait_for(predicate, timeout: float, log_path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out; worker log:\n{log_path.read_text()[-4000:]}")
+
+
+def test_a_real_worker_runs_every_stage(celery_worker, broker_url, postgres):
+    from connectors.files import load_team
+
+    process, log_path = celery_worker
+    team = load_team(DEMO_CALLS.parent)
+    with session_scope() as session:
+        org = ensure_org(session, team.org.name, list(team.org.domains))
+        apply_team(session, org, team.members())
+        org_id = org.id
+    manifests = sorted(DEMO_CALLS.glob("*.yaml"))
+    stereo = next(m for m in manifests if "channels:" in m.read_text())  # ASR in the worker
+    platform = next(m for m in manifests if "transcript:" in m.read_text())  # platform VTT/SRT
+
+    client = Celery(broker=broker_url)
+    for manifest in (stereo, platform):
+        client.send_task("coachloop.ingest", args=[org_id, "files", str(manifest)], queue="default")
+
+    def all_scored() -> bool:
+        with Session(engine_for(postgres)) as session:
+            stages = session.exec(select(Meeting.stage)).all()
+            skills = session.exec(select(SkillSnapshot)).first()
+        return len(stages) == 2 and set(stages) == {"scored"} and skills is not None
+
+    _wait_for(all_scored, 240, log_path)
+    assert process.poll() is None, "the worker is still alive"
+    with Session(engine_for(postgres)) as session:
+        sources = {t.source for t in session.exec(select(Transcript))}
+        assert sources == {"asr", "platform"}
+        roles = {s.role for s in session.exec(select(Segment))}
+        assert {"rep", "buyer"} <= roles
+        assert len(session.exec(select(CallScore)).all()) == 4  # 2 meetings × MEDDIC, BANT
+    log = log_path.read_text()
+    for task in ("coachloop.ingest", "coachloop.transcribe", "coachloop.score", "coachloop.skills"):
+        assert f"Task {task}[" in log and "succeeded" in log, f"{task} ran in the worker"
+
+    # Delivered again (at-least-once): nothing is duplicated.
+    client.send_task("coachloop.ingest", args=[org_id, "files", str(stereo)], queue="default")
+    _wait_for(lambda: len(re.findall(r"Task coachloop\.ingest\[\S+\] succeeded",
+                                     log_path.read_text())) == 3, 60, log_path)
+    with Session(engine_for(postgres)) as session:
+        assert len(session.exec(select(Meeting)).all()) == 2
+        assert len(session.exec(select(CallScore)).all()) == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -95,3 +96,44 @@ def shared_audio(name: str) -> Path:
         pytest.skip(f"{path} is not here: ../shared/fixtures holds third-party audio that is "
                     "never copied into the project (a user's own clone lacks it)")
     return path
+
+
+PLATFORM_CALLS = sorted(p.stem for p in DEMO_CALLS.glob("*.yaml")
+                        if (DEMO_CALLS / f"{p.stem}.vtt").exists()
+                        or (DEMO_CALLS / f"{p.stem}.srt").exists())
+
+
+def copy_calls(dest: Path, stems: list[str]) -> Path:
+    """Copy demo calls (manifest and the files it names) into a folder of the test's own."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for stem in stems:
+        for file in DEMO_CALLS.glob(f"{stem}.*"):
+            shutil.copy(file, dest / file.name)
+    return dest
+
+
+def ingest_folder(folder: Path, roster: Path = DEMO_CALLS.parent) -> dict:
+    """Ingest a folder with the demo team and deals, as `coachloop ingest` does."""
+    from connectors.files import FilesSource, load_deals, load_team
+    from core.db import session_scope
+    from core.ingest import apply_deals, apply_team, ensure_org, ingest_record
+
+    team = load_team(roster)
+    outcomes = {}
+    with session_scope() as session:
+        org = ensure_org(session, team.org.name, list(team.org.domains))
+        apply_team(session, org, team.members())
+        for record in FilesSource(folder).list_meetings():
+            outcomes[record.external_id] = ingest_record(session, org, record).outcome
+        apply_deals(session, org, [d.to_record() for d in load_deals(roster)])
+    return outcomes
+
+
+def run_pending() -> None:
+    """Run every pending stage in process."""
+    from core.pipeline import pending_meetings, score_meeting, transcribe_meeting
+
+    for meeting_id, stage in pending_meetings():
+        if stage == "ingested":
+            transcribe_meeting(meeting_id)
+        score_meeting(meeting_id)

@@ -3,53 +3,17 @@ ingest → transcript → attributed segments → scores with evidence → skill
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
-from pathlib import Path
 
 import pytest
 from sqlmodel import func, select
 
-from connectors.files import FilesSource, load_deals, load_team
 from core.db import session_scope
-from core.ingest import IngestOutcome, apply_deals, apply_team, ensure_org, ingest_record
+from core.ingest import IngestOutcome
 from core.models import (CallScore, CriterionScore, FieldExtraction, Meeting, MeetingDeal, Segment,
                          SkillSnapshot, Transcript, User)
 from core.pipeline import pending_meetings, refresh_skills, score_meeting, transcribe_meeting
-from tests.conftest import DEMO_CALLS
-
-PLATFORM_CALLS = sorted(p.stem for p in DEMO_CALLS.glob("*.yaml")
-                        if (DEMO_CALLS / f"{p.stem}.vtt").exists()
-                        or (DEMO_CALLS / f"{p.stem}.srt").exists())
-
-
-def copy_calls(dest: Path, stems: list[str]) -> Path:
-    """Copy demo calls (manifest and the files it names) into a folder of the test's own."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for stem in stems:
-        for file in DEMO_CALLS.glob(f"{stem}.*"):
-            shutil.copy(file, dest / file.name)
-    return dest
-
-
-def ingest_folder(folder: Path, roster: Path = DEMO_CALLS.parent) -> dict[str, IngestOutcome]:
-    team = load_team(roster)
-    outcomes = {}
-    with session_scope() as session:
-        org = ensure_org(session, team.org.name, list(team.org.domains))
-        apply_team(session, org, team.members())
-        for record in FilesSource(folder).list_meetings():
-            outcomes[record.external_id] = ingest_record(session, org, record).outcome
-        apply_deals(session, org, [d.to_record() for d in load_deals(roster)])
-    return outcomes
-
-
-def run_pending() -> None:
-    for meeting_id, stage in pending_meetings():
-        if stage == "ingested":
-            transcribe_meeting(meeting_id)
-        score_meeting(meeting_id)
-
+from tests.conftest import DEMO_CALLS, PLATFORM_CALLS, copy_calls, ingest_folder, run_pending
 
 def test_platform_transcripts_flow_through_every_stage(database, tmp_path):
     assert len(PLATFORM_CALLS) >= 6

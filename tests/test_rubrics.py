@@ -145,6 +145,25 @@ def test_pain_answers_are_recognised(sentence):
 
 
 @pytest.mark.parametrize("key, sentence", [
+    ("identify_pain", "Tell me what a normal week looks like for your team."),
+    ("identify_pain", "What happens when the close runs late?"),
+    ("identify_pain", "How do you report on churn today?"),
+    ("metrics", "If you got to fourteen days, how would that show up in the numbers?"),
+    ("metrics", "How many clinics is that, and what does a missed appointment cost you?"),
+    ("decision_criteria", "And what does she need to see before she says yes?"),
+    ("decision_criteria", "What has to be true for you to approve a new tool?"),
+    ("decision_process", "What's the approval path after Susan says yes?"),
+    ("decision_process", "Once Linda agrees, what are the steps to get a contract signed?"),
+    ("champion", "What would it mean for you personally?"),
+    ("champion", "Would you be open to bringing Linda into the call after that?"),
+    ("competition", "And are you looking at anyone else?"),
+    ("competition", "You already have Power BI, right? Why not build it there?"),
+])
+def test_meddic_questions_in_varied_words_are_recognised(key, sentence):
+    assert builtin_rubric("meddic").criterion(key).matches("ask", sentence)
+
+
+@pytest.mark.parametrize("key, sentence", [
     ("economic_buyer", "We really liked the dashboard in the demo."),
     ("economic_buyer", "The weather has been great this week."),
     ("metrics", "Thanks, that makes sense."),

@@ -1,0 +1,86 @@
+"""The HTTP API over a processed set of calls: JSON everywhere, errors included."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from core.db import session_scope
+from core.models import Meeting
+from core.pipeline import refresh_skills
+from tests.conftest import PLATFORM_CALLS, copy_calls, ingest_folder, run_pending
+
+AS_OF = date(2026, 11, 20)
+
+
+@pytest.fixture
+def client(database, tmp_path):
+    ingest_folder(copy_calls(tmp_path / "calls", PLATFORM_CALLS))
+    run_pending()
+    with session_scope() as session:
+        refresh_skills(session.exec(select(Meeting.org_id)).first(), AS_OF)
+    from api import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def test_health_and_openapi(client):
+    assert client.get("/health").json()["database"] == "ok"
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/meetings", "/meetings/{meeting_id}", "/reps", "/reps/{email}/skills"} <= set(paths)
+
+
+def test_meeting_detail_has_transcript_scores_and_evidence(client):
+    meetings = client.get("/meetings").json()
+    assert len(meetings) == len(PLATFORM_CALLS)
+    assert meetings[0]["started_at"] >= meetings[-1]["started_at"]
+    detail = client.get(f"/meetings/{meetings[0]['id']}").json()
+    assert detail["transcript_source"] == "platform"
+    segments = {s["id"]: s for s in detail["segments"]}
+    assert {s["role"] for s in segments.values()} == {"rep", "buyer"}
+    assert {c["rubric"] for c in detail["call_scores"]} == {"meddic", "bant"}
+    quotes = [(e, c) for cs in detail["call_scores"] for c in cs["criteria"] for e in c["evidence"]]
+    assert quotes
+    for evidence, _ in quotes:
+        segment = segments[evidence["segment_id"]]
+        assert evidence["quote"] in segment["text"]
+        assert (evidence["start"], evidence["end"]) == (segment["start"], segment["end"])
+
+
+def test_rep_skills(client):
+    reps = {r["email"]: r for r in client.get("/reps").json()}
+    maya = "maya.chen@acme-analytics.example"
+    assert reps[maya]["manager"] == "Priya Nair"
+    card = client.get(f"/reps/{maya}/skills", params={"window": 90}).json()
+    assert card["as_of"] == AS_OF.isoformat()
+    assert card["skills"] and all(s["window_days"] == 90 for s in card["skills"])
+    team = client.get("/team/skills").json()
+    assert len(team["rows"]) == 3
+
+
+@pytest.mark.parametrize("path, status, code", [
+    ("/meetings/999999", 404, "not_found"),
+    ("/reps/nobody@nowhere.example/skills", 404, "not_found"),
+    ("/meetings/not-a-number", 422, "invalid_request"),
+    ("/meetings?limit=0", 422, "invalid_request"),
+    ("/no/such/route", 404, "http_error"),
+])
+def test_errors_are_json_with_a_clear_message(client, path, status, code):
+    response = client.get(path)
+    assert response.status_code == status
+    body = response.json()
+    assert body["error"]["code"] == code and body["error"]["message"]
+    assert "Traceback" not in response.text
+
+
+def test_no_org_yet_is_a_clear_404(sqlite_database):
+    from api import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        response = client.get("/meetings")
+    assert response.status_code == 404
+    assert "coachloop init" in response.json()["error"]["message"]

@@ -24,7 +24,7 @@ class AsrSettings(BaseModel):
     cpu_threads: int = 0  # 0: let CTranslate2 decide
     beam_size: int = 5
     batch_size: int = Field(8, description="batched inference for long audio; 0 disables")
-    batch_min_seconds: float = Field(120.0, description="use batching for audio at least this long")
+    batch_min_seconds: float = Field(60.0, description="use batching for audio at least this long")
     vad: bool = True
     language: str | None = "en"
 

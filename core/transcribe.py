@@ -136,13 +136,33 @@ def transcribe_audio(audio: "np.ndarray", settings: AsrSettings, *, speaker_labe
         if text:
             words = tuple(Word(round(w.start, 3), round(w.end, 3), w.word.strip(),
                                round(w.probability, 4)) for w in (seg.words or ()))
-            utterances.append(Utterance(round(seg.start, 3), round(seg.end, 3), text,
-                                        speaker_label, words))
+            utterances.extend(split_sentences(
+                Utterance(round(seg.start, 3), round(seg.end, 3), text, speaker_label, words)))
         if progress and duration:
             progress(min(seg.end / duration, 1.0), text[:60])
     if progress:
         progress(1.0, "")
     return utterances, getattr(info, "language", None)
+
+
+def split_sentences(utterance: Utterance) -> list[Utterance]:
+    """One utterance per sentence, timed by its words.
+
+    Batched decoding returns chunks of up to 30 s; evidence quotes need the times of the
+    sentence that carries them, not of the whole chunk.
+    """
+    if not utterance.words:
+        return [utterance]
+    out, current = [], []
+    for index, word in enumerate(utterance.words):
+        current.append(word)
+        last = index == len(utterance.words) - 1
+        if last or word.text.endswith((".", "?", "!")):
+            out.append(Utterance(current[0].start, current[-1].end,
+                                 " ".join(w.text for w in current), utterance.speaker_label,
+                                 tuple(current)))
+            current = []
+    return out
 
 
 def transcribe_tracks(tracks: tuple[AudioTrack, ...] | list[AudioTrack], settings: AsrSettings, *,

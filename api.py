@@ -39,26 +39,21 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
 
 
+# Most specific first: how each of our errors shows over HTTP.
+_STATUS_OF = ((NotFound, 404, "not_found"), (InputError, 422, "bad_input"),
+              (ConfigError, 503, "misconfigured"), (CoachloopError, 500, "error"))
+
+
 def create_app() -> FastAPI:
     """The application with its routers and error handlers."""
     app = FastAPI(title="coachloop", version="0.1.0",
                   description="Sales calls in; scored calls, evidence and rep skills out.")
 
-    @app.exception_handler(NotFound)
-    async def not_found(_: Request, exc: NotFound):
-        return _error(404, "not_found", exc.message)
-
-    @app.exception_handler(InputError)
-    async def bad_input(_: Request, exc: InputError):
-        return _error(422, "bad_input", exc.message)
-
-    @app.exception_handler(ConfigError)
-    async def misconfigured(_: Request, exc: ConfigError):
-        return _error(503, "misconfigured", exc.message)
-
     @app.exception_handler(CoachloopError)
     async def ours(_: Request, exc: CoachloopError):
-        return _error(500, "error", exc.message)
+        status, code = next((status, code) for kind, status, code in _STATUS_OF
+                            if isinstance(exc, kind))
+        return _error(status, code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError):

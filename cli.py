@@ -309,10 +309,11 @@ def _rep_report(email: str, as_of: date | None, window: int) -> None:
                        s.state.replace("_", " "))
     console.print(skills)
     for title, items in (("Strengths", card.strengths), ("Gaps", card.gaps)):
-        console.print(f"[bold]{title}[/bold]")
+        console.print(f"[bold]{title}[/bold]" + ("" if items else "  none in this window"))
         for c in items:
-            console.print(f"  {c.criterion} ({c.score:g}/{c.max_score:g}, "
-                          f"confidence {c.confidence:.2f}): {c.rationale}")
+            console.print(f"  {c.criterion.replace('_', ' ')}: {c.mean_score:g}/{c.max_score:g} "
+                          f"on average over {c.n_calls} call(s). In meeting "
+                          f"{c.example_meeting_id}: {c.example_rationale}")
             for e in c.evidence[:2]:
                 console.print(f'    [{_clock(e.start)}–{_clock(e.end)}] "{e.quote}"')
     calls = Table("date", "meeting", "scores", title="Recent calls")
@@ -368,7 +369,7 @@ def _demo(fresh: bool, rep: str | None) -> None:
 
 
 def _demo_rep(as_of: date | None) -> str:
-    """The rep in the middle of the pack: their card shows both strengths and gaps."""
+    """The top rep: their card shows strengths with quotes as well as gaps."""
     from core import reports
     from core.db import session_scope
     from core.ingest import current_org
@@ -380,8 +381,7 @@ def _demo_rep(as_of: date | None) -> str:
     if not rows:
         raise CoachloopError("the demo produced no skill scores")
     mean = lambda r: sum(s.shrunk or 0 for s in r.skills.values()) / max(1, len(r.skills))  # noqa: E731
-    ranked = sorted(rows, key=lambda r: (mean(r), r.rep.email))
-    return ranked[len(ranked) // 2].rep.email
+    return max(rows, key=lambda r: (mean(r), r.rep.email)).rep.email
 
 
 @app.command()

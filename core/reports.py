@@ -7,7 +7,7 @@ here, so a number on the terminal is the number in the API.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta, timezone
 
 from pydantic import BaseModel
 from sqlmodel import Session, func, select
@@ -112,14 +112,27 @@ class RepOut(BaseModel):
     manager: str | None
 
 
+class CriterionSummary(BaseModel):
+    """One criterion across a rep's calls in a window, with one call moment that shows it."""
+
+    criterion: str
+    skill: str
+    mean_score: float
+    max_score: float
+    n_calls: int
+    example_meeting_id: int
+    example_rationale: str
+    evidence: list[EvidenceOut]
+
+
 class Scorecard(BaseModel):
     rep: RepOut
     as_of: date | None
     window_days: int
     skills: list[SkillOut]
     recent_calls: list[MeetingSummary]
-    strengths: list[CriterionOut]  # best-evidenced high scores
-    gaps: list[CriterionOut]  # lowest scores, with what was (not) found
+    strengths: list[CriterionSummary]  # criteria done well on average, best moment quoted
+    gaps: list[CriterionSummary]  # criteria done poorly on average, a telling moment
 
 
 class TeamRow(BaseModel):
@@ -276,20 +289,49 @@ def rep_scorecard(session: Session, org_id: int, email: str, *, as_of: date | No
     as_of = as_of or latest_as_of(session, org_id)
     skills = rep_skills(session, org_id, user.id, as_of, window_days)
     recent = list_meetings(session, org_id, rep_id=user.id, limit=10)
-    criteria = session.exec(select(CriterionScore).join(
-        CallScore, CriterionScore.call_score_id == CallScore.id).join(
-        Meeting, CallScore.meeting_id == Meeting.id).where(
-        CallScore.rep_id == user.id, CriterionScore.score.is_not(None))
-        .order_by(Meeting.started_at.desc(), CriterionScore.id)).all()
-    ratio = lambda c: c.score / c.max_score if c.max_score else 0.0  # noqa: E731
-    strengths = sorted((c for c in criteria if c.evidence and ratio(c) >= 0.75),
-                       key=lambda c: (-ratio(c), -c.confidence, c.id))[:3]
-    gaps = sorted((c for c in criteria if ratio(c) <= 0.25),
-                  key=lambda c: (ratio(c), -c.confidence, c.id))[:3]
+    strengths, gaps = _strengths_and_gaps(session, user.id, as_of, window_days)
     return Scorecard(rep=_rep_out(user, _names(session, org_id)), as_of=as_of,
                      window_days=window_days, skills=skills, recent_calls=recent,
-                     strengths=[_criterion_out(c) for c in strengths],
-                     gaps=[_criterion_out(c) for c in gaps])
+                     strengths=strengths, gaps=gaps)
+
+
+STRENGTH_AT, GAP_AT = 0.6, 0.35  # mean share of the scale
+
+
+def _strengths_and_gaps(session: Session, rep_id: int, as_of: date | None, window_days: int
+                        ) -> tuple[list[CriterionSummary], list[CriterionSummary]]:
+    query = (select(CriterionScore, CallScore.meeting_id).join(
+        CallScore, CriterionScore.call_score_id == CallScore.id).join(
+        Meeting, CallScore.meeting_id == Meeting.id).where(
+        CallScore.rep_id == rep_id, CriterionScore.score.is_not(None))
+        .order_by(Meeting.started_at.desc(), CriterionScore.id))
+    if as_of is not None:
+        start = datetime.combine(as_of - timedelta(days=window_days), time.max, timezone.utc)
+        end = datetime.combine(as_of, time.max, timezone.utc)
+        query = query.where(Meeting.started_at > start, Meeting.started_at <= end)
+    by_criterion: dict[str, list[tuple[CriterionScore, int]]] = defaultdict(list)
+    for row, meeting_id in session.exec(query):
+        by_criterion[row.criterion].append((row, meeting_id))
+
+    def summary(rows: list[tuple[CriterionScore, int]], best: bool) -> CriterionSummary:
+        ratio = lambda r: r[0].score / r[0].max_score  # noqa: E731
+        # Strength: the best-evidenced strong moment. Gap: a weak moment, quoted if possible.
+        example = (max(rows, key=lambda r: (ratio(r), r[0].confidence, -r[0].id)) if best
+                   else min(rows, key=lambda r: (ratio(r), not r[0].evidence, r[0].id)))
+        first = rows[0][0]
+        return CriterionSummary(
+            criterion=first.criterion, skill=first.skill, max_score=first.max_score,
+            mean_score=round(sum(r.score for r, _ in rows) / len(rows), 2), n_calls=len(rows),
+            example_meeting_id=example[1], example_rationale=example[0].rationale,
+            evidence=_evidence(example[0].evidence))
+
+    means = {key: sum(r.score / r.max_score for r, _ in rows) / len(rows)
+             for key, rows in by_criterion.items()}
+    strengths = [summary(by_criterion[k], True) for k in sorted(means, key=lambda k: (-means[k], k))
+                 if means[k] >= STRENGTH_AT][:3]
+    gaps = [summary(by_criterion[k], False) for k in sorted(means, key=lambda k: (means[k], k))
+            if means[k] <= GAP_AT][:3]
+    return strengths, gaps
 
 
 def team_table(session: Session, org_id: int, *, as_of: date | None = None,

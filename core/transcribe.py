@@ -134,10 +134,12 @@ def transcribe_audio(audio: "np.ndarray", settings: AsrSettings, *, speaker_labe
     for seg in segments:  # a generator: decoding happens while we iterate
         text = seg.text.strip()
         if text:
+            raw_words = list(seg.words or ())
             words = tuple(Word(round(w.start, 3), round(w.end, 3), w.word.strip(),
-                               round(w.probability, 4)) for w in (seg.words or ()))
+                               round(w.probability, 4)) for w in raw_words)
             utterances.extend(split_sentences(
-                Utterance(round(seg.start, 3), round(seg.end, 3), text, speaker_label, words)))
+                Utterance(round(seg.start, 3), round(seg.end, 3), text, speaker_label, words),
+                [w.word for w in raw_words]))
         if progress and duration:
             progress(min(seg.end / duration, 1.0), text[:60])
     if progress:
@@ -145,23 +147,23 @@ def transcribe_audio(audio: "np.ndarray", settings: AsrSettings, *, speaker_labe
     return utterances, getattr(info, "language", None)
 
 
-def split_sentences(utterance: Utterance) -> list[Utterance]:
+def split_sentences(utterance: Utterance, tokens: list[str]) -> list[Utterance]:
     """One utterance per sentence, timed by its words.
 
     Batched decoding returns chunks of up to 30 s; evidence quotes need the times of the
-    sentence that carries them, not of the whole chunk.
+    sentence that carries them, not of the whole chunk. `tokens` are Whisper's raw word
+    strings, whose own leading spaces rebuild the text exactly ("$120,000", not "$120 ,000").
     """
-    if not utterance.words:
+    if not utterance.words or len(tokens) != len(utterance.words):
         return [utterance]
-    out, current = [], []
+    out, start = [], 0
     for index, word in enumerate(utterance.words):
-        current.append(word)
-        last = index == len(utterance.words) - 1
-        if last or word.text.endswith((".", "?", "!")):
-            out.append(Utterance(current[0].start, current[-1].end,
-                                 " ".join(w.text for w in current), utterance.speaker_label,
-                                 tuple(current)))
-            current = []
+        if index == len(utterance.words) - 1 or word.text.endswith((".", "?", "!")):
+            text = "".join(tokens[start:index + 1]).strip()
+            if text:
+                out.append(Utterance(utterance.words[start].start, word.end, text,
+                                     utterance.speaker_label, utterance.words[start:index + 1]))
+            start = index + 1
     return out
 
 

@@ -49,10 +49,10 @@ CALLS_DIR = DEMO_DIR / "calls"
 TEAM_FILE = DEMO_DIR / "team.yaml"
 
 RATE = 16_000
-# Opus bitrates (bits/s). Stereo is coded as one coupled stream, i.e. ~12 kbps
+# Opus bitrates (bits/s). Stereo is coded as one coupled stream, i.e. ~16 kbps
 # per channel; silence costs almost nothing with VBR.
-BITRATE_STEREO = 24_000
-BITRATE_MONO = 14_000
+BITRATE_STEREO = 32_000
+BITRATE_MONO = 16_000
 
 DEFAULT_SPEED = 155
 LEAD_IN_S = 0.6          # silence before the first word
@@ -114,6 +114,14 @@ def speakers_for(script: dict, team: dict[str, dict]) -> dict[str, Person]:
         people[f"buyer{i}"] = p
         if i == 1:
             people["buyer"] = p
+    voices = [(p.voice, p.pitch) for k, p in people.items() if k != "buyer"]
+    if len(set(voices)) != len(voices):
+        raise ValueError(f"{script['id']}: every participant needs a distinct voice")
+    for voice, _ in voices:
+        # espeak-ng 1.51 silently ignores the +variant on the "en-gb" alias
+        # (en-gb+f2 sounds exactly like en-gb+m3); use "en+<variant>" instead.
+        if voice.startswith("en-gb+"):
+            raise ValueError(f"{script['id']}: use 'en+…' instead of {voice!r}")
     return people
 
 

@@ -74,9 +74,14 @@ def ingest(self, org_id: int, source: str, origin: str) -> int | None:
     from core.models import Org
     from connectors import load_source
 
+    from core.errors import NotFound
+
     record = load_source(source).record_for(origin)
     with session_scope() as session:
-        result = ingest_record(session, session.get(Org, org_id), record)
+        org = session.get(Org, org_id)
+        if org is None:
+            raise NotFound(f"org {org_id} does not exist")
+        result = ingest_record(session, org, record)
     if result.meeting_id is not None and result.outcome in ("created", "updated"):
         transcribe.delay(result.meeting_id)
     return result.meeting_id

@@ -61,6 +61,7 @@ TURN_GAP_S = (0.3, 0.8)  # pause between speaker turns
 SENTENCE_GAP_S = (0.18, 0.32)  # pause between sentences within a turn
 TARGET_RMS = 0.10        # per-speaker speech loudness (full scale = 1.0)
 PEAK_LIMIT = 0.89
+FADE = int(0.005 * RATE)  # samples
 
 LAYOUTS = ("stereo", "mono_vtt", "mono_srt")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
@@ -159,7 +160,13 @@ def espeak(text: str, voice: str, speed: int, pitch: int | None, wav: Path) -> n
         cmd += ["-p", str(pitch)]
     cmd += ["-w", str(wav), text]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return trim(read_wav_16k(wav))
+    x = trim(read_wav_16k(wav))
+    n = min(FADE, len(x) // 2)
+    if n:  # short fades so that no sentence starts or stops with a click
+        ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+        x[:n] *= ramp
+        x[-n:] *= ramp[::-1]
+    return x
 
 
 def synthesize_call(script: dict, people: dict[str, Person], tmp: Path):

@@ -78,7 +78,7 @@ Key = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 Text = Annotated[str, Field(min_length=1)]
 
 
-SignalKind = Literal["ask", "answer", "confirm", "concrete"]
+SignalKind = Literal["ask", "answer", "reply", "confirm", "concrete"]
 
 
 def _matching(patterns: tuple[str, ...], text: str) -> tuple[str, ...]:
@@ -115,9 +115,12 @@ class Scale(_Model):
 class Criterion(_Model):
     """One thing a call is scored on, the skill it feeds, and the signals that reveal it.
 
-    `ask`: rep questions that probe it; `answer`: buyer statements that supply it;
-    `confirm`: rep phrases that confirm or summarise it; `concrete`: what makes an answer
-    concrete beyond numbers and dates (a job title, a named vendor).
+    `ask`: rep questions that probe it; `answer`: buyer statements that supply it; `reply`:
+    buyer statements that supply it only as the direct reply to one of its questions (a bare
+    amount after a budget question); `confirm`: rep phrases that confirm or summarise it;
+    `concrete`: what makes an answer concrete beyond numbers and dates (a job title, a named
+    vendor); `related`: keys of neighbouring criteria whose questions often draw this one's
+    answer, which then counts when it is concrete.
     """
 
     key: Key
@@ -127,8 +130,10 @@ class Criterion(_Model):
     weight: float = Field(default=1.0, gt=0)
     ask: tuple[Phrase, ...] = Field(min_length=1)
     answer: tuple[Phrase, ...] = Field(min_length=1)
+    reply: tuple[Phrase, ...] = ()
     confirm: tuple[Phrase, ...] = ()
     concrete: tuple[Phrase, ...] = ()
+    related: tuple[Key, ...] = ()
 
     @model_validator(mode="after")
     def _check_skill(self) -> Criterion:
@@ -185,6 +190,17 @@ class Rubric(_Model):
                         f"duplicate key {item.key!r} (first used by {section}[{seen[item.key]}])",
                         (section, index, "key"))
                 seen[item.key] = index
+        return self
+
+    @model_validator(mode="after")
+    def _check_related(self) -> Rubric:
+        keys = [c.key for c in self.criteria]
+        for index, criterion in enumerate(self.criteria):
+            for position, key in enumerate(criterion.related):
+                if key == criterion.key or key not in keys:
+                    problem = ("a criterion cannot be related to itself" if key == criterion.key
+                               else f"unknown criterion {key!r}; criteria: {', '.join(keys)}")
+                    raise _LocatedError(problem, ("criteria", index, "related", position))
         return self
 
     @property

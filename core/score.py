@@ -63,16 +63,41 @@ _PROBE = re.compile(
     r"i was wondering|(?:i'd|i would) (?:love|like) to (?:hear|know|understand|learn))(?!\w)",
     re.IGNORECASE,
 )
-# Generic recap lead-ins: a rep sentence with a criterion phrase, in a segment that has one of
-# these, confirms that criterion.
+# Checks that put something to the buyer to verify ("Does that number hold up for you?").
+_CHECK = (
+    r"correct me if i'm wrong|did i get that right|is that (?:right|correct|fair)|"
+    r"am i getting that right|sounds? about right|"
+    r"(?:does|do) (?:that|this|those|these|the) (?:\w+ )?(?:match|hold up|add up|line up|"
+    r"ring true|sound right|look right|check out)"
+)
+# Generic recap lead-ins and checks: a rep sentence with a criterion phrase, in a turn that has
+# one of these, confirms that criterion.
 _RECAP = re.compile(
     r"(?<!\w)(?:just to (?:confirm|make sure|recap|summari[sz]e|check|clarify)|"
     r"so if i (?:heard|understood|understand|got) (?:you|that|this|it)|"
     r"let me (?:make sure|play (?:that|this|it) back|recap|summari[sz]e|repeat)|"
     r"to (?:recap|summari[sz]e|sum up)|so what i'm hearing|what i'm hearing is|"
-    r"if i'm hearing you|it sounds like|sounds like|correct me if i'm wrong|"
-    r"did i get that right|is that (?:right|correct|fair)|am i getting that right|"
-    r"so to confirm|i want to make sure i)(?!\w)",
+    r"if i'm hearing you|it sounds like|sounds like|so to confirm|i want to make sure i|"
+    rf"so the plan is|{_CHECK})(?!\w)",
+    re.IGNORECASE,
+)
+_CHECK_RE = re.compile(rf"(?<!\w)(?:{_CHECK})(?!\w)", re.IGNORECASE)
+# Booking the next meeting ("Can we meet Tuesday at ten?") plays nothing back, even in a recap.
+_SCHEDULING = re.compile(
+    r"(?<!\w)(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|o'clock|"
+    r"(?:book|schedule|set up|grab|put) (?:a |an |some |the )?(?:\w+ )?"
+    r"(?:call|meeting|demo|session|slot|time on))(?!\w)",
+    re.IGNORECASE,
+)
+# A buyer's short "yes" to a closed question answers what the question asked about.
+_CLOSED_QUESTION = re.compile(
+    r"^(?:is|are|was|were|do|does|did|can|could|would|will|should|have|has|had)\b",
+    re.IGNORECASE,
+)
+_AFFIRMATIVE = re.compile(
+    r"^(?:yes|yeah|yep|yup|correct|exactly|absolutely|definitely|of course|that's right|"
+    r"that's correct|it is|it does|it will|we do|we are|we have|we will|i do|i am|i will|"
+    r"i can|let's do (?:that|it)|that works)(?!\w)",
     re.IGNORECASE,
 )
 # Numbers, amounts, percentages and dates make any answer concrete.
@@ -95,17 +120,41 @@ class _Sentence:
     quote: str
     text: str
     is_question: bool
-    in_recap: bool  # its segment plays something back ("Did I get that right?")
+    in_recap: bool  # its speaker's turn plays something back ("So what I'm hearing is ...")
+    in_check: bool  # ... and asks the buyer to verify it ("Does that match what you see?")
 
     @property
     def order(self) -> tuple[int, int]:
         return (self.position, self.offset)
 
 
-def _sentences(position: int, segment: TranscriptSegment) -> list[_Sentence]:
+def _turn_positions(segments: list[TranscriptSegment], usable,
+                    cue: re.Pattern[str]) -> set[int]:
+    """Positions of the segments in a speaker's turn where one segment has `cue`.
+
+    A recap cue is often its own sentence, and speech recognition often cuts a turn into one
+    segment per sentence, so the cue marks every segment of the turn.
+    """
+    out: set[int] = set()
+    turn: list[int] = []
+    cued = False
+    for position, segment in enumerate(segments + [None]):
+        same = (segment is not None and turn and usable(segment)
+                and segment.role == segments[turn[-1]].role)
+        if not same:
+            if cued:
+                out.update(turn)
+            turn, cued = [], False
+            if segment is None or not usable(segment):
+                continue
+        turn.append(position)
+        cued = cued or bool(cue.search(segment.text.translate(_TYPOGRAPHY)))
+    return out
+
+
+def _sentences(position: int, segment: TranscriptSegment, in_recap: bool,
+               in_check: bool) -> list[_Sentence]:
     raw = segment.text
-    # The recap cue is often its own sentence next to the one that carries the content.
-    in_recap = bool(_RECAP.search(raw.translate(_TYPOGRAPHY)))
     bounds = [m.end() for m in _SENTENCE_END.finditer(raw)] + [len(raw)]
     out, begin = [], 0
     for end in bounds:
@@ -114,9 +163,11 @@ def _sentences(position: int, segment: TranscriptSegment) -> list[_Sentence]:
         if stripped:
             offset = begin + (len(chunk) - len(chunk.lstrip()))
             text = " ".join(stripped.translate(_TYPOGRAPHY).split())
+            recap = in_recap and not _SCHEDULING.search(text)
             question = ("?" in text or bool(_QUESTION_START.match(_FILLER.sub("", text)))
                         or bool(_PROBE.search(text)))
-            out.append(_Sentence(position, offset, segment, stripped, text, question, in_recap))
+            out.append(_Sentence(position, offset, segment, stripped, text, question, recap,
+                                 recap and in_check))
         begin = end
     return out
 
@@ -147,7 +198,7 @@ class BuiltinScorer:
     """
 
     name: ClassVar[str] = "builtin"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
 
     MIN_REP_WORDS: ClassVar[int] = 15
     MIN_COVERAGE: ClassVar[float] = 0.5  # share of the call's words attributed to rep or buyer
@@ -162,13 +213,13 @@ class BuiltinScorer:
         segments = sorted(transcript.segments, key=lambda s: (s.start, s.end, s.id))
         rep: list[_Sentence] = []
         buyer: list[_Sentence] = []
+        recaps = _turn_positions(segments, self._usable, _RECAP)
+        checks = _turn_positions(segments, self._usable, _CHECK_RE)
         for position, segment in enumerate(segments):
-            if segment.attribution_confidence < self.MIN_ATTRIBUTION:
+            if not self._usable(segment):
                 continue
-            if segment.role == Role.REP:
-                rep.extend(_sentences(position, segment))
-            elif segment.role == Role.BUYER:
-                buyer.extend(_sentences(position, segment))
+            sentences = _sentences(position, segment, position in recaps, position in checks)
+            (rep if segment.role == Role.REP else buyer).extend(sentences)
 
         reason = self._abstain_reason(segments)
         if reason is None:
@@ -189,10 +240,13 @@ class BuiltinScorer:
             abstain_reason=reason,
         )
 
+    def _usable(self, segment: TranscriptSegment) -> bool:
+        return (segment.role in (Role.REP, Role.BUYER)
+                and segment.attribution_confidence >= self.MIN_ATTRIBUTION)
+
     def _abstain_reason(self, segments: list[TranscriptSegment]) -> str | None:
         total = sum(_words(s.text) for s in segments)
-        usable = [s for s in segments if s.role in (Role.REP, Role.BUYER)
-                  and s.attribution_confidence >= self.MIN_ATTRIBUTION]
+        usable = [s for s in segments if self._usable(s)]
         rep_words = sum(_words(s.text) for s in usable if s.role == Role.REP)
         if total == 0:
             return "the transcript is empty"
@@ -212,24 +266,58 @@ class BuiltinScorer:
         answers = [s for s in buyer
                    if not s.is_question and criterion.matches("answer", s.text)]
         first_answer = answers[0].order if answers else None
+        rep_questions = [s for s in rep if s.is_question]
         asks: list[_Sentence] = []
         confirms: list[_Sentence] = []
         for s in rep:
             asked = bool(criterion.matches("ask", s.text))
-            recap = bool(criterion.matches("confirm", s.text)) or (
+            confirmed = bool(criterion.matches("confirm", s.text))
+            recap = confirmed or (
                 s.in_recap and (asked or bool(criterion.matches("answer", s.text))))
             # A recap only confirms something the buyer has already said.
             if recap and first_answer is not None and s.order > first_answer:
                 confirms.append(s)
-            elif asked:
+                # ... and a check in the criterion's words that the buyer says yes to ("Does
+                # that number hold up for you?" - "It does.") was asked as well.
+                if (asked or confirmed) and s.is_question and any(
+                        _affirms(s, r) for r in _reply(s, rep_questions, buyer,
+                                                       self.LINK_WINDOW)[:1]):
+                    asks.append(s)
+            elif asked or (recap and s.in_check):
+                # A fact put to the buyer to check before they said it ("Sam told us it's forty
+                # hours a month. Does that match what you see?") asks them about it.
                 asks.append(s)
 
+        # The direct reply to a question may be too short to say the criterion's name: a bare
+        # amount after "Do you have a budget in mind?", a "Yes" after "Is March still the date?".
+        for q in asks:
+            if not q.is_question:
+                continue
+            reply = _reply(q, rep_questions, buyer, self.LINK_WINDOW)
+            answers += [r for i, r in enumerate(reply) if r not in answers and not r.is_question
+                        and (criterion.matches("reply", r.text) or (i == 0 and _affirms(q, r)))]
+        answers.sort(key=lambda a: a.order)
+
         answered = [a for a in answers if any(q.position < a.position for q in asks)]
+        # A clear, specific answer drawn by a question about a neighbouring criterion ("What
+        # happens after Susan says yes?" - "Budgets lock on November 15th") answers this one.
+        drawn: list[tuple[_Sentence, _Sentence, Criterion]] = []
+        neighbours = [(q, rubric.criterion(key)) for q in rep_questions
+                      for key in criterion.related if rubric.criterion(key).matches("ask", q.text)]
+        for a in answers:
+            if a in answered or not _specific(criterion, a):
+                continue
+            drawers = [(q, other) for q, other in neighbours
+                       if a in _reply(q, rep_questions, buyer, self.LINK_WINDOW)]
+            if drawers:
+                drawn.append((a, *drawers[-1]))
         linked = [a for a in answered
                   if any(0 < a.position - q.position <= self.LINK_WINDOW for q in asks)]
         questions = _distinct(q.text.lower() for q in asks if q.is_question)
         concrete = [a for a in answered
                     if criterion.matches("concrete", a.text) or _QUANTITY.search(a.text)]
+        answered += [a for a, _, _ in drawn]
+        linked += [a for a, _, _ in drawn]
 
         if answered:
             level = 2 + int(len(questions) >= 2 or bool(concrete)) + int(bool(confirms))
@@ -242,6 +330,7 @@ class BuiltinScorer:
                 for a in answers]
         hits += [_hit(c, "confirm", 0.85) for c in confirms]
         hits += [_hit(q, "ask", 0.75 if q.is_question else 0.4) for q in asks]
+        hits += [_hit(q, "ask", 0.5) for q in _distinct(q for _, q, _ in drawn) if q not in asks]
         evidence_hits = _strongest(hits, self.MAX_EVIDENCE)
 
         confidence = {0: 0.6, 1: 0.5, 2: 0.65, 3: 0.75, 4: 0.85}[level]
@@ -260,7 +349,7 @@ class BuiltinScorer:
             weight=round(criterion.weight, 3),
             confidence=round(max(0.0, min(1.0, confidence * attribution)), 3),
             rationale=_rationale(criterion.name, level, asks, questions, answered, concrete,
-                                 confirms),
+                                 confirms, _distinct(other.name for _, _, other in drawn)),
             evidence=tuple(_evidence(h.sentence) for h in evidence_hits),
         )
 
@@ -300,13 +389,35 @@ def _answer_strength(criterion: Criterion, answer: _Sentence, asks: list[_Senten
     gaps = [answer.position - q.position for q in asks if 0 < answer.position - q.position <= window]
     if gaps:
         strength = 0.9 - 0.03 * (min(gaps) - 1)  # the reply right after the question is best
-    elif answer in answered:
+    elif answer in answered:  # including one drawn by a neighbouring criterion's question
         strength = 0.8
     else:
         strength = 0.6  # volunteered: relevant, but not the rep's doing
     strength += 0.1 if answer in concrete else 0.0
     # Among equally placed answers, the one that says more about the criterion leads.
     return strength + 0.02 * min(len(criterion.matches("answer", answer.text)) - 1, 3)
+
+
+def _reply(question: _Sentence, rep_questions: list[_Sentence], buyer: list[_Sentence],
+           window: int) -> list[_Sentence]:
+    """The buyer's sentences that reply to `question`: within `window` segments after it and
+    before the rep asks anything else."""
+    after = [q.position for q in rep_questions if q.position > question.position]
+    until = min([question.position + window] + [p - 1 for p in after])
+    return [s for s in buyer if question.position < s.position <= until]
+
+
+def _affirms(question: _Sentence, reply: _Sentence) -> bool:
+    """Whether `reply` is a plain yes to `question`, a closed (yes/no) question."""
+    return (bool(_CLOSED_QUESTION.match(_FILLER.sub("", question.text)))
+            and bool(_AFFIRMATIVE.match(reply.text)))
+
+
+def _specific(criterion: Criterion, answer: _Sentence) -> bool:
+    """Whether an answer states the criterion's fact itself (a date, a named vendor, ...)."""
+    if criterion.concrete:
+        return bool(criterion.matches("concrete", answer.text))
+    return bool(_QUANTITY.search(answer.text))
 
 
 def _hit(sentence: _Sentence, kind: str, signal: float) -> _Hit:
@@ -358,11 +469,15 @@ def _mean_attribution(segments) -> float:
 
 def _rationale(name: str, level: int, asks: list[_Sentence], questions: list[str],
                answered: list[_Sentence], concrete: list[_Sentence],
-               confirms: list[_Sentence]) -> str:
+               confirms: list[_Sentence], neighbours: list[str]) -> str:
     """One plain sentence saying what was found, in the words a manager would use."""
+    played_back = ", and the rep played it back to confirm" if confirms else ""
     if level == 0:
         return f"Found no rep question about {name} and no buyer statement about it."
     if not answered and not asks:
+        if confirms:
+            return (f"The buyer brought up {name} unprompted and the rep played it back, but the "
+                    f"rep never asked about it.")
         return f"The buyer brought up {name} unprompted, but the rep never asked about it."
     if not answered:
         if not questions:
@@ -370,13 +485,14 @@ def _rationale(name: str, level: int, asks: list[_Sentence], questions: list[str
         n = len(questions)
         return (f"The rep asked about {name} ({n} question{'s' if n > 1 else ''}) but the buyer "
                 f"did not answer it afterwards.")
+    if not asks:
+        return (f"The buyer spoke to {name} specifically when the rep asked about "
+                f"{' and '.join(neighbours)}{played_back}.")
     text = f"The rep asked about {name}"
     if len(questions) >= 2:
         text += f" with {len(questions)} distinct questions"
     text += " and the buyer answered" + (" concretely" if concrete else "")
-    if confirms:
-        text += ", and the rep played it back to confirm"
-    return text + "."
+    return text + played_back + "."
 
 
 def _abstained(criterion: Criterion, rubric: Rubric, reason: str) -> CriterionResult:

@@ -67,7 +67,7 @@ def test_every_phrase_compiles_case_insensitive_with_word_boundaries():
     for key in list_builtin_rubrics():
         rubric = builtin_rubric(key)
         for c in rubric.criteria:
-            for phrase in c.ask + c.answer + c.confirm + c.concrete:
+            for phrase in c.ask + c.answer + c.reply + c.confirm + c.concrete:
                 assert compile_phrase(phrase).flags & re.IGNORECASE
 
 
@@ -171,6 +171,85 @@ def test_meddic_questions_in_varied_words_are_recognised(key, sentence):
 ])
 def test_unrelated_buyer_sentences_do_not_match(key, sentence):
     assert not builtin_rubric("meddic").criterion(key).matches("answer", sentence)
+
+
+# Natural phrasings from speech (and speech recognition) that the rubrics must read, each with
+# a near miss that must not match: (rubric, criterion, signal, sentence, expected).
+NATURAL_PHRASING = [
+    # Budget: an amount held for a purpose, not any number.
+    ("bant", "budget", "answer", "We've got roughly 75,000 for tooling this year.", True),
+    ("bant", "budget", "answer", "There's about $30k set aside for it.", True),
+    ("bant", "budget", "answer", "Forty thousand has been earmarked for this.", True),
+    ("bant", "budget", "answer", "We have about 40 people on the team.", False),
+    ("bant", "budget", "answer", "We have 12,000 customers across the region.", False),
+    ("bant", "budget", "concrete", "Budgets for next year lock in mid-October.", True),
+    # ... and as the direct reply to a budget question, a bare amount; never an approval limit.
+    ("bant", "budget", "reply", "Honestly, 20 to 25,000.", True),
+    ("bant", "budget", "reply", "Anything over $100k goes to the board.", False),
+    ("bant", "budget", "reply", "We onboarded 3,000 users last year.", False),
+    # Timeline: dates as said aloud, and durations of the steps before the date.
+    ("bant", "timeline", "answer", "Somewhere around the middle of October.", True),
+    ("bant", "timeline", "answer", "By the second quarter, realistically.", True),
+    ("bant", "timeline", "answer", "We'd want it before our busy season kicks off.", True),
+    ("bant", "timeline", "answer", "Contracts have to be signed by June 30th.", True),
+    ("bant", "timeline", "answer", "The renewal is on September twenty first.", True),
+    ("bant", "timeline", "answer", "Legal usually takes two weeks.", True),
+    ("bant", "timeline", "answer", "About three days at the start of every month.", False),
+    ("bant", "timeline", "answer", "Last quarter we lost two deals.", False),
+    ("bant", "timeline", "ask", "Is the end of March still the target?", True),
+    ("bant", "timeline", "ask", "Do you need it live for the spring intake?", True),
+    ("bant", "need", "ask", "Is mid-November still the goal?", False),
+    ("bant", "need", "ask", "No problem, happy to send it over.", False),
+    ("meddic", "identify_pain", "ask", "No problem, happy to send it over.", False),
+    # Authority / decision process: what happens once the signer agrees.
+    ("bant", "authority", "ask", "What happens after your COO approves it?", True),
+    ("bant", "authority", "answer", "Procurement signs the contract.", True),
+    ("meddic", "decision_process", "ask", "What are the steps after Dana agrees?", True),
+    # Competition: where the rep stands, prices compared to the rep's, build versus buy.
+    ("meddic", "competition", "ask", "Where do we stand against them?", True),
+    ("meddic", "competition", "ask", "When your CFO compares the two, what will she focus on?",
+     True),
+    ("meddic", "competition", "ask", "I hear you're also talking to Gong.", True),
+    ("meddic", "competition", "answer", "Their quote came in about ten percent lower.", True),
+    ("meddic", "competition", "answer", "Honestly they came in a bit under you.", True),
+    ("meddic", "competition", "answer", "They're cheaper on licensing, but slower to set up.",
+     True),
+    ("meddic", "competition", "answer",
+     "We don't have the engineers to maintain something home-grown.", True),
+    ("meddic", "competition", "answer", "We decided to go with Clari.", True),
+    ("meddic", "competition", "answer", "Sales came in lower than forecast this quarter.", False),
+    ("meddic", "competition", "concrete", "Salesloft is cheaper, to be fair.", True),
+    ("meddic", "competition", "concrete", "It is cheaper, to be fair.", False),
+    # Champion: equipping them for the meeting with the signer, and their commitments.
+    ("meddic", "champion", "ask", "Before you take it to Priya, what would help?", True),
+    ("meddic", "champion", "ask", "What pushback do you expect from finance?", True),
+    ("meddic", "champion", "answer", "I'll set it up for next week.", True),
+    ("meddic", "champion", "answer", "He'll probably ask about security.", True),
+    ("meddic", "champion", "answer", "We set it up last year.", False),
+    # Decision criteria: bars to pass; a vague "we need to think" is not one.
+    ("meddic", "decision_criteria", "answer", "It has to pass our vendor security checks.", True),
+    ("meddic", "decision_criteria", "answer", "Payback within a year is the bar.", True),
+    ("meddic", "decision_criteria", "answer", "We need to think about it internally.", False),
+    ("meddic", "decision_criteria", "reply", "She wants the adjusters to actually use it.", True),
+    ("meddic", "decision_criteria", "ask", "What will your CFO weigh most?", True),
+    # Metrics: checking a number with the buyer asks about it.
+    ("meddic", "metrics", "ask", "Does that number hold up on your side?", True),
+]
+
+
+@pytest.mark.parametrize("rubric_key, key, kind, sentence, expected", NATURAL_PHRASING)
+def test_natural_phrasing_matches_and_near_misses_do_not(rubric_key, key, kind, sentence,
+                                                         expected):
+    assert bool(builtin_rubric(rubric_key).criterion(key).matches(kind, sentence)) is expected
+
+
+@pytest.mark.parametrize("rubric_key", ["meddic", "bant"])
+def test_builtin_related_criteria_exist(rubric_key):
+    rubric = builtin_rubric(rubric_key)
+    for c in rubric.criteria:
+        for key in c.related:
+            assert key != c.key
+            rubric.criterion(key)
 
 
 # ------------------------------------------------------------------ version ----
@@ -335,6 +414,17 @@ def test_misspelt_key_names_file_and_line(tmp_path):
         "spelling)",
     )
     assert caught.value.line == line_of(text, "key: timeline")
+
+
+def test_unknown_related_criterion_names_file_and_line(tmp_path):
+    text = variant("      - 'next quarter'\n", "      - 'next quarter'\n    related: [budgte]\n")
+    assert_points_at(tmp_path, text, line_of(text, "related:"), "unknown criterion 'budgte'",
+                     "budget, timeline")
+
+
+def test_a_criterion_related_to_itself_is_refused(tmp_path):
+    text = variant("      - 'next quarter'\n", "      - 'next quarter'\n    related: [timeline]\n")
+    assert_points_at(tmp_path, text, line_of(text, "related:"), "related to itself")
 
 
 def test_key_repeated_in_a_mapping_names_the_repeat(tmp_path):

@@ -481,3 +481,141 @@ def test_result_records_rubric_and_scorer_versions():
     assert [c.key for c in result.criteria] == ["budget", "authority", "need", "timeline"]
     assert [c.skill for c in result.criteria] == [
         "budget_qualification", "stakeholder_mapping", "pain_discovery", "urgency_timeline"]
+
+
+# ---------------------------------------------------- natural conversation ----
+# Real calls (and speech recognition) answer in fewer words than the phrase lists expect: a
+# compound question, a bare amount, a "yes", a date that a neighbouring question drew out.
+
+
+def test_one_answer_to_a_compound_question_counts_for_both_criteria():
+    lines = [
+        (REP, "Thanks for the walkthrough of the warehouse setup, Omar, that was really useful."),
+        (REP, "Is there money earmarked for this, and when would you want to go live?"),
+        (BUYER, "We've got roughly 75,000 for tooling this year, and we'd like it running before "
+                "the spring intake."),
+        (REP, "Helpful, thank you. I'll pull together a proposal for the team."),
+    ]
+    _, result = score(lines, "bant")
+    assert criterion(result, "budget").score == 3  # asked, and answered with an amount
+    assert criterion(result, "timeline").score >= 2
+    assert "roughly 75,000" in criterion(result, "budget").evidence[0].quote
+
+
+def test_a_bare_amount_answers_the_budget_question_it_follows():
+    lines = [
+        (REP, "Appreciate you being so open about the migration, it helps me a lot."),
+        (REP, "What sort of range did you have in mind for this?"),
+        (BUYER, "Honestly, 20 to 25,000.", 0.9),
+        (BUYER, "But I'd want to check with finance first."),
+        (REP, "That's useful, thanks. Let me see what we can put together."),
+    ]
+    _, result = score(lines, "bant")
+    budget = criterion(result, "budget")
+    assert budget.score == 3
+    assert budget.evidence[0].quote == "Honestly, 20 to 25,000."
+
+
+def test_an_approval_limit_is_not_a_budget_answer():
+    lines = [
+        (REP, "Thanks for making the time today, I know quarter end is a busy stretch for you."),
+        (REP, "Whose budget would this come out of?"),
+        (BUYER, "Our COO, Femi Adeyemi. Anything over $100k also goes to the board."),
+        (REP, "Got it, that's helpful context for how we shape the proposal."),
+    ]
+    _, result = score(lines, "bant")
+    assert criterion(result, "budget").score == 1
+    assert criterion(result, "authority").score >= 2
+
+
+def test_a_plain_yes_answers_a_closed_question_but_not_a_meeting_invite():
+    lines = [
+        (REP, "Last time you mentioned the audit, and I wanted to pick that back up today."),
+        (REP, "Is the end of March still the date you're working to?"),
+        (BUYER, "It is."),
+        (REP, "No problem if it moves, just let me know. Can we book thirty minutes on "
+              "Thursday the 12th at ten?"),
+        (BUYER, "Yes, that works."),
+    ]
+    _, result = score(lines, "bant")
+    timeline = criterion(result, "timeline")
+    assert timeline.score == 2
+    assert [e.quote for e in timeline.evidence][:2] == [
+        "It is.", "Is the end of March still the date you're working to?"]
+    assert criterion(result, "need").score == 0  # "No problem" asks about nothing
+
+
+def test_an_answer_drawn_by_a_neighbouring_question_counts_when_it_is_specific():
+    lines = [
+        (REP, "That's a clear picture of the reporting problem, thank you for walking me "
+              "through it."),
+        (REP, "What happens after your COO approves it?"),
+        (BUYER, "Then legal has a look, and budgets lock on October 31st."),
+        (REP, "So we'd want a signature before October 31st. I'll send a draft order form."),
+    ]
+    _, result = score(lines, "bant")
+    timeline = criterion(result, "timeline")
+    assert timeline.score == 3  # drawn by the authority question, then played back
+    assert "when the rep asked about Authority" in timeline.rationale
+    quotes = [e.quote for e in timeline.evidence]
+    assert "Then legal has a look, and budgets lock on October 31st." in quotes
+    assert "What happens after your COO approves it?" in quotes
+
+
+def test_a_vague_answer_to_a_neighbouring_question_is_only_touched_on():
+    lines = [
+        (REP, "That's a clear picture of the reporting problem, thank you for walking me "
+              "through it."),
+        (REP, "What happens after your COO approves it?"),
+        (BUYER, "Hard to say, probably sometime next year."),
+        (REP, "Understood, I'll send over some material in the meantime."),
+    ]
+    _, result = score(lines, "bant")
+    timeline = criterion(result, "timeline")
+    assert timeline.score == 1
+    assert "unprompted" in timeline.rationale
+
+
+def test_a_number_put_to_the_buyer_to_check_is_asked():
+    lines = [
+        (REP, "Thanks for joining, Grace. Your ops lead gave me some background last week."),
+        (REP, "She said the team loses about 30 hours a week to re-keying orders."),
+        (REP, "Does that match what you see?"),
+        (BUYER, "If anything it's more, closer to 40 hours."),
+        (REP, "Okay, that's a lot of time. Let's look at how we'd cut that down."),
+    ]
+    _, result = score(lines, "meddic")
+    metrics = criterion(result, "metrics")
+    assert metrics.score == 3
+    assert "asked about Metrics" in metrics.rationale
+
+
+def test_a_play_back_of_volunteered_information_says_so():
+    lines = [
+        (REP, "Thanks for the time, let me share a couple of screens with you."),
+        (BUYER, "Sure. Just so you know, this year's budget for tooling is already spent."),
+        (REP, "Understood, so it sounds like the budget is spent for now. Here is the "
+              "dashboard view I wanted to show you."),
+    ]
+    _, result = score(lines, "bant")
+    budget = criterion(result, "budget")
+    assert budget.score == 1
+    assert budget.rationale == ("The buyer brought up Budget unprompted and the rep played it "
+                                "back, but the rep never asked about it.")
+
+
+def _one_segment_per_sentence(lines):
+    """Lines cut the way speech recognition cuts them: one segment per sentence."""
+    out = []
+    for role, text in lines:
+        parts = [p for p in text.replace("? ", "?\n").replace(". ", ".\n").split("\n") if p]
+        out += [(role, part) for part in parts]
+    return out
+
+
+def test_a_recap_split_across_segments_still_confirms():
+    lines = _one_segment_per_sentence(FLEET_QUALIFICATION)
+    assert len(lines) > len(FLEET_QUALIFICATION)
+    _, split = score(lines, "bant")
+    _, whole = score(FLEET_QUALIFICATION, "bant")
+    assert {c.key: c.score for c in split.criteria} == {c.key: c.score for c in whole.criteria}

@@ -33,7 +33,7 @@ def make_app() -> Celery:
         worker_prefetch_multiplier=1,
         task_default_queue="default",
         task_routes={"coachloop.transcribe": {"queue": "asr"}},
-        broker_transport_options={"visibility_timeout": 2 * 3600},
+        broker_transport_options=settings.broker_transport_options,
         broker_connection_retry_on_startup=True,
         task_ignore_result=settings.result_backend is None,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,6 +62,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in data_dir")
     broker_url: str | None = Field(None, description="Celery broker; unset: run tasks in process")
     result_backend: str | None = None
+    broker_transport_options: dict[str, Any] = Field(
+        default_factory=lambda: {"visibility_timeout": 7200},
+        description="kombu transport options (JSON); on Redis, visibility_timeout is how long "
+                    "before a task a dead worker held is redelivered: keep it above the "
+                    "longest transcription")
     max_media_bytes: int = 2 * 1024**3
     asr: AsrSettings = Field(default_factory=AsrSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)

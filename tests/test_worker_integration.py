@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -43,23 +44,46 @@ def broker_url():
     redis.Redis.from_url(url).flushdb()
 
 
-@pytest.fixture
-def celery_worker(postgres, broker_url, tmp_path):
-    env = {**os.environ, "COACHLOOP_DATABASE_URL": postgres, "COACHLOOP_BROKER_URL": broker_url,
-           "COACHLOOP_DATA_DIR": str(tmp_path / "worker"), "PYTHONPATH": str(ROOT)}
-    log = open(tmp_path / "worker.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "asr,default",
-         "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO", "--without-gossip",
-         "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    yield process, tmp_path / "worker.log"
-    os.killpg(process.pid, signal.SIGTERM)
+def start_worker(database_url: str, broker_url: str, log_path, **extra_env) -> subprocess.Popen:
+    """A real `celery worker` process in its own process group, logging to `log_path`."""
+    env = {**os.environ, "COACHLOOP_DATABASE_URL": database_url,
+           "COACHLOOP_BROKER_URL": broker_url, "COACHLOOP_DATA_DIR": str(log_path.parent),
+           "PYTHONPATH": str(ROOT), **extra_env}
+    with open(log_path, "a") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "asr,default",
+             "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_worker(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
     try:
+        os.killpg(process.pid, sig)
         process.wait(timeout=20)
+    except ProcessLookupError:
+        pass
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-    log.close()
+        process.wait(timeout=20)
+
+
+@pytest.fixture
+def celery_worker(postgres, broker_url, tmp_path):
+    log_path = tmp_path / "worker.log"
+    process = start_worker(postgres, broker_url, log_path)
+    yield process, log_path
+    stop_worker(process)
+
+
+def _demo_org() -> int:
+    from connectors.files import load_team
+
+    team = load_team(DEMO_CALLS.parent)
+    with session_scope() as session:
+        org = ensure_org(session, team.org.name, list(team.org.domains))
+        apply_team(session, org, team.members())
+        return org.id
 
 
 def _wait_for(predicate, timeout: float, log_path) -> None:
@@ -72,14 +96,8 @@ def _wait_for(predicate, timeout: float, log_path) -> None:
 
 
 def test_a_real_worker_runs_every_stage(celery_worker, broker_url, postgres):
-    from connectors.files import load_team
-
     process, log_path = celery_worker
-    team = load_team(DEMO_CALLS.parent)
-    with session_scope() as session:
-        org = ensure_org(session, team.org.name, list(team.org.domains))
-        apply_team(session, org, team.members())
-        org_id = org.id
+    org_id = _demo_org()
     manifests = sorted(DEMO_CALLS.glob("*.yaml"))
     stereo = next(m for m in manifests if "channels:" in m.read_text())  # ASR in the worker
     platform = next(m for m in manifests if "transcript:" in m.read_text())  # platform VTT/SRT
@@ -113,3 +131,38 @@ def test_a_real_worker_runs_every_stage(celery_worker, broker_url, postgres):
     with Session(engine_for(postgres)) as session:
         assert len(session.exec(select(Meeting)).all()) == 2
         assert len(session.exec(select(CallScore)).all()) == 4
+
+
+def test_a_worker_killed_mid_transcription_loses_nothing(postgres, broker_url, tmp_path):
+    """SIGKILL the worker while it transcribes; a new worker gets the task again and the
+    meeting ends up scored exactly once."""
+    org_id = _demo_org()
+    log_path = tmp_path / "worker.log"
+    # Redeliver within seconds rather than hours, and sweep for abandoned tasks every second.
+    fast_redelivery = {"COACHLOOP_BROKER_TRANSPORT_OPTIONS": json.dumps(
+        {"visibility_timeout": 5, "unacked_restore_interval": 1, "unacked_restore_throttle": 1})}
+    first = start_worker(postgres, broker_url, log_path, **fast_redelivery)
+    try:
+        stereo = next(m for m in sorted(DEMO_CALLS.glob("*.yaml")) if "channels:" in m.read_text())
+        client = Celery(broker=broker_url)
+        client.send_task("coachloop.ingest", args=[org_id, "files", str(stereo)], queue="default")
+        _wait_for(lambda: "Task coachloop.transcribe[" in log_path.read_text(), 60, log_path)
+        time.sleep(1.0)  # inside the ASR now (it takes several seconds)
+        stop_worker(first, signal.SIGKILL)
+        with Session(engine_for(postgres)) as session:
+            assert session.exec(select(Meeting.stage)).one() == "ingested", "killed mid-task"
+    finally:
+        stop_worker(first, signal.SIGKILL)
+
+    second = start_worker(postgres, broker_url, log_path, **fast_redelivery)
+    try:
+        def scored() -> bool:
+            with Session(engine_for(postgres)) as session:
+                return session.exec(select(Meeting.stage)).one() == "scored"
+
+        _wait_for(scored, 180, log_path)
+        with Session(engine_for(postgres)) as session:
+            assert len(session.exec(select(Transcript)).all()) == 1
+            assert len(session.exec(select(CallScore)).all()) == 2
+    finally:
+        stop_worker(second)

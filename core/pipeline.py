@@ -15,8 +15,7 @@ from datetime import date, datetime, timezone
 from sqlmodel import Session, delete, select
 
 from core.db import session_scope
-from core.domain import (AudioTrack, CallScoreResult, Role, TranscriptSegment, TranscriptView,
-                         Utterance)
+from core.domain import (AudioTrack, CallScoreResult, Role, TranscriptSegment, TranscriptView)
 from core.errors import ConfigError, InputError, NotFound, Resolution, classify, user_message
 from core.ingest import clear_derived
 from core.models import (CallScore, CriterionScore, FieldExtraction, MediaAsset, Meeting,
@@ -94,7 +93,7 @@ def transcribe_meeting(meeting_id: int, *, settings: Settings | None = None,
                                 language=language, duration_s=duration, asr_seconds=asr_seconds)
         session.add(transcript)
         session.flush()
-        for idx, (utterance, attribution) in enumerate(zip(utterances, attributions)):
+        for idx, (utterance, attribution) in enumerate(zip(utterances, attributions, strict=True)):
             session.add(Segment(
                 org_id=org_id, transcript_id=transcript.id, idx=idx, start=utterance.start,
                 end=utterance.end, text=utterance.text, speaker_label=utterance.speaker_label,
@@ -176,7 +175,7 @@ def score_meeting(meeting_id: int, *, settings: Settings | None = None) -> list[
     with session_scope() as session:
         meeting = _meeting(session, meeting_id)
         clear_derived(session, meeting_id, keep_transcript=True)
-        for rubric, result in zip(rubrics, results):
+        for rubric, result in zip(rubrics, results, strict=True):
             rubric_row = _rubric_row(session, org_id, rubric)
             call = CallScore(org_id=org_id, meeting_id=meeting_id, rubric_id=rubric_row.id,
                              rep_id=rep_id, scorer=result.scorer,

@@ -9,7 +9,7 @@ import sys
 from typer.testing import CliRunner
 
 from cli import app
-from tests.conftest import DEMO_CALLS, PLATFORM_CALLS, ROOT, copy_calls
+from tests.conftest import DEMO_CALLS, PLATFORM_CALLS, copy_calls
 
 runner = CliRunner()
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 import redis
@@ -21,7 +22,6 @@ from core.models import CallScore, Meeting, Segment, SkillSnapshot, Transcript
 from tests.conftest import DEMO_CALLS, REDIS_URL, ROOT, create_pg_database, drop_pg_database
 
 pytestmark = pytest.mark.integration
-REDIS_DB = 11  # a database of our own on the shared Redis, flushed before use
 
 
 @pytest.fixture
@@ -37,18 +37,30 @@ def postgres(monkeypatch):
 
 
 @pytest.fixture
-def broker_url():
-    url = REDIS_URL.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    redis.Redis.from_url(url).flushdb()
-    yield url
-    redis.Redis.from_url(url).flushdb()
+def broker():
+    """The test Redis, with every key under a prefix of this test's own, so that suites
+    running side by side never take each other's tasks."""
+    prefix = f"coachloop-test-{uuid.uuid4().hex[:8]}:"
+    yield REDIS_URL, prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
 
 
-def start_worker(database_url: str, broker_url: str, log_path, **extra_env) -> subprocess.Popen:
+def celery_client(broker) -> Celery:
+    url, prefix = broker
+    client = Celery(broker=url)
+    client.conf.broker_transport_options = {"global_keyprefix": prefix}
+    return client
+
+
+def start_worker(database_url: str, broker, log_path, **transport_options) -> subprocess.Popen:
     """A real `celery worker` process in its own process group, logging to `log_path`."""
-    env = {**os.environ, "COACHLOOP_DATABASE_URL": database_url,
-           "COACHLOOP_BROKER_URL": broker_url, "COACHLOOP_DATA_DIR": str(log_path.parent),
-           "PYTHONPATH": str(ROOT), **extra_env}
+    url, prefix = broker
+    options = {"global_keyprefix": prefix, **transport_options}
+    env = {**os.environ, "COACHLOOP_DATABASE_URL": database_url, "COACHLOOP_BROKER_URL": url,
+           "COACHLOOP_BROKER_TRANSPORT_OPTIONS": json.dumps(options),
+           "COACHLOOP_DATA_DIR": str(log_path.parent), "PYTHONPATH": str(ROOT)}
     with open(log_path, "a") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "asr,default",
@@ -69,9 +81,9 @@ def stop_worker(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 
 
 @pytest.fixture
-def celery_worker(postgres, broker_url, tmp_path):
+def celery_worker(postgres, broker, tmp_path):
     log_path = tmp_path / "worker.log"
-    process = start_worker(postgres, broker_url, log_path)
+    process = start_worker(postgres, broker, log_path)
     yield process, log_path
     stop_worker(process)
 
@@ -95,14 +107,14 @@ def _wait_for(predicate, timeout: float, log_path) -> None:
     raise AssertionError(f"timed out; worker log:\n{log_path.read_text()[-4000:]}")
 
 
-def test_a_real_worker_runs_every_stage(celery_worker, broker_url, postgres):
+def test_a_real_worker_runs_every_stage(celery_worker, broker, postgres):
     process, log_path = celery_worker
     org_id = _demo_org()
     manifests = sorted(DEMO_CALLS.glob("*.yaml"))
     stereo = next(m for m in manifests if "channels:" in m.read_text())  # ASR in the worker
     platform = next(m for m in manifests if "transcript:" in m.read_text())  # platform VTT/SRT
 
-    client = Celery(broker=broker_url)
+    client = celery_client(broker)
     for manifest in (stereo, platform):
         client.send_task("coachloop.ingest", args=[org_id, "files", str(manifest)], queue="default")
 
@@ -133,18 +145,18 @@ def test_a_real_worker_runs_every_stage(celery_worker, broker_url, postgres):
         assert len(session.exec(select(CallScore)).all()) == 4
 
 
-def test_a_worker_killed_mid_transcription_loses_nothing(postgres, broker_url, tmp_path):
+def test_a_worker_killed_mid_transcription_loses_nothing(postgres, broker, tmp_path):
     """SIGKILL the worker while it transcribes; a new worker gets the task again and the
     meeting ends up scored exactly once."""
     org_id = _demo_org()
     log_path = tmp_path / "worker.log"
     # Redeliver within seconds rather than hours, and sweep for abandoned tasks every second.
-    fast_redelivery = {"COACHLOOP_BROKER_TRANSPORT_OPTIONS": json.dumps(
-        {"visibility_timeout": 5, "unacked_restore_interval": 1, "unacked_restore_throttle": 1})}
-    first = start_worker(postgres, broker_url, log_path, **fast_redelivery)
+    fast_redelivery = {"visibility_timeout": 5, "unacked_restore_interval": 1,
+                       "unacked_restore_throttle": 1}
+    first = start_worker(postgres, broker, log_path, **fast_redelivery)
     try:
         stereo = next(m for m in sorted(DEMO_CALLS.glob("*.yaml")) if "channels:" in m.read_text())
-        client = Celery(broker=broker_url)
+        client = celery_client(broker)
         client.send_task("coachloop.ingest", args=[org_id, "files", str(stereo)], queue="default")
         _wait_for(lambda: "Task coachloop.transcribe[" in log_path.read_text(), 60, log_path)
         time.sleep(1.0)  # inside the ASR now (it takes several seconds)
@@ -154,7 +166,7 @@ def test_a_worker_killed_mid_transcription_loses_nothing(postgres, broker_url, t
     finally:
         stop_worker(first, signal.SIGKILL)
 
-    second = start_worker(postgres, broker_url, log_path, **fast_redelivery)
+    second = start_worker(postgres, broker, log_path, **fast_redelivery)
     try:
         def scored() -> bool:
             with Session(engine_for(postgres)) as session:

@@ -22,6 +22,8 @@ from core.errors import CoachloopError, ConfigError, InputError, NotFound, user_
 from core.ingest import current_org
 from core.models import Org
 from core.settings import get_settings
+from webhooks.base import WebhookRejected
+from webhooks.router import make_router
 
 log = logging.getLogger("coachloop.api")
 
@@ -33,6 +35,20 @@ def _session() -> Iterator[Session]:
 
 def _org(session: Session = Depends(_session)) -> Org:
     return current_org(session, get_settings().org.name)
+
+
+def _enqueue_webhook(event_id: int) -> None:
+    """Hand a stored event to the workers; in process, to a thread, so the vendor gets its
+    2xx at once (the event is stored, so a crash before processing loses nothing)."""
+    import threading
+
+    import worker
+
+    if get_settings().runs_in_process:
+        threading.Thread(target=worker.handle_webhook.delay, args=(event_id,),
+                         name=f"webhook-{event_id}", daemon=True).start()
+    else:
+        worker.handle_webhook.delay(event_id)
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -48,6 +64,10 @@ def create_app() -> FastAPI:
     """The application with its routers and error handlers."""
     app = FastAPI(title="coachloop", version="0.1.0",
                   description="Sales calls in; scored calls, evidence and rep skills out.")
+
+    @app.exception_handler(WebhookRejected)
+    async def rejected(_: Request, exc: WebhookRejected):
+        return _error(exc.status, "rejected", exc.message)
 
     @app.exception_handler(CoachloopError)
     async def ours(_: Request, exc: CoachloopError):
@@ -69,6 +89,8 @@ def create_app() -> FastAPI:
     async def unexpected(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _error(500, "internal", user_message(exc))
+
+    app.include_router(make_router(enqueue=_enqueue_webhook))
 
     @app.get("/health", tags=["ops"])
     def health(session: Session = Depends(_session)) -> dict:

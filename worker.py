@@ -120,3 +120,41 @@ def skills(self, org_id: int, as_of: str | None = None) -> int:
         if classify(exc) is Resolution.TRANSIENT and self.request.retries < self.max_retries:
             raise self.retry(exc=exc, countdown=_backoff(self.request.retries, exc))
         raise
+
+
+@app.task(name="coachloop.webhook", bind=True, max_retries=5)
+def handle_webhook(self, event_id: int) -> int:
+    """Turn a stored webhook event into meetings (via its provider's source), then ingest them."""
+    import json
+
+    from core.db import session_scope
+    from core.errors import user_message
+    from core.ingest import ingest_record
+    from core.models import Org, WebhookEvent
+    from core.webhook_events import mark_processed
+    from connectors import load_source
+
+    with session_scope() as session:
+        event = session.get(WebhookEvent, event_id)
+        if event is None or event.processed_at is not None:
+            return 0  # gone, or already handled by an earlier delivery of this task
+        provider, payload, org_id = event.provider, json.loads(event.raw_body), event.org_id
+    started = []
+    try:
+        source = load_source(provider).for_webhook(org_id)
+        with session_scope() as session:
+            org = session.get(Org, source.org_id)
+            for record in source.meetings_from_event(payload):
+                result = ingest_record(session, org, record)
+                if result.outcome in ("created", "updated"):
+                    started.append(result.meeting_id)
+            mark_processed(session, event_id)
+    except Exception as exc:
+        if classify(exc) is Resolution.TRANSIENT and self.request.retries < self.max_retries:
+            raise self.retry(exc=exc, countdown=_backoff(self.request.retries, exc)) from exc
+        with session_scope() as session:
+            mark_processed(session, event_id, error=user_message(exc))
+        return 0
+    for meeting_id in started:
+        transcribe.delay(meeting_id)
+    return len(started)

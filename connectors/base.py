@@ -58,6 +58,12 @@ class MeetingSource(ABC):
         """
 
     @classmethod
+    def for_webhook(cls, org_id: int | None) -> MeetingSource:
+        """The source instance that handles this provider's webhook events for an org
+        (resolving its connection); sources without webhooks don't override this."""
+        raise NotImplementedError(f"the '{cls.name}' meeting source does not receive webhooks")
+
+    @classmethod
     def record_for(cls, origin: str) -> MeetingRecord:
         """Re-read the one meeting whose `MeetingRecord.origin` is `origin` (what a queued
         ingest task carries instead of the record itself)."""

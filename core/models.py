@@ -229,3 +229,51 @@ class MeetingDeal(SQLModel, table=True):
     meeting_id: int = Field(foreign_key="meeting.id", index=True)
     deal_id: int = Field(foreign_key="deal.id", index=True)
     reason: str
+
+
+class Connection(SQLModel, table=True):
+    """An authorised link to an external account (Zoom, Salesforce, …); tokens encrypted."""
+
+    __table_args__ = (UniqueConstraint("org_id", "provider", "account_ref"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    provider: str
+    account_ref: str = ""  # the vendor's account / org / portal id
+    auth_kind: str = "oauth"  # oauth | server_to_server
+    token_ciphertext: str | None = Field(default=None, sa_column=Column(Text))
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    expires_at: datetime | None = None
+    instance_url: str | None = None
+    status: str = "active"  # active | broken
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SyncCursor(SQLModel, table=True):
+    """How far an incremental sync of one stream has got."""
+
+    __table_args__ = (UniqueConstraint("connection_id", "stream"),)
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: int = Field(foreign_key="connection.id", index=True)
+    stream: str
+    cursor: str
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookEvent(SQLModel, table=True):
+    """A verified webhook delivery, stored before we answer 2xx; deduplicated by key."""
+
+    __table_args__ = (UniqueConstraint("provider", "dedupe_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int | None = Field(default=None, foreign_key="org.id", index=True)
+    provider: str
+    event_type: str
+    dedupe_key: str
+    raw_body: str = Field(sa_column=Column(Text, nullable=False))
+    headers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    verified: bool = False
+    deliveries: int = 1
+    received_at: datetime = Field(default_factory=utcnow)
+    processed_at: datetime | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +45,13 @@ class SkillSettings(BaseModel):
     min_calls: int = 3
 
 
+class ZoomSettings(BaseModel):
+    """Zoom app credentials (Marketplace → your app) and where Zoom lives."""
+
+    webhook_secret_token: SecretStr | None = None
+    webhook_tolerance_s: int = Field(300, description="reject signatures older than this")
+
+
 class OrgSettings(BaseModel):
     """The default org created by `coachloop init`."""
 
@@ -58,7 +65,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COACHLOOP_", env_nested_delimiter="__",
                                       env_file=".env", extra="ignore")
 
+    environment: str = Field("dev", description="dev | production: production refuses to "
+                             "run without real secrets")
     data_dir: Path = Path(".coachloop")
+    encryption_keys: list[SecretStr] = Field(
+        default_factory=list, description="Fernet keys, newest first; all decrypt, the first "
+                                          "encrypts (rotation)")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in data_dir")
     broker_url: str | None = Field(None, description="Celery broker; unset: run tasks in process")
     result_backend: str | None = None
@@ -72,6 +84,7 @@ class Settings(BaseSettings):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     skills: SkillSettings = Field(default_factory=SkillSettings)
     org: OrgSettings = Field(default_factory=OrgSettings)
+    zoom: ZoomSettings = Field(default_factory=ZoomSettings)
 
     @property
     def effective_database_url(self) -> str:

@@ -1,1 +1,2 @@
-"""Webhook receivers, one per provider (verify, parse, dedupe, enqueue). Zoom arrives with issue 3."""
+"""Webhook receivers, one per provider: verify the raw body, parse, store with a dedupe key,
+enqueue, answer 2xx fast. No processing happens in the request (workers do that)."""

@@ -1,0 +1,59 @@
+"""The shared webhook route: raw bytes → verify → parse → store (dedupe) → enqueue → 2xx."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from core.db import session_scope
+from core.settings import Settings, get_settings
+from core.webhook_events import record_delivery
+from webhooks.base import WebhookReceiver, WebhookRejected, kept_headers
+
+MAX_BODY_BYTES = 1 << 20
+
+
+def configured_receivers(settings: Settings) -> dict[str, WebhookReceiver]:
+    """A receiver per provider whose signing secret is configured."""
+    receivers: dict[str, WebhookReceiver] = {}
+    if settings.zoom.webhook_secret_token is not None:
+        from webhooks.zoom import ZoomReceiver
+
+        receivers["zoom"] = ZoomReceiver(settings.zoom.webhook_secret_token.get_secret_value(),
+                                         tolerance_s=settings.zoom.webhook_tolerance_s)
+    return receivers
+
+
+def make_router(enqueue: Callable[[int], None],
+                receivers: Callable[[], dict[str, WebhookReceiver]] | None = None) -> APIRouter:
+    """The `/webhooks/{provider}` route; `enqueue(event_id)` hands new events to the workers."""
+    router = APIRouter(tags=["webhooks"])
+    find = receivers or (lambda: configured_receivers(get_settings()))
+
+    @router.post("/webhooks/{provider}")
+    async def receive(provider: str, request: Request):
+        """Verify and store one delivery; processing happens in a worker."""
+        receiver = find().get(provider)
+        if receiver is None:
+            raise WebhookRejected(404, f"no webhook receiver configured for {provider!r}")
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            raise WebhookRejected(413, "body larger than 1 MiB")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        receiver.verify(raw, headers)
+        delivery = receiver.parse(raw)
+        answer = receiver.challenge(delivery)
+        if answer is not None:
+            return JSONResponse(answer)
+        with session_scope() as session:
+            stored = record_delivery(session, provider=provider, event_type=delivery.event_type,
+                                     dedupe_key=delivery.dedupe_key, raw_body=raw,
+                                     headers=kept_headers(headers))
+        if stored.is_new:
+            enqueue(stored.id)
+        return JSONResponse({"status": "accepted" if stored.is_new else "duplicate",
+                             "event_id": stored.id})
+
+    return router

@@ -246,8 +246,22 @@ class Connection(SQLModel, table=True):
     instance_url: str | None = None
     status: str = "active"  # active | broken
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+    refreshing_until: datetime | None = None  # a lease: one refresh at a time, any process
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class OAuthState(SQLModel, table=True):
+    """A started OAuth flow: single-use `state` (stored hashed) and its PKCE verifier."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    state_hash: str = Field(unique=True)
+    org_id: int = Field(foreign_key="org.id")
+    provider: str
+    redirect_uri: str
+    verifier_ciphertext: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    used_at: datetime | None = None
 
 
 class SyncCursor(SQLModel, table=True):

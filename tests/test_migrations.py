@@ -9,7 +9,7 @@ import core.models  # noqa: F401
 from core.db import engine_for, migrate
 
 TABLES = {"org", "user", "meeting", "participant", "mediaasset", "transcript", "segment",
-          "connection", "synccursor", "webhookevent",
+          "connection", "synccursor", "webhookevent", "oauthstate",
           "rubric", "callscore", "criterionscore", "fieldextraction", "skillsnapshot", "deal",
           "meetingdeal", "alembic_version"}
 

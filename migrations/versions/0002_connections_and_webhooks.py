@@ -1,8 +1,8 @@
-"""connections, sync cursors, webhook events
+"""connections, oauth states, sync cursors, webhook events
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-28 04:43:38.378217
+Create Date: 2026-11-28 04:46:32.932732
 """
 from alembic import op
 import sqlalchemy as sa
@@ -29,6 +29,7 @@ def upgrade() -> None:
     sa.Column('instance_url', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('refreshing_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['org.id'], ),
@@ -38,6 +39,19 @@ def upgrade() -> None:
     with op.batch_alter_table('connection', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_connection_org_id'), ['org_id'], unique=False)
 
+    op.create_table('oauthstate',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('state_hash', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('provider', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('redirect_uri', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('verifier_ciphertext', sa.Text(), nullable=True),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('used_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['org_id'], ['org.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('state_hash')
+    )
     op.create_table('webhookevent',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sa.Integer(), nullable=True),
@@ -84,6 +98,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_webhookevent_org_id'))
 
     op.drop_table('webhookevent')
+    op.drop_table('oauthstate')
     with op.batch_alter_table('connection', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_connection_org_id'))
 

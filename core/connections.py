@@ -1,0 +1,171 @@
+"""Connections to vendor accounts, and the token vault that keeps their access tokens valid.
+
+The vault refreshes ahead of expiry, one refresh at a time per connection across every
+process (a lease row-update that only one caller can win), re-reads the stored tokens after
+winning (another process may have just refreshed), stores rotated refresh tokens before
+handing out the new access token, and marks the connection broken with a plain reason when
+the vendor refuses, so an admin sees it instead of a retry storm.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlmodel import Session, select, update
+
+from core.db import session_scope
+from core.errors import CoachloopError, NotFound, Resolution
+from core.models import Connection, utcnow
+from core.oauth import AuthRefused, OAuthProvider, TokenSet, client_credentials, refresh
+
+REFRESH_MARGIN = timedelta(minutes=15)
+LEASE = timedelta(seconds=30)
+
+
+class ConnectionBroken(CoachloopError):
+    """The connection needs an admin to reconnect it; the message says why."""
+
+    resolution = Resolution.TERMINAL
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """A connection as admins see it: never any token."""
+
+    id: int
+    provider: str
+    account_ref: str
+    auth_kind: str
+    status: str
+    scopes: tuple[str, ...]
+    expires_at: datetime | None
+    last_error: str | None
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def save_connection(session: Session, *, org_id: int, provider: str, tokens: TokenSet,
+                    cipher, auth_kind: str = "oauth") -> Connection:
+    """Create or replace the org's connection to this vendor account (reconnecting heals it)."""
+    connection = session.exec(select(Connection).where(
+        Connection.org_id == org_id, Connection.provider == provider,
+        Connection.account_ref == tokens.account_ref)).first()
+    connection = connection or Connection(org_id=org_id, provider=provider,
+                                          account_ref=tokens.account_ref)
+    connection.auth_kind = auth_kind
+    connection.token_ciphertext = cipher.encrypt(tokens.to_secret())
+    connection.scopes = list(tokens.scopes)
+    connection.expires_at = tokens.expires_at
+    connection.instance_url = tokens.instance_url
+    connection.status, connection.last_error, connection.refreshing_until = "active", None, None
+    connection.updated_at = utcnow()
+    session.add(connection)
+    session.flush()
+    return connection
+
+
+def list_connections(session: Session, org_id: int) -> list[ConnectionInfo]:
+    rows = session.exec(select(Connection).where(Connection.org_id == org_id)
+                        .order_by(Connection.provider, Connection.id)).all()
+    return [ConnectionInfo(c.id, c.provider, c.account_ref, c.auth_kind, c.status,
+                           tuple(c.scopes), _aware(c.expires_at), c.last_error) for c in rows]
+
+
+class TokenVault:
+    """Valid access tokens for connections; `provider_for(name)` says how to refresh each."""
+
+    def __init__(self, provider_for: Callable[[str], OAuthProvider], cipher, *,
+                 margin: timedelta = REFRESH_MARGIN, clock: Callable[[], datetime] = utcnow,
+                 wait_s: float = 20.0):
+        self._provider_for = provider_for
+        self._cipher = cipher
+        self._margin = margin
+        self._clock = clock
+        self._wait_s = wait_s
+
+    def _load(self, connection_id: int) -> tuple[Connection, TokenSet]:
+        with session_scope() as session:
+            connection = session.get(Connection, connection_id)
+            if connection is None:
+                raise NotFound(f"connection {connection_id} does not exist")
+            if connection.status == "broken":
+                raise ConnectionBroken(f"the {connection.provider} connection is broken "
+                                       f"({connection.last_error}); reconnect it")
+            secret = self._cipher.decrypt(connection.token_ciphertext)
+            tokens = TokenSet(secret["access_token"], secret.get("refresh_token"),
+                              _aware(connection.expires_at), tuple(connection.scopes),
+                              connection.instance_url, connection.account_ref)
+            return connection, tokens
+
+    def access_token(self, connection_id: int, *, force_refresh: bool = False) -> TokenSet:
+        """A token valid for at least the margin; `force_refresh` after a 401 on a fresh one."""
+        connection, tokens = self._load(connection_id)
+        if tokens.fresh(self._margin, self._clock()) and not force_refresh:
+            return tokens
+        stale_token = tokens.access_token
+        deadline = time.monotonic() + self._wait_s
+        while not self._take_lease(connection_id):
+            if time.monotonic() > deadline:
+                raise ConnectionBroken(f"the {connection.provider} token refresh did not finish "
+                                       f"within {self._wait_s:.0f} s")
+            time.sleep(0.1)
+        try:
+            connection, tokens = self._load(connection_id)
+            if tokens.access_token != stale_token and tokens.fresh(self._margin, self._clock()):
+                return tokens  # someone refreshed while we waited for the lease
+            return self._refresh(connection, tokens)
+        finally:
+            self._release_lease(connection_id)
+
+    def _take_lease(self, connection_id: int) -> bool:
+        now = self._clock()
+        with session_scope() as session:
+            won = session.exec(update(Connection).where(
+                Connection.id == connection_id,
+                (Connection.refreshing_until.is_(None)) | (Connection.refreshing_until < now))
+                .values(refreshing_until=now + LEASE))
+            return won.rowcount == 1
+
+    def _release_lease(self, connection_id: int) -> None:
+        with session_scope() as session:
+            session.exec(update(Connection).where(Connection.id == connection_id)
+                         .values(refreshing_until=None))
+
+    def _refresh(self, connection: Connection, tokens: TokenSet) -> TokenSet:
+        provider = self._provider_for(connection.provider)
+        try:
+            if connection.auth_kind == "server_to_server":
+                fresh = client_credentials(provider, {"grant_type": "account_credentials",
+                                                      "account_id": connection.account_ref},
+                                           self._clock())
+            elif tokens.refresh_token:
+                fresh = refresh(provider, tokens.refresh_token, self._clock())
+            else:
+                raise AuthRefused(f"{connection.provider} gave no refresh token")
+        except AuthRefused as exc:
+            self._mark_broken(connection.id, exc.message)
+            raise ConnectionBroken(f"{exc.message}; reconnect {connection.provider}") from None
+        # Rotation: keep the new refresh token (or the old one if the vendor sent none).
+        fresh = TokenSet(fresh.access_token, fresh.refresh_token or tokens.refresh_token,
+                         fresh.expires_at, fresh.scopes or tokens.scopes,
+                         fresh.instance_url or tokens.instance_url, tokens.account_ref)
+        with session_scope() as session:
+            row = session.get(Connection, connection.id)
+            row.token_ciphertext = self._cipher.encrypt(fresh.to_secret())
+            row.expires_at, row.scopes = fresh.expires_at, list(fresh.scopes)
+            row.instance_url, row.updated_at = fresh.instance_url, utcnow()
+            session.add(row)
+        return fresh
+
+    def _mark_broken(self, connection_id: int, reason: str) -> None:
+        with session_scope() as session:
+            row = session.get(Connection, connection_id)
+            row.status, row.last_error, row.updated_at = "broken", reason, utcnow()
+            session.add(row)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import date
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -49,6 +50,10 @@ def _enqueue_webhook(event_id: int) -> None:
                          name=f"webhook-{event_id}", daemon=True).start()
     else:
         worker.handle_webhook.delay(event_id)
+
+
+def _callback_url(settings, provider: str) -> str:
+    return f"{settings.public_url.rstrip('/')}/connect/{provider}/callback"
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -100,6 +105,43 @@ def create_app() -> FastAPI:
         session.exec(text("SELECT 1"))
         return {"status": "ok", "database": "ok",
                 "tasks": "in-process" if get_settings().runs_in_process else "celery"}
+
+    @app.get("/connect/{provider}", tags=["connections"], status_code=302)
+    def connect(provider: str, org: Org = Depends(_org)):
+        """Start connecting a vendor account: redirects to the vendor's consent page."""
+        from connectors.oauth_apps import oauth_provider
+        from core.connections import begin_connect
+        from core.crypto import cipher_from_settings
+
+        settings = get_settings()
+        url = begin_connect(oauth_provider(provider, settings), org_id=org.id,
+                            redirect_uri=_callback_url(settings, provider),
+                            cipher=cipher_from_settings(settings))
+        return RedirectResponse(url, status_code=302)
+
+    @app.get("/connect/{provider}/callback", tags=["connections"])
+    def connect_callback(provider: str, code: str | None = None, state: str | None = None,
+                         error: str | None = None, error_description: str | None = None):
+        """Where the vendor sends the admin back: exchanges the code, stores the connection."""
+        from connectors.oauth_apps import oauth_provider
+        from core.connections import finish_connect
+        from core.crypto import cipher_from_settings
+
+        if error:
+            raise InputError(f"{provider} sign-in was not completed: {error_description or error}")
+        if not code or not state:
+            raise InputError("the callback carries no code and state: start the connection again")
+        settings = get_settings()
+        info = finish_connect(oauth_provider(provider, settings), code=code, state=state,
+                              cipher=cipher_from_settings(settings))
+        return {"connected": provider, "connection": asdict(info)}
+
+    @app.get("/connections", tags=["connections"])
+    def connections(session: Session = Depends(_session), org: Org = Depends(_org)) -> list[dict]:
+        """The org's vendor connections with their status and last error (never tokens)."""
+        from core.connections import list_connections
+
+        return [asdict(c) for c in list_connections(session, org.id)]
 
     @app.get("/meetings", tags=["meetings"], response_model=list[reports.MeetingSummary])
     def meetings(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),

@@ -340,6 +340,88 @@ def report_rep(email: str, as_of: Optional[str] = typer.Option(None),
     _run(_rep_report, email, _parse_date(as_of), window)
 
 
+# --------------------------------------------------------------- connections ----
+
+
+def _connect(provider: str, callback_url: str | None, follow: bool) -> None:
+    from urllib.parse import parse_qs, urlparse
+
+    from connectors.oauth_apps import oauth_provider
+    from core.connections import begin_connect, finish_connect
+    from core.crypto import cipher_from_settings
+    from core.db import session_scope
+    from core.ingest import current_org
+    from core.settings import get_settings
+
+    settings = get_settings()
+    _migrate()
+    oauth = oauth_provider(provider, settings)
+    cipher = cipher_from_settings(settings)
+    with session_scope() as session:
+        org_id = current_org(session, settings.org.name).id
+    redirect_uri = f"{settings.public_url.rstrip('/')}/connect/{provider}/callback"
+    url = begin_connect(oauth, org_id=org_id, redirect_uri=redirect_uri, cipher=cipher)
+    if follow:  # the sandbox consents on its own: no browser needed
+        import httpx
+
+        from core.oauth import tls_verify
+
+        callback_url = httpx.get(url, verify=tls_verify(oauth.verify)).headers.get("location")
+    if not callback_url:
+        console.print(f"Open this URL, approve, then paste the address you land on:\n{url}")
+        callback_url = typer.prompt("redirected URL")
+    query = parse_qs(urlparse(callback_url).query)
+    if "error" in query:
+        raise CoachloopError(f"{provider} sign-in was not completed: "
+                             f"{query.get('error_description', query['error'])[0]}")
+    if "code" not in query or "state" not in query:
+        raise CoachloopError("that address has no code and state in it")
+    info = finish_connect(oauth, code=query["code"][0], state=query["state"][0], cipher=cipher)
+    console.print(f"connected {provider} (connection {info.id}, account {info.account_ref or '—'})")
+
+
+@app.command()
+def connect(provider: str = typer.Argument(..., help="zoom or salesforce"),
+            callback_url: Optional[str] = typer.Option(None, help="the redirected URL, if you "
+                                                       "already have it"),
+            follow: bool = typer.Option(False, help="follow the consent URL yourself "
+                                        "(sandbox vendors consent automatically)")):
+    """Connect a vendor account with OAuth, without a browser on this machine."""
+    _run(_connect, provider, callback_url, follow)
+
+
+def _connections() -> None:
+    from core.connections import list_connections
+    from core.db import session_scope
+    from core.ingest import current_org
+    from core.settings import get_settings
+
+    with session_scope() as session:
+        rows = list_connections(session, current_org(session, get_settings().org.name).id)
+    table = Table("id", "provider", "account", "kind", "status", "expires", "last error",
+                  title="Connections")
+    for c in rows:
+        status = "[green]active[/green]" if c.status == "active" else f"[red]{c.status}[/red]"
+        table.add_row(str(c.id), c.provider, c.account_ref or "—", c.auth_kind, status,
+                      c.expires_at.isoformat(timespec="minutes") if c.expires_at else "—",
+                      c.last_error or "")
+    console.print(table)
+
+
+@app.command()
+def connections():
+    """Vendor connections, their status, and why any is broken."""
+    _run(_connections)
+
+
+@app.command()
+def keygen():
+    """Print a new encryption key for COACHLOOP_ENCRYPTION_KEYS (put it first to rotate)."""
+    from core.crypto import generate_key
+
+    console.print(generate_key())
+
+
 # ---------------------------------------------------------------------- demo ----
 
 

@@ -169,3 +169,26 @@ class TokenVault:
             row = session.get(Connection, connection_id)
             row.status, row.last_error, row.updated_at = "broken", reason, utcnow()
             session.add(row)
+
+
+def begin_connect(provider: OAuthProvider, *, org_id: int, redirect_uri: str, cipher) -> str:
+    """Start a connect flow: the vendor URL the admin's browser goes to."""
+    from core.oauth import start_authorization
+
+    with session_scope() as session:
+        return start_authorization(session, provider, org_id=org_id, redirect_uri=redirect_uri,
+                                   cipher=cipher)
+
+
+def finish_connect(provider: OAuthProvider, *, code: str, state: str, cipher) -> ConnectionInfo:
+    """Complete a connect flow from the callback's code and state; stores the connection."""
+    from core.oauth import consume_state, exchange_code
+
+    with session_scope() as session:
+        consumed = consume_state(session, provider, state, cipher)
+    tokens = exchange_code(provider, code, consumed)
+    with session_scope() as session:
+        connection = save_connection(session, org_id=consumed.org_id, provider=provider.name,
+                                     tokens=tokens, cipher=cipher)
+        return next(c for c in list_connections(session, consumed.org_id)
+                    if c.id == connection.id)

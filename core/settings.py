@@ -48,8 +48,28 @@ class SkillSettings(BaseModel):
 class ZoomSettings(BaseModel):
     """Zoom app credentials (Marketplace → your app) and where Zoom lives."""
 
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    account_id: str | None = Field(None, description="server-to-server apps only")
+    oauth_base: str = "https://zoom.us"
+    api_base: str = "https://api.zoom.us/v2"
+    scopes: list[str] = Field(default_factory=lambda: ["cloud_recording:read:list_user_recordings",
+                                                       "cloud_recording:read:list_recording_files",
+                                                       "meeting:read:list_past_participants"])
     webhook_secret_token: SecretStr | None = None
     webhook_tolerance_s: int = Field(300, description="reject signatures older than this")
+
+
+class SalesforceSettings(BaseModel):
+    """Salesforce External Client App (or Connected App) credentials."""
+
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    login_url: str = Field("https://login.salesforce.com",
+                           description="https://test.salesforce.com for sandboxes, or My Domain")
+    scopes: list[str] = Field(default_factory=lambda: ["api", "refresh_token"])
+    session_lifetime_s: int = Field(7200, description="your org's session timeout: Salesforce "
+                                    "token responses carry no expires_in")
 
 
 class OrgSettings(BaseModel):
@@ -85,6 +105,11 @@ class Settings(BaseSettings):
     skills: SkillSettings = Field(default_factory=SkillSettings)
     org: OrgSettings = Field(default_factory=OrgSettings)
     zoom: ZoomSettings = Field(default_factory=ZoomSettings)
+    salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
+    public_url: str = Field("http://127.0.0.1:8000", description="where users reach api.py; "
+                            "OAuth callbacks go to {public_url}/connect/{provider}/callback")
+    ca_bundle: str | None = Field(None, description="extra CA bundle for vendor TLS (the "
+                                  "sandbox's in tests and the demo)")
 
     @property
     def effective_database_url(self) -> str:

@@ -1,0 +1,22 @@
+"""Zoom: OAuth app description (recordings source and webhooks arrive with issue 3)."""
+
+from __future__ import annotations
+
+from core.errors import ConfigError
+from core.oauth import OAuthProvider
+from core.settings import Settings
+
+
+def oauth_provider(settings: Settings) -> OAuthProvider:
+    """Zoom's OAuth endpoints for our app; client auth is HTTP Basic."""
+    zoom = settings.zoom
+    if not zoom.client_id or zoom.client_secret is None:
+        raise ConfigError("Zoom is not configured: set COACHLOOP_ZOOM__CLIENT_ID and "
+                          "COACHLOOP_ZOOM__CLIENT_SECRET (Zoom Marketplace → your app → "
+                          "App Credentials)")
+    base = zoom.oauth_base.rstrip("/")
+    return OAuthProvider(name="zoom", authorize_url=f"{base}/oauth/authorize",
+                         token_url=f"{base}/oauth/token", client_id=zoom.client_id,
+                         client_secret=zoom.client_secret.get_secret_value(),
+                         scopes=tuple(zoom.scopes), client_auth="basic",
+                         verify=settings.ca_bundle or True)

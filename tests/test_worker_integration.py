@@ -178,3 +178,30 @@ def test_a_worker_killed_mid_transcription_loses_nothing(postgres, broker, tmp_p
             assert len(session.exec(select(CallScore)).all()) == 2
     finally:
         stop_worker(second)
+
+
+def test_cli_process_hands_pending_meetings_to_workers(celery_worker, broker, postgres, tmp_path):
+    """`coachloop ingest` then `coachloop process` with a broker: the CLI enqueues, the worker
+    transcribes and scores, the CLI waits with a progress bar and refreshes skills."""
+    from tests.conftest import PLATFORM_CALLS, copy_calls
+
+    _, log_path = celery_worker
+    url, prefix = broker
+    folder = copy_calls(tmp_path / "calls", PLATFORM_CALLS[:2])
+    for name in ("team.yaml", "deals.yaml"):
+        (folder / name).write_text((DEMO_CALLS.parent / name).read_text())
+    env = {**os.environ, "COACHLOOP_DATABASE_URL": postgres, "COACHLOOP_BROKER_URL": url,
+           "COACHLOOP_BROKER_TRANSPORT_OPTIONS": json.dumps({"global_keyprefix": prefix}),
+           "COACHLOOP_DATA_DIR": str(tmp_path / "cli"), "PYTHONPATH": str(ROOT),
+           "COLUMNS": "200"}
+    ingest = subprocess.run([sys.executable, "-m", "cli", "ingest", str(folder)], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert ingest.returncode == 0, ingest.stdout + ingest.stderr
+    process = subprocess.run([sys.executable, "-m", "cli", "process", "--as-of", "2026-11-20"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert process.returncode == 0, process.stdout + process.stderr + log_path.read_text()[-3000:]
+    assert "skills refreshed as of 2026-11-20" in process.stdout
+    with Session(engine_for(postgres)) as session:
+        assert set(session.exec(select(Meeting.stage)).all()) == {"scored"}
+        assert len(session.exec(select(CallScore)).all()) == 4
+    assert log_path.read_text().count("Task coachloop.transcribe[") >= 2, "workers did the work"

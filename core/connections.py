@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, select, update
 
 from core.db import session_scope
 from core.errors import CoachloopError, NotFound, Resolution
-from core.models import Connection, utcnow
+from core.models import Connection, as_utc, utcnow
 from core.oauth import AuthRefused, OAuthProvider, TokenSet, client_credentials, refresh
 
 REFRESH_MARGIN = timedelta(minutes=15)
@@ -45,11 +45,6 @@ class ConnectionInfo:
     last_error: str | None
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
 
 def save_connection(session: Session, *, org_id: int, provider: str, tokens: TokenSet,
                     cipher, auth_kind: str = "oauth") -> Connection:
@@ -75,7 +70,7 @@ def list_connections(session: Session, org_id: int) -> list[ConnectionInfo]:
     rows = session.exec(select(Connection).where(Connection.org_id == org_id)
                         .order_by(Connection.provider, Connection.id)).all()
     return [ConnectionInfo(c.id, c.provider, c.account_ref, c.auth_kind, c.status,
-                           tuple(c.scopes), _aware(c.expires_at), c.last_error) for c in rows]
+                           tuple(c.scopes), as_utc(c.expires_at), c.last_error) for c in rows]
 
 
 class TokenVault:
@@ -100,7 +95,7 @@ class TokenVault:
                                        f"({connection.last_error}); reconnect it")
             secret = self._cipher.decrypt(connection.token_ciphertext)
             tokens = TokenSet(secret["access_token"], secret.get("refresh_token"),
-                              _aware(connection.expires_at), tuple(connection.scopes),
+                              as_utc(connection.expires_at), tuple(connection.scopes),
                               connection.instance_url, connection.account_ref)
             return connection, tokens
 

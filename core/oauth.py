@@ -12,14 +12,14 @@ import base64
 import hashlib
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from sqlmodel import Session, select, update
 
 from core.errors import CoachloopError, InputError, Resolution, TransientError
-from core.models import OAuthState, utcnow
+from core.models import OAuthState, as_utc, utcnow
 
 STATE_TTL = timedelta(minutes=10)
 
@@ -106,7 +106,7 @@ def consume_state(session: Session, provider: OAuthProvider, state: str, cipher)
     row = session.exec(select(OAuthState).where(OAuthState.state_hash == _hash(state))).first()
     if row is None or row.provider != provider.name:
         raise InputError("unknown OAuth state: start the connection again", field="state")
-    if _aware(row.created_at) + STATE_TTL < utcnow():
+    if as_utc(row.created_at) + STATE_TTL < utcnow():
         raise InputError("this sign-in took too long (over 10 minutes): start again",
                          field="state")
     claimed = session.exec(update(OAuthState).where(OAuthState.id == row.id,
@@ -118,9 +118,6 @@ def consume_state(session: Session, provider: OAuthProvider, state: str, cipher)
     verifier = cipher.decrypt(row.verifier_ciphertext)["v"] if row.verifier_ciphertext else None
     return ConsumedState(row.org_id, row.redirect_uri, verifier)
 
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def exchange_code(provider: OAuthProvider, code: str, consumed: ConsumedState,

@@ -17,7 +17,6 @@ import json
 import random
 import secrets
 import threading
-import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -594,7 +593,7 @@ class SalesforceSandbox:
                                   f"incorrect type: {value}", [fdef.name])
         if rid not in self._records[targets[rid[:3]].lower()]:
             raise SalesforceError("INVALID_CROSS_REFERENCE_KEY",
-                                  f"invalid cross reference id", [fdef.name])
+                                  "invalid cross reference id", [fdef.name])
         return rid
 
     def _derive(self, sobject: SObject, record: dict) -> None:

@@ -137,3 +137,11 @@ def run_pending() -> None:
         if stage == "ingested":
             transcribe_meeting(meeting_id)
         score_meeting(meeting_id)
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory):
+    """One local CA and loopback certificate for every sandbox server in the run."""
+    from sandbox.tls import local_tls
+
+    return local_tls(tmp_path_factory.mktemp("tls"))

@@ -19,7 +19,6 @@ from simple_salesforce.exceptions import (SalesforceExpiredSession, SalesforceMa
 from sandbox.salesforce import (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SalesforceSandbox,
                                 demo_seed, normalize_id)
 from sandbox.server import serve
-from sandbox.tls import local_tls
 
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 
@@ -35,11 +34,6 @@ class Clock:
 
     def advance(self, **kw) -> None:
         self.now += timedelta(**kw)
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    return local_tls(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture

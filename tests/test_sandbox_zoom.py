@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from sandbox.server import serve
-from sandbox.tls import local_tls
 from sandbox.zoom import ZoomSandbox, demo_seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,11 +31,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    return local_tls(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture

@@ -344,10 +344,8 @@ def report_rep(email: str, as_of: Optional[str] = typer.Option(None),
 
 
 def _connect(provider: str, callback_url: str | None, follow: bool) -> None:
-    from urllib.parse import parse_qs, urlparse
-
-    from connectors.oauth_apps import oauth_provider
-    from core.connections import begin_connect, finish_connect
+    from connectors.oauth_apps import connect_following_consent, oauth_provider
+    from core.connections import begin_connect
     from core.crypto import cipher_from_settings
     from core.db import session_scope
     from core.ingest import current_org
@@ -355,28 +353,16 @@ def _connect(provider: str, callback_url: str | None, follow: bool) -> None:
 
     settings = get_settings()
     _migrate()
-    oauth = oauth_provider(provider, settings)
-    cipher = cipher_from_settings(settings)
     with session_scope() as session:
         org_id = current_org(session, settings.org.name).id
-    redirect_uri = f"{settings.public_url.rstrip('/')}/connect/{provider}/callback"
-    url = begin_connect(oauth, org_id=org_id, redirect_uri=redirect_uri, cipher=cipher)
-    if follow:  # the sandbox consents on its own: no browser needed
-        import httpx
-
-        from core.oauth import tls_verify
-
-        callback_url = httpx.get(url, verify=tls_verify(oauth.verify)).headers.get("location")
-    if not callback_url:
+    if not follow and not callback_url:
+        oauth = oauth_provider(provider, settings)
+        redirect_uri = f"{settings.public_url.rstrip('/')}/connect/{provider}/callback"
+        url = begin_connect(oauth, org_id=org_id, redirect_uri=redirect_uri,
+                            cipher=cipher_from_settings(settings))
         console.print(f"Open this URL, approve, then paste the address you land on:\n{url}")
         callback_url = typer.prompt("redirected URL")
-    query = parse_qs(urlparse(callback_url).query)
-    if "error" in query:
-        raise CoachloopError(f"{provider} sign-in was not completed: "
-                             f"{query.get('error_description', query['error'])[0]}")
-    if "code" not in query or "state" not in query:
-        raise CoachloopError("that address has no code and state in it")
-    info = finish_connect(oauth, code=query["code"][0], state=query["state"][0], cipher=cipher)
+    info = connect_following_consent(provider, org_id, settings, callback_url)
     console.print(f"connected {provider} (connection {info.id}, account {info.account_ref or '—'})")
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from core.domain import AudioTrack, MeetingRecord, Utterance
+from core.domain import AudioTrack, CallForCrm, MeetingRecord, Utterance
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,74 @@ class MeetingSource(ABC):
         return NotImplementedError(
             f"the '{getattr(self, 'name', type(self).__name__)}' meeting source "
             f"({type(self).__qualname__}) does not support {operation}")
+
+
+# ------------------------------------------------------------------------ CRMs ----
+
+
+@dataclass(frozen=True)
+class DealMatch:
+    """The deal a call belongs to (None when there is none, or it is ambiguous) and why."""
+
+    record_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordWrite:
+    """One record to write: by the CRM's id (`record_id`) or upserted by our external key."""
+
+    sobject: str
+    values: dict[str, Any]
+    record_id: str | None = None
+    key_field: str | None = None
+    key: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return self.record_id or f"{self.key_field}={self.key}"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What the CRM said about one `RecordWrite` (same order as asked)."""
+
+    ok: bool
+    record_id: str | None = None
+    created: bool = False
+    error: str | None = None  # "STATUS_CODE: message"
+
+
+class CrmWriter(ABC):
+    """A CRM we write methodology fields, call activities and skill scores to (DESIGN §4)."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise if the CRM cannot be reached or the connection cannot write."""
+
+    @abstractmethod
+    def describe(self, objects: list[str]) -> dict:
+        """`mappings.ObjectInfo` per lower-cased object name, for the objects that exist."""
+
+    @abstractmethod
+    def find_deals(self, calls: list[CallForCrm]) -> dict[int, DealMatch]:
+        """The open deal each call (by meeting id) belongs to, with the reason."""
+
+    @abstractmethod
+    def find_users(self, emails: list[str]) -> dict[str, str]:
+        """CRM user ids by lower-cased e-mail, for the ones that exist."""
+
+    @abstractmethod
+    def read(self, sobject: str, record_ids: list[str], fields: list[str]
+             ) -> dict[str, dict[str, Any]]:
+        """Current values of `fields` for each record id."""
+
+    @abstractmethod
+    def write(self, writes: list[RecordWrite]) -> list[WriteResult]:
+        """Write in as few batched, idempotent calls as the CRM allows; one result each."""
+
+    @abstractmethod
+    def pull_deals(self, since: datetime | None) -> tuple[list, datetime | None]:
+        """Deals (`core.domain.DealRecord`) changed since `since`, and the new high-water mark."""

@@ -73,6 +73,29 @@ def list_connections(session: Session, org_id: int) -> list[ConnectionInfo]:
                            tuple(c.scopes), as_utc(c.expires_at), c.last_error) for c in rows]
 
 
+def active_connection_id(org_id: int | None, provider: str,
+                         account_ref: str | None = None) -> int:
+    """The id of the org's (or, with no org, the account's) usable connection to `provider`."""
+    from core.errors import ConfigError
+
+    with session_scope() as session:
+        query = select(Connection).where(Connection.provider == provider)
+        if org_id is not None:
+            query = query.where(Connection.org_id == org_id)
+        if account_ref is not None:
+            query = query.where(Connection.account_ref == account_ref)
+        rows = session.exec(query.order_by(Connection.id)).all()
+        usable = [c for c in rows if c.status == "active"]
+        if usable:
+            return usable[0].id
+        if rows:
+            raise ConnectionBroken(f"the {provider} connection is broken ({rows[0].last_error});"
+                                   f" reconnect it with `coachloop connect {provider}`")
+        raise ConfigError(f"no {provider} connection" + (f" for account {account_ref}"
+                                                         if account_ref else "")
+                          + f": connect one with `coachloop connect {provider}`")
+
+
 class TokenVault:
     """Valid access tokens for connections; `provider_for(name)` says how to refresh each."""
 

@@ -87,6 +87,21 @@ class DealRecord:
     contact_emails: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class CallForCrm:
+    """A scored call as CRM write-back sees it: who, when, what was found, which deal."""
+
+    meeting_id: int
+    key: str  # stable across re-processing: "<source>:<external id>"
+    title: str
+    started_at: datetime
+    rep_email: str | None
+    buyer_emails: tuple[str, ...]
+    deal_record_id: str | None = None  # the CRM's id of the deal it is linked to
+    overall: tuple[tuple[str, float | None], ...] = ()  # (methodology, 0–100) per rubric
+    fields: tuple[tuple[str, FieldResult], ...] = ()  # (methodology, field) found in the call
+
+
 # ------------------------------------------------------------ transcripts ----
 
 

@@ -63,6 +63,8 @@ class Meeting(SQLModel, table=True):
     stage: str = "ingested"  # ingested | transcribed | scored | failed
     error: str | None = Field(default=None, sa_column=Column(Text))
     error_stage: str | None = None
+    crm_synced_at: datetime | None = None  # None: its CRM write-back is still to do
+    crm_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -298,3 +300,25 @@ class WebhookEvent(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow)
     processed_at: datetime | None = None
     error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class CrmWrite(SQLModel, table=True):
+    """The audit trail of CRM write-back: one row per field (or record) planned or written."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    run_id: str = Field(index=True)  # one plan/apply run
+    crm: str
+    sobject: str
+    record_id: str | None = None  # the CRM's id of the record written
+    external_key: str | None = None  # our deterministic key, for records we upsert
+    meeting_id: int | None = Field(default=None, foreign_key="meeting.id", index=True)
+    field: str | None = None  # None: the whole record (a Task, a skill score row)
+    policy: str
+    before: str | None = Field(default=None, sa_column=Column(Text))
+    after: str | None = Field(default=None, sa_column=Column(Text))
+    confidence: float | None = None
+    evidence: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str  # planned | written | skipped | unchanged | failed
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)

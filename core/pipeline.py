@@ -196,6 +196,7 @@ def score_meeting(meeting_id: int, *, settings: Settings | None = None) -> list[
                     label=found.label, value=found.value, confidence=found.confidence,
                     evidence=[asdict(e) for e in found.evidence]))
         _advance(meeting, "scored")
+        meeting.crm_synced_at = None  # new scores: the CRM is due an update
         session.add(meeting)
     return results
 

@@ -16,44 +16,32 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
-from core.errors import InputError
 from core.skill_taxonomy import SKILLS, skill_keys
+from core.yaml_models import LocatedError, YamlFileError, parse_yaml_model
 
 BUILTIN_DIR = Path(__file__).parent / "methodologies"
 
 
-class RubricError(InputError):
+class RubricError(YamlFileError):
     """A rubric file is unreadable or invalid; the message names the file and line."""
-
-    def __init__(self, message: str, *, file: str, line: int | None = None,
-                 field: str | None = None, problems: tuple[str, ...] = ()):
-        super().__init__(message, file=file, line=line, field=field)
-        # Every problem found, each already "file:line [field]: message"; the first is `message`.
-        self.problems = problems or (self.message,)
-        if len(self.problems) > 1:
-            self.message = "\n".join(self.problems)
-            self.args = (self.message,)
-
-
-class _LocatedError(ValueError):
-    """A cross-item check failure that knows which node it is about (pydantic keeps it)."""
-
-    def __init__(self, message: str, loc: tuple[str | int, ...]):
-        super().__init__(message)
-        self.loc = loc
 
 
 # ------------------------------------------------------------------ phrases ----
 
 
-@lru_cache(maxsize=None)
+@cache
 def compile_phrase(phrase: str) -> re.Pattern[str]:
     """Compile a rubric phrase: case-insensitive, anchored at word boundaries on both ends."""
     # Lookarounds rather than \b so phrases may start or end with "$", "%" or "?".
@@ -102,11 +90,11 @@ class Scale(_Model):
     @model_validator(mode="after")
     def _check_range(self) -> Scale:
         if self.max <= self.min:
-            raise _LocatedError(f"max ({self.max:g}) must be greater than min ({self.min:g})",
+            raise LocatedError(f"max ({self.max:g}) must be greater than min ({self.min:g})",
                                 ("max",))
         for level in sorted(self.levels):
             if not self.min <= level <= self.max:
-                raise _LocatedError(
+                raise LocatedError(
                     f"level {level} is outside the scale {self.min:g}–{self.max:g}",
                     ("levels", level))
         return self
@@ -138,7 +126,7 @@ class Criterion(_Model):
     @model_validator(mode="after")
     def _check_skill(self) -> Criterion:
         if self.skill not in SKILLS:
-            raise _LocatedError(
+            raise LocatedError(
                 f"unknown skill {self.skill!r}; known skills: {', '.join(skill_keys())}",
                 ("skill",))
         return self
@@ -186,7 +174,7 @@ class Rubric(_Model):
             seen: dict[str, int] = {}
             for index, item in enumerate(items):
                 if item.key in seen:
-                    raise _LocatedError(
+                    raise LocatedError(
                         f"duplicate key {item.key!r} (first used by {section}[{seen[item.key]}])",
                         (section, index, "key"))
                 seen[item.key] = index
@@ -200,7 +188,7 @@ class Rubric(_Model):
                 if key == criterion.key or key not in keys:
                     problem = ("a criterion cannot be related to itself" if key == criterion.key
                                else f"unknown criterion {key!r}; criteria: {', '.join(keys)}")
-                    raise _LocatedError(problem, ("criteria", index, "related", position))
+                    raise LocatedError(problem, ("criteria", index, "related", position))
         return self
 
     @property
@@ -233,27 +221,11 @@ def load_rubric(path: str | Path) -> Rubric:
 
 def parse_rubric(text: str, *, source: str) -> Rubric:
     """Validate rubric YAML `text`; `source` (a path or a name) is used in error messages."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise RubricError(f"malformed YAML: {exc.problem or exc.context}", file=source,
-                          line=mark.line + 1 if mark else None) from None
-    except yaml.YAMLError as exc:
-        raise RubricError(f"malformed YAML: {exc}", file=source) from None
-    if not isinstance(root, yaml.MappingNode):
-        line = root.start_mark.line + 1 if root is not None else 1
-        raise RubricError("a rubric file must be a mapping (key:, name:, criteria:, ...)",
-                          file=source, line=line)
-    _reject_duplicate_yaml_keys(root, source)
-    try:
-        return Rubric.model_validate(data)
-    except ValidationError as exc:
-        raise _rubric_error(exc, root, source) from None
+    return parse_yaml_model(text, Rubric, source=source, error=RubricError,
+                            shape="a rubric file must be a mapping (key:, name:, criteria:, ...)")
 
 
-@lru_cache(maxsize=None)
+@cache
 def builtin_rubric(key: str) -> Rubric:
     """One of the rubrics shipped in `core/methodologies`, by key (e.g. "meddic")."""
     if key not in list_builtin_rubrics():
@@ -269,77 +241,3 @@ def builtin_rubric(key: str) -> Rubric:
 def list_builtin_rubrics() -> tuple[str, ...]:
     """Keys of the rubrics shipped with coachloop, sorted."""
     return tuple(sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")))
-
-
-# ------------------------------------------------------ error → file and line ----
-
-
-def _reject_duplicate_yaml_keys(node: yaml.Node, source: str) -> None:
-    # PyYAML silently keeps the last of two equal keys; in a rubric that hides a mistake.
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                if key_node.value in seen:
-                    raise RubricError(f"key {key_node.value!r} appears twice in this mapping",
-                                      file=source, line=key_node.start_mark.line + 1,
-                                      field=key_node.value)
-                seen.add(key_node.value)
-            _reject_duplicate_yaml_keys(value_node, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _reject_duplicate_yaml_keys(item, source)
-
-
-def _rubric_error(exc: ValidationError, root: yaml.Node, source: str) -> RubricError:
-    located = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
-        cause = error.get("ctx", {}).get("error")
-        if isinstance(cause, _LocatedError):
-            loc += cause.loc
-        located.append((loc, error))
-    problems: list[tuple[int, str, str]] = []
-    for loc, error in located:
-        # A list that is "too short" only because its bad item was dropped is not news.
-        if any(len(other) > len(loc) and other[:len(loc)] == loc for other, _ in located):
-            continue
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling)"
-        elif error["type"] == "string_type" and isinstance(error.get("input"), bool):
-            message += " (YAML reads an unquoted yes/no/on/off as true/false: quote it)"
-        problems.append((_line_of(root, loc), _dotted(loc), message))
-    problems.sort(key=lambda p: p[0])  # stable: equal lines keep pydantic's order
-    line, field, message = problems[0]
-    rendered = tuple(f"{source}:{ln} [{fld}]: {msg}" if fld else f"{source}:{ln}: {msg}"
-                     for ln, fld, msg in problems)
-    return RubricError(message, file=source, line=line, field=field or None, problems=rendered)
-
-
-def _line_of(root: yaml.Node, loc: tuple[str | int, ...]) -> int:
-    """1-based line of the deepest node `loc` reaches (a missing key: its parent mapping)."""
-    node, line = root, root.start_mark.line + 1
-    for part in loc:
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
-                    # Point at the key ("skill: foo"), which is where a person looks.
-                    child, line = value_node, key_node.start_mark.line + 1
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                child = node.value[part]
-                line = child.start_mark.line + 1
-        if child is None:
-            break
-        node = child
-    return line
-
-
-def _dotted(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out

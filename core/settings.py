@@ -70,6 +70,9 @@ class SalesforceSettings(BaseModel):
     scopes: list[str] = Field(default_factory=lambda: ["api", "refresh_token"])
     session_lifetime_s: int = Field(7200, description="your org's session timeout: Salesforce "
                                     "token responses carry no expires_in")
+    api_version: str = "60.0"
+    mapping: str = Field("salesforce-meddic", description="a built-in mapping's name, or the "
+                         "path of your own mapping file")
 
 
 class OrgSettings(BaseModel):

@@ -499,6 +499,11 @@ class SalesforceSandbox:
         with self._lock:
             return self._insert(self._obj(obj), values, count_lock=False)
 
+    def update(self, obj: str, record_id: str, values: dict) -> None:
+        """Change one record as a user in the Salesforce UI would (validated, not counted)."""
+        with self._lock:
+            self._update(self._obj(obj), normalize_id(record_id), values)
+
     def get(self, obj: str, record_id: str) -> dict | None:
         """A copy of a stored record (API names → JSON values), or None."""
         with self._lock:

@@ -18,7 +18,8 @@ class RunningServer:
     _thread: threading.Thread
 
     def stop(self) -> None:
-        self._server.should_exit = True
+        # No graceful drain: uvicorn would wait for clients' idle keep-alive connections.
+        self._server.should_exit = self._server.force_exit = True
         self._thread.join(timeout=10)
 
 

@@ -1,4 +1,4 @@
-"""Salesforce: OAuth app description (the CRM writer arrives with issue 3)."""
+"""Salesforce: the OAuth app, and the CRM writer for an org's connection."""
 
 from __future__ import annotations
 
@@ -21,3 +21,27 @@ def oauth_provider(settings: Settings) -> OAuthProvider:
                          scopes=tuple(sf.scopes), client_auth="body",
                          default_lifetime_s=sf.session_lifetime_s,
                          verify=settings.ca_bundle or True)
+
+
+def writer_for_org(org_id: int, settings: Settings):
+    """The Salesforce writer for the org's active connection (ConfigError if there is none)."""
+    from connectors.oauth_apps import token_vault
+    from connectors.salesforce.writer import SalesforceWriter
+    from core.connections import active_connection_id
+
+    connection_id = active_connection_id(org_id, "salesforce")
+    return SalesforceWriter.for_connection(connection_id, token_vault(settings),
+                                           verify=settings.ca_bundle or True,
+                                           version=settings.salesforce.api_version)
+
+
+def mapping_from_settings(settings: Settings):
+    """The configured mapping: a built-in name or a file path."""
+    from pathlib import Path
+
+    from mappings import builtin_mapping, load_mapping
+
+    name = settings.salesforce.mapping
+    if name.endswith((".yaml", ".yml")) or Path(name).is_file():
+        return load_mapping(name)
+    return builtin_mapping(name)

@@ -1,0 +1,212 @@
+"""CRM write-back for any `CrmWriter`: plan (diff against the CRM), then apply in batches.
+
+One run takes the calls due, finds each one's deal, reads the deals' current values, lets the
+mapping's planner decide field by field, and adds a logged activity per call and the reps'
+latest skill scores. `apply=False` stops there (what `coachloop crm plan` shows);
+`apply=True` writes every record idempotently (by id, or upserted by our external key), then
+appends every decision and result to the `CrmWrite` audit trail.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+
+from connectors.base import CrmWriter, DealMatch, RecordWrite, WriteResult
+from core.db import session_scope
+from core.domain import CallForCrm
+from core.models import CrmWrite
+from core.writeback import (audit, calls_due, latest_skill_rows, link_deal, mark_sync_failed,
+                            mark_synced)
+from mappings import (CallFindings, FieldDecision, FoundValue, Mapping, ObjectInfo, Policy,
+                      check_against, plan_record)
+
+# Our custom object's fields (README: "Rep_Skill_Score__c"); absent ones are left out.
+SKILL_FIELDS = ("Name", "User__c", "Skill__c", "Window_Days__c", "As_Of__c", "Score__c",
+                "Interval_Low__c", "Interval_High__c", "Percentile__c", "N_Calls__c", "State__c")
+
+
+@dataclass
+class SyncReport:
+    """What a run found, decided and (when applied) wrote."""
+
+    run_id: str
+    org_id: int
+    applied: bool
+    calls: list[CallForCrm] = field(default_factory=list)
+    deals: dict[int, DealMatch] = field(default_factory=dict)
+    decisions: list[tuple[str, FieldDecision]] = field(default_factory=list)  # (record, …)
+    writes: list[RecordWrite] = field(default_factory=list)
+    results: list[WriteResult] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[tuple[RecordWrite, WriteResult]]:
+        return [(w, r) for w, r in zip(self.writes, self.results, strict=True) if not r.ok]
+
+
+def _findings(call: CallForCrm, methodology: str) -> CallFindings:
+    values = {f.key: FoundValue(f.value, f.confidence, tuple(asdict(e) for e in f.evidence))
+              for rubric, f in call.fields if rubric == methodology}
+    return CallFindings(call.meeting_id, call.title, call.started_at.date(), values)
+
+
+def _activity_values(call: CallForCrm, deal_id: str | None, mapping: Mapping,
+                     public_url: str) -> dict:
+    scores = ", ".join(f"{m.upper()} {o:.0f}/100" if o is not None else f"{m.upper()} abstained"
+                       for m, o in call.overall)
+    lines = [f"Scored by coachloop ({scores})."]
+    for rubric, found in call.fields:
+        if rubric == mapping.methodology and found.value:
+            lines.append(f"{found.label}: {found.value}")
+    lines.append(f"Call in coachloop: {public_url.rstrip('/')}/meetings/{call.meeting_id}")
+    values = {"Subject": f"Call: {call.title}"[:255],
+              "ActivityDate": call.started_at.date().isoformat(), "Status": "Completed",
+              "Priority": "Normal", "Description": "\n".join(lines)[:32000]}
+    if deal_id:
+        values["WhatId"] = deal_id
+    return values
+
+
+def _skill_writes(writer: CrmWriter, mapping: Mapping, describe: dict[str, ObjectInfo],
+                  report: SyncReport) -> list[RecordWrite]:
+    rule = mapping.skill_scores
+    if rule is None or not rule.enabled:
+        return []
+    with session_scope() as session:
+        rows = latest_skill_rows(session, report.org_id)
+    if not rows:
+        return []
+    info = describe[rule.object.lower()]
+    users = writer.find_users([r.rep_email for r in rows])
+    writes = []
+    for row in rows:
+        user_id = users.get(row.rep_email.lower())
+        if user_id is None:
+            report.skipped.append(f"skill scores of {row.rep_email}: no active CRM user has "
+                                  "this e-mail")
+            continue
+        values = {"Name": f"{row.rep_email.split('@')[0]} · {row.skill} · {row.window_days}d"[:80],
+                  "User__c": user_id, "Skill__c": row.skill, "Window_Days__c": row.window_days,
+                  "As_Of__c": row.as_of.isoformat(), "Score__c": row.score,
+                  "Interval_Low__c": row.interval_low, "Interval_High__c": row.interval_high,
+                  "Percentile__c": row.percentile, "N_Calls__c": row.n_calls,
+                  "State__c": row.state}
+        values = {k: v for k, v in values.items() if info.field(k) is not None}
+        key = f"{user_id}:{row.skill}:{row.window_days}d:{row.as_of.isoformat()}"
+        writes.append(RecordWrite(rule.object, values, key_field=rule.external_id, key=key))
+    return writes
+
+
+def sync(org_id: int, writer: CrmWriter, mapping: Mapping, *, apply: bool,
+         meeting_ids: list[int] | None = None, include_synced: bool = False,
+         public_url: str = "") -> SyncReport:
+    """Plan (and with `apply`, perform) the write-back of the org's due calls."""
+    report = SyncReport(run_id=uuid.uuid4().hex, org_id=org_id, applied=apply)
+    with session_scope() as session:
+        report.calls = calls_due(session, org_id, writer.name, meeting_ids=meeting_ids,
+                                 include_synced=include_synced)
+    objects = [mapping.object] + [r.object for r in (mapping.activity, mapping.skill_scores)
+                                  if r is not None and r.enabled]
+    describe = writer.describe(objects)
+    check_against(mapping, describe)
+
+    unlinked = [c for c in report.calls if c.deal_record_id is None]
+    matches = writer.find_deals(unlinked) if unlinked else {}
+    deal_of: dict[int, str | None] = {}
+    for call in report.calls:
+        if call.deal_record_id:
+            report.deals[call.meeting_id] = DealMatch(call.deal_record_id, "linked earlier")
+        else:
+            report.deals[call.meeting_id] = matches[call.meeting_id]
+        deal_of[call.meeting_id] = report.deals[call.meeting_id].record_id
+
+    by_deal: dict[str, list[CallForCrm]] = defaultdict(list)
+    for call in report.calls:
+        if deal_of[call.meeting_id]:
+            by_deal[deal_of[call.meeting_id]].append(call)
+    info = describe[mapping.object.lower()]
+    targets = sorted({info.field(r.target).name for r in mapping.fields
+                      if r.policy is not Policy.NEVER})
+    current = writer.read(mapping.object, list(by_deal), targets) if by_deal else {}
+    for deal_id, calls in sorted(by_deal.items()):
+        if deal_id not in current:
+            report.skipped.append(f"{mapping.object} {deal_id} is gone or not visible to the "
+                                  "integration user")
+            continue
+        plan = plan_record(mapping, info, deal_id, current[deal_id],
+                           [_findings(c, mapping.methodology) for c in calls])
+        report.decisions += [(deal_id, d) for d in plan.decisions]
+        if plan.values:
+            report.writes.append(RecordWrite(mapping.object, plan.values, record_id=deal_id))
+    if mapping.activity is not None and mapping.activity.enabled:
+        for call in report.calls:
+            report.writes.append(RecordWrite(
+                mapping.activity.object,
+                _activity_values(call, deal_of[call.meeting_id], mapping, public_url),
+                key_field=mapping.activity.external_id, key=call.key))
+    report.writes += _skill_writes(writer, mapping, describe, report)
+    if not apply:
+        return report
+
+    report.results = writer.write(report.writes)
+    _record(org_id, writer.name, mapping, report)
+    return report
+
+
+def _record(org_id: int, crm: str, mapping: Mapping, report: SyncReport) -> None:
+    """Links, audit rows and per-call sync state, in one transaction."""
+    result_of = {(w.sobject, w.ref): r for w, r in zip(report.writes, report.results, strict=True)}
+    rows: list[CrmWrite] = []
+    failed_calls: dict[int, str] = {}
+    for record_id, decision in report.decisions:
+        result = result_of.get((mapping.object, record_id))
+        status, reason = decision.status, decision.reason
+        if decision.status == "write":
+            status = "written" if result and result.ok else "failed"
+            if result and not result.ok:
+                reason = result.error
+                failed_calls[decision.meeting_id] = f"{mapping.object} {record_id}: {result.error}"
+        rows.append(CrmWrite(org_id=org_id, run_id=report.run_id, crm=crm,
+                             sobject=mapping.object, record_id=record_id,
+                             meeting_id=decision.meeting_id, field=decision.field,
+                             policy=decision.policy.value, before=decision.before,
+                             after=decision.after, confidence=decision.confidence,
+                             evidence=list(decision.evidence), status=status, reason=reason))
+    meeting_of_key = {c.key: c.meeting_id for c in report.calls}
+    for write, result in zip(report.writes, report.results, strict=True):
+        if write.record_id is not None:
+            continue  # field-level rows above
+        meeting_id = meeting_of_key.get(write.key) if write.sobject == (
+            mapping.activity.object if mapping.activity else None) else None
+        if not result.ok and meeting_id is not None:
+            failed_calls[meeting_id] = f"{write.sobject} {write.key}: {result.error}"
+        rows.append(CrmWrite(org_id=org_id, run_id=report.run_id, crm=crm, sobject=write.sobject,
+                             record_id=result.record_id, external_key=write.key,
+                             meeting_id=meeting_id, policy="upsert",
+                             after=_compact(write.values),
+                             status=("created" if result.created else "written") if result.ok
+                             else "failed", reason=result.error))
+    for call in report.calls:
+        match = report.deals[call.meeting_id]
+        if match.record_id is None:
+            rows.append(CrmWrite(org_id=org_id, run_id=report.run_id, crm=crm,
+                                 sobject=mapping.object, meeting_id=call.meeting_id,
+                                 policy="link", status="skipped", reason=match.reason))
+    with session_scope() as session:
+        for call in report.calls:
+            match = report.deals[call.meeting_id]
+            if match.record_id and call.deal_record_id is None:
+                link_deal(session, org_id, call.meeting_id, crm, match.record_id, match.reason)
+        audit(session, rows)
+        mark_synced(session, [c.meeting_id for c in report.calls
+                              if c.meeting_id not in failed_calls])
+        for meeting_id, message in failed_calls.items():
+            mark_sync_failed(session, meeting_id, message)
+
+
+def _compact(values: dict) -> str:
+    import json
+
+    return json.dumps(values, sort_keys=True, default=str)

@@ -1,0 +1,345 @@
+"""The Salesforce CRM writer, through simple-salesforce.
+
+simple-salesforce has no OAuth web-server or refresh flow, so it runs in "direct" mode with
+the token vault's access token and instance URL; on an expired session we refresh once and
+retry. It has no Collections method either: those calls go through `restful()`. Every
+Salesforce failure is translated here into the core error types, so `core.errors.classify`
+decides what happens next.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (SalesforceError, SalesforceExpiredSession,
+                                          SalesforceRefusedRequest)
+
+from connectors.base import CallForCrm, CrmWriter, DealMatch, RecordWrite, WriteResult
+from core.connections import ConnectionBroken
+from core.domain import DealRecord
+from core.errors import CoachloopError, TransientError
+from mappings import FieldInfo, ObjectInfo
+
+log = logging.getLogger("coachloop.salesforce")
+
+API_VERSION = "60.0"
+BATCH = 200  # sObject Collections: at most 200 records per call
+LOCK_RETRIES = 4
+# 403 REQUEST_LIMIT_EXCEEDED: the daily pool is a rolling 24 h, so wait on the scale of the
+# quota window; the long-running-request cap clears in seconds.
+DAILY_LIMIT_BACKOFF_S = 3600.0
+CONCURRENCY_BACKOFF_S = 30.0
+TRANSIENT_RECORD_ERRORS = {"UNABLE_TO_LOCK_ROW"}
+
+
+def soql_quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def soql_in(values: list[str]) -> str:
+    return "(" + ", ".join(soql_quote(v) for v in values) + ")"
+
+
+def _first_error(content: Any) -> tuple[str, str]:
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        first = content[0]
+        return (str(first.get("errorCode") or first.get("statusCode") or "ERROR"),
+                str(first.get("message", "")))
+    return "ERROR", str(content)[:300]
+
+
+class SalesforceWriter(CrmWriter):
+    """Writes to one Salesforce org as the connection's integration user."""
+
+    name = "salesforce"
+
+    def __init__(self, tokens: Any, *, refresh: Any = None, verify: str | bool = True,
+                 version: str = API_VERSION, sleep: Any = time.sleep):
+        """`tokens` is a TokenSet (access token + instance URL); `refresh()` returns a new one."""
+        self._refresh = refresh
+        self._verify = verify
+        self._version = version
+        self._sleep = sleep
+        self.calls = 0  # API requests made, for benchmarks
+        self._retry_after: float | None = None
+        self._connect(tokens)
+
+    @classmethod
+    def for_connection(cls, connection_id: int, vault: Any, *, verify: str | bool = True,
+                       version: str = API_VERSION) -> SalesforceWriter:
+        tokens = vault.access_token(connection_id)
+        if not tokens.instance_url:
+            raise ConnectionBroken("the Salesforce connection has no instance URL; reconnect it")
+        return cls(tokens, verify=verify, version=version,
+                   refresh=lambda: vault.access_token(connection_id, force_refresh=True))
+
+    def _connect(self, tokens: Any) -> None:
+        session = requests.Session()
+        # This machine (and many servers) set REQUESTS_CA_BUNDLE, which would override verify.
+        session.trust_env = False
+        session.verify = self._verify
+        session.hooks["response"].append(self._observe)
+        self.sf = Salesforce(instance_url=tokens.instance_url, session_id=tokens.access_token,
+                             session=session, version=self._version)
+
+    def close(self) -> None:
+        self.sf.session.close()
+
+    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.calls += 1
+        retry_after = response.headers.get("Retry-After")
+        try:
+            self._retry_after = float(retry_after) if retry_after else None
+        except ValueError:
+            self._retry_after = None
+
+    # ---- one place where Salesforce failures become core errors -----------------------------
+
+    def _call(self, fn, *args: Any, **kwargs: Any) -> Any:
+        refreshed = False
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except SalesforceExpiredSession:
+                if refreshed or self._refresh is None:
+                    raise ConnectionBroken("Salesforce rejected a freshly refreshed session; "
+                                           "reconnect Salesforce") from None
+                self._connect(self._refresh())
+                refreshed = True  # `fn` reads self.sf again, so it uses the new session
+            except SalesforceRefusedRequest as exc:
+                code, message = _first_error(exc.content)
+                if code == "REQUEST_LIMIT_EXCEEDED":
+                    concurrency = "concurren" in message.lower()
+                    raise TransientError(
+                        f"Salesforce API limit reached ({message}); retrying later",
+                        retry_after=CONCURRENCY_BACKOFF_S if concurrency
+                        else DAILY_LIMIT_BACKOFF_S) from None
+                raise CoachloopError(f"Salesforce refused the request: {code}: {message}") \
+                    from None
+            except SalesforceError as exc:
+                code, message = _first_error(exc.content)
+                if exc.status >= 500 or code in TRANSIENT_RECORD_ERRORS:
+                    raise TransientError(f"Salesforce answered {exc.status} ({code})",
+                                         retry_after=self._retry_after) from None
+                raise CoachloopError(f"Salesforce: {code}: {message} ({exc.resource_name})") \
+                    from None
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise TransientError(f"cannot reach Salesforce ({type(exc).__name__})") \
+                    from None
+
+    def _query(self, soql: str) -> list[dict]:
+        return self._call(lambda: self.sf.query_all(soql))["records"]
+
+    def _restful(self, path: str, method: str = "GET", **kwargs: Any) -> Any:
+        return self._call(lambda: self.sf.restful(path, method=method, **kwargs))
+
+    # ---- the CrmWriter contract -------------------------------------------------------------
+
+    def check(self) -> None:
+        self._restful("limits/")
+
+    def describe(self, objects: list[str]) -> dict[str, ObjectInfo]:
+        out = {}
+        for name in dict.fromkeys(objects):
+            try:
+                body = self._restful(f"sobjects/{name}/describe")
+            except CoachloopError as exc:
+                if "NOT_FOUND" in exc.message or "INVALID_TYPE" in exc.message:
+                    continue
+                raise
+            fields = {}
+            for f in body["fields"]:
+                values = tuple(p["value"] for p in f.get("picklistValues") or ()
+                               if p.get("active", True))
+                fields[f["name"].lower()] = FieldInfo(
+                    f["name"], f["type"], f.get("length") or None, bool(f.get("updateable")),
+                    bool(f.get("createable")), values, bool(f.get("restrictedPicklist")),
+                    bool(f.get("externalId")))
+            out[body["name"].lower()] = ObjectInfo(body["name"], fields)
+        return out
+
+    def find_users(self, emails: list[str]) -> dict[str, str]:
+        wanted = sorted({e.lower() for e in emails if e})
+        found: dict[str, str] = {}
+        for chunk in _chunks(wanted, 100):
+            for row in self._query(f"SELECT Id, Email FROM User WHERE Email IN {soql_in(chunk)}"
+                                   " AND IsActive = true"):
+                found.setdefault(row["Email"].lower(), row["Id"])
+        return found
+
+    def find_deals(self, calls: list[CallForCrm]) -> dict[int, DealMatch]:
+        emails = sorted({e.lower() for call in calls for e in call.buyer_emails})
+        contacts: dict[str, list[dict]] = defaultdict(list)
+        for chunk in _chunks(emails, 100):
+            for row in self._query("SELECT Id, Email, AccountId, Account.Name FROM Contact "
+                                   f"WHERE Email IN {soql_in(chunk)}"):
+                contacts[row["Email"].lower()].append(row)
+        contact_ids = sorted({c["Id"] for rows in contacts.values() for c in rows})
+        account_ids = sorted({c["AccountId"] for rows in contacts.values() for c in rows
+                              if c.get("AccountId")})
+        roles: dict[str, set[str]] = defaultdict(set)  # contact id → opportunity ids
+        opps: dict[str, dict] = {}
+        for chunk in _chunks(contact_ids, 100):
+            for row in self._query("SELECT OpportunityId, ContactId FROM OpportunityContactRole "
+                                   f"WHERE ContactId IN {soql_in(chunk)}"):
+                roles[row["ContactId"]].add(row["OpportunityId"])
+        role_opp_ids = sorted({o for ids in roles.values() for o in ids})
+        fields = "Id, Name, AccountId, IsClosed, CloseDate, StageName"
+        for chunk in _chunks(account_ids, 100):
+            for row in self._query(f"SELECT {fields} FROM Opportunity "
+                                   f"WHERE AccountId IN {soql_in(chunk)}"):
+                opps[row["Id"]] = row
+        missing = [o for o in role_opp_ids if o not in opps]
+        for chunk in _chunks(missing, 100):
+            for row in self._query(f"SELECT {fields} FROM Opportunity WHERE Id IN "
+                                   f"{soql_in(chunk)}"):
+                opps[row["Id"]] = row
+        return {call.meeting_id: _match(call, contacts, roles, opps) for call in calls}
+
+    def read(self, sobject: str, record_ids: list[str], fields: list[str]
+             ) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        columns = ", ".join(dict.fromkeys(["Id", *fields]))
+        for chunk in _chunks(sorted(set(record_ids)), 200):
+            for row in self._query(f"SELECT {columns} FROM {sobject} WHERE Id IN "
+                                   f"{soql_in(chunk)}"):
+                out[row["Id"]] = {k: v for k, v in row.items() if k != "attributes"}
+        return out
+
+    def write(self, writes: list[RecordWrite]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(writes)
+        groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+        for index, item in enumerate(writes):
+            groups[(item.sobject, item.key_field if item.record_id is None else None)].append(index)
+        for (sobject, key_field), indexes in groups.items():
+            # Rows on one parent go in one batch: fewer UNABLE_TO_LOCK_ROW between batches.
+            for chunk in _chunks(indexes, BATCH):
+                self._write_batch(sobject, key_field, [writes[i] for i in chunk], chunk, results)
+        return [r or WriteResult(False, error="not attempted") for r in results]
+
+    def _write_batch(self, sobject: str, key_field: str | None, batch: list[RecordWrite],
+                     positions: list[int], results: list) -> None:
+        pending = list(range(len(batch)))
+        for attempt in range(LOCK_RETRIES + 1):
+            records = []
+            for i in pending:
+                item = batch[i]
+                record = {"attributes": {"type": sobject}, **item.values}
+                if key_field:
+                    record[key_field] = item.key
+                else:
+                    record["id"] = item.record_id
+                records.append(record)
+            body = {"allOrNone": False, "records": records}
+            if key_field:
+                answer = self._restful(f"composite/sobjects/{sobject}/{key_field}",
+                                       method="PATCH", json=body)
+            else:
+                answer = self._restful("composite/sobjects", method="PATCH", json=body)
+            retry = []
+            for i, row in zip(pending, answer, strict=True):
+                if row.get("success"):
+                    results[positions[i]] = WriteResult(True, row.get("id"),
+                                                        bool(row.get("created")))
+                    continue
+                errors = row.get("errors") or [{}]
+                code = str(errors[0].get("statusCode", "ERROR"))
+                if code in TRANSIENT_RECORD_ERRORS and attempt < LOCK_RETRIES:
+                    retry.append(i)
+                    continue
+                results[positions[i]] = WriteResult(
+                    False, row.get("id"), error=f"{code}: {errors[0].get('message', '')}")
+            if not retry:
+                return
+            pending = retry
+            self._sleep(min(8.0, 0.25 * 2**attempt))
+
+    def pull_deals(self, since: datetime | None) -> tuple[list[DealRecord], datetime | None]:
+        where = ""
+        if since is not None:
+            where = f" WHERE LastModifiedDate > {since.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        rows = self._query("SELECT Id, Name, Account.Name, Owner.Email, StageName, Amount, "
+                           "CloseDate, IsClosed, IsWon, LastModifiedDate FROM Opportunity"
+                           f"{where} ORDER BY LastModifiedDate")
+        emails: dict[str, list[str]] = defaultdict(list)
+        for chunk in _chunks([r["Id"] for r in rows], 100):
+            for role in self._query("SELECT OpportunityId, Contact.Email FROM "
+                                    f"OpportunityContactRole WHERE OpportunityId IN "
+                                    f"{soql_in(chunk)}"):
+                email = (role.get("Contact") or {}).get("Email")
+                if email:
+                    emails[role["OpportunityId"]].append(email.lower())
+        deals, high = [], since
+        for row in rows:
+            modified = _parse_datetime(row["LastModifiedDate"])
+            high = modified if high is None or modified > high else high
+            deals.append(DealRecord(
+                crm="salesforce", external_id=row["Id"], name=row["Name"],
+                account=(row.get("Account") or {}).get("Name"),
+                owner_email=((row.get("Owner") or {}).get("Email") or "").lower() or None,
+                stage=row.get("StageName"), amount=row.get("Amount"),
+                close_date=datetime.fromisoformat(row["CloseDate"]).date()
+                if row.get("CloseDate") else None,
+                is_closed=bool(row.get("IsClosed")), is_won=bool(row.get("IsWon")),
+                contact_emails=tuple(sorted(set(emails[row["Id"]])))))
+        return deals, high
+
+
+def _parse_datetime(value: str) -> datetime:
+    value = value.replace("Z", "+00:00")
+    if len(value) > 5 and value[-5] in "+-" and value[-3] != ":":
+        value = value[:-2] + ":" + value[-2:]  # Salesforce writes +0000
+    return datetime.fromisoformat(value)
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _open_at(opp: dict, when: datetime) -> bool:
+    """Was the opportunity open when the call happened (closed later still counts)?"""
+    if not opp.get("IsClosed"):
+        return True
+    close = opp.get("CloseDate")
+    return bool(close) and close >= when.date().isoformat()
+
+
+def _match(call: CallForCrm, contacts: dict[str, list[dict]], roles: dict[str, set[str]],
+           opps: dict[str, dict]) -> DealMatch:
+    if not call.buyer_emails:
+        return DealMatch(None, "no buyer e-mail on the call to look up")
+    known = [c for e in call.buyer_emails for c in contacts.get(e.lower(), [])]
+    if not known:
+        return DealMatch(None, "no Salesforce contact has the buyers' e-mails ("
+                         + ", ".join(sorted(call.buyer_emails)) + ")")
+    votes: dict[str, int] = defaultdict(int)
+    for contact in known:
+        for opp_id in roles.get(contact["Id"], ()):
+            if opp_id in opps and _open_at(opps[opp_id], call.started_at):
+                votes[opp_id] += 1
+    if votes:
+        best = max(votes.values())
+        top = sorted(o for o, v in votes.items() if v == best)
+        if len(top) == 1:
+            names = sorted({c["Email"] for c in known if top[0] in roles.get(c["Id"], ())})
+            return DealMatch(top[0], f"{', '.join(names)} has a contact role on "
+                             f"{opps[top[0]]['Name']!r}")
+        return DealMatch(None, "ambiguous: the buyers have contact roles on "
+                         + ", ".join(repr(opps[o]["Name"]) for o in top) + "; link it by hand")
+    accounts = {c["AccountId"] for c in known if c.get("AccountId")}
+    candidates = sorted(o["Id"] for o in opps.values()
+                        if o.get("AccountId") in accounts and _open_at(o, call.started_at))
+    if len(candidates) == 1:
+        opp = opps[candidates[0]]
+        return DealMatch(opp["Id"], f"the only opportunity open at the time on the buyers' "
+                         f"account ({opp['Name']!r})")
+    if candidates:
+        return DealMatch(None, f"ambiguous: {len(candidates)} open opportunities on the buyers' "
+                         "account; link it by hand")
+    return DealMatch(None, "no open opportunity on the buyers' account")

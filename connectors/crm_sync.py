@@ -10,6 +10,7 @@ appends every decision and result to the `CrmWrite` audit trail.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
@@ -22,6 +23,7 @@ from core.writeback import (audit, calls_due, latest_skill_rows, link_deal, mark
 from mappings import (CallFindings, FieldDecision, FoundValue, Mapping, ObjectInfo, Policy,
                       check_against, plan_record)
 
+PULL_OVERLAP = timedelta(seconds=60)
 # Our custom object's fields (README: "Rep_Skill_Score__c"); absent ones are left out.
 SKILL_FIELDS = ("Name", "User__c", "Skill__c", "Window_Days__c", "As_Of__c", "Score__c",
                 "Interval_Low__c", "Interval_High__c", "Percentile__c", "N_Calls__c", "State__c")
@@ -210,3 +212,25 @@ def _compact(values: dict) -> str:
     import json
 
     return json.dumps(values, sort_keys=True, default=str)
+
+
+def pull_outcomes(org_id: int, writer: CrmWriter, *, full: bool = False) -> int:
+    """Pull deals changed since the last pull into `Deal` rows (stage, amount, won/lost);
+    returns how many were pulled. The high-water mark is kept per connection."""
+    from datetime import datetime
+
+    from core.connections import read_cursor, save_cursor
+    from core.ingest import apply_deals
+    from core.models import Org
+
+    connection_id = getattr(writer, "connection_id", None)
+    cursor = None if full or connection_id is None else read_cursor(connection_id, "deals")
+    # Overlap the last pull a little: a deal edited in the second we read must not be missed,
+    # and pulling one twice is harmless (deals are upserted by CRM id).
+    since = datetime.fromisoformat(cursor) - PULL_OVERLAP if cursor else None
+    deals, high = writer.pull_deals(since)
+    with session_scope() as session:
+        apply_deals(session, session.get(Org, org_id), deals)
+    if connection_id is not None and high is not None:
+        save_cursor(connection_id, "deals", high.isoformat())
+    return len(deals)

@@ -122,9 +122,14 @@ class TokenVault:
                               connection.instance_url, connection.account_ref)
             return connection, tokens
 
-    def access_token(self, connection_id: int, *, force_refresh: bool = False) -> TokenSet:
-        """A token valid for at least the margin; `force_refresh` after a 401 on a fresh one."""
+    def access_token(self, connection_id: int, *, force_refresh: bool = False,
+                     rejected: str | None = None) -> TokenSet:
+        """A token valid for at least the margin. After a 401, pass the token the vendor
+        `rejected`: it is refreshed only if nobody has replaced it already (so two workers
+        that both got a 401 cause one refresh); `force_refresh` refreshes regardless."""
         connection, tokens = self._load(connection_id)
+        if rejected is not None and tokens.access_token == rejected:
+            force_refresh = True
         if tokens.fresh(self._margin, self._clock()) and not force_refresh:
             return tokens
         stale_token = tokens.access_token
@@ -210,3 +215,25 @@ def finish_connect(provider: OAuthProvider, *, code: str, state: str, cipher) ->
                                      tokens=tokens, cipher=cipher)
         return next(c for c in list_connections(session, consumed.org_id)
                     if c.id == connection.id)
+
+
+def read_cursor(connection_id: int, stream: str) -> str | None:
+    """How far the incremental sync of `stream` over this connection has got (None: never)."""
+    from core.models import SyncCursor
+
+    with session_scope() as session:
+        row = session.exec(select(SyncCursor).where(SyncCursor.connection_id == connection_id,
+                                                    SyncCursor.stream == stream)).first()
+        return row.cursor if row else None
+
+
+def save_cursor(connection_id: int, stream: str, cursor: str) -> None:
+    """Remember progress; call it after each page so a crash resumes where it stopped."""
+    from core.models import SyncCursor
+
+    with session_scope() as session:
+        row = session.exec(select(SyncCursor).where(SyncCursor.connection_id == connection_id,
+                                                    SyncCursor.stream == stream)).first()
+        row = row or SyncCursor(connection_id=connection_id, stream=stream, cursor=cursor)
+        row.cursor, row.updated_at = cursor, utcnow()
+        session.add(row)

@@ -6,17 +6,20 @@ connection is made with the real OAuth flow; every assertion reads the sandbox b
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
-from tests.conftest import PLATFORM_CALLS, copy_calls, ingest_folder, run_pending
+from core.errors import TransientError
 from core.settings import get_settings
-from sandbox.salesforce import (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SalesforceSandbox,
-                                demo_seed)
+from sandbox.salesforce import (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, MEDDIC_FIELDS,
+                                SalesforceSandbox, demo_seed)
 from sandbox.server import serve
+from tests.conftest import PLATFORM_CALLS, copy_calls, ingest_folder, run_pending
 
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 AS_OF = date(2026, 11, 20)
@@ -29,85 +32,110 @@ class Clock:
     def __call__(self) -> datetime:
         return self.now
 
+    def advance(self, **kw) -> None:
+        self.now += timedelta(**kw)
 
-@pytest.fixture
-def crm(request, tls, tmp_path, monkeypatch):
-    """Scored demo calls in a fresh database, a seeded Salesforce sandbox, and a connection.
 
-    Yields (sandbox, ids seeded, org id, clock). Uses the `database` fixture when a test asks
-    for it (SQLite and PostgreSQL), else SQLite.
-    """
-    fixture = "database" if "database" in request.fixturenames else "sqlite_database"
-    request.getfixturevalue(fixture)
-    clock = Clock()
-    box = SalesforceSandbox(clock=clock, query_page_size=50)
-    ids = demo_seed(box, DEMO)
-    running = serve(box.create_app(), tls)
-    for key, value in {"SALESFORCE__CLIENT_ID": DEFAULT_CLIENT_ID,
-                       "SALESFORCE__CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-                       "SALESFORCE__LOGIN_URL": running.url, "CA_BUNDLE": str(tls.ca_path),
-                       "PUBLIC_URL": "https://coachloop.example"}.items():
-        monkeypatch.setenv(f"COACHLOOP_{key}", value)
-    get_settings.cache_clear()
-    ingest_folder(copy_calls(tmp_path / "calls", PLATFORM_CALLS))
-    run_pending()
+@dataclass
+class Crm:
+    box: SalesforceSandbox
+    ids: dict
+    org_id: int
+    clock: Clock
+    server: object
+
+
+def make_crm(folder: Path, tls, monkeypatch, db_url: str | None = None) -> Crm:
+    """Scored demo calls in a database, a seeded Salesforce sandbox, and a live connection."""
     from connectors.oauth_apps import connect_following_consent
-    from core.db import session_scope
+    from core.db import migrate, session_scope
     from core.ingest import current_org
     from core.pipeline import refresh_skills
 
+    if db_url:
+        monkeypatch.setenv("COACHLOOP_DATABASE_URL", db_url)
+        get_settings.cache_clear()
+        migrate(db_url)
+    clock = Clock()
+    box = SalesforceSandbox(clock=clock, query_page_size=50)
+    ids = demo_seed(box, DEMO)
+    server = serve(box.create_app(), tls)
+    for key, value in {"SALESFORCE__CLIENT_ID": DEFAULT_CLIENT_ID,
+                       "SALESFORCE__CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+                       "SALESFORCE__LOGIN_URL": server.url, "CA_BUNDLE": str(tls.ca_path),
+                       "PUBLIC_URL": "https://coachloop.example"}.items():
+        monkeypatch.setenv(f"COACHLOOP_{key}", value)
+    get_settings.cache_clear()
+    ingest_folder(copy_calls(folder, PLATFORM_CALLS))
+    run_pending()
     with session_scope() as session:
         org_id = current_org(session).id
     refresh_skills(org_id, AS_OF)
     connect_following_consent("salesforce", org_id, get_settings())
-    yield box, ids, org_id, clock
-    running.stop()
+    return Crm(box, ids, org_id, clock, server)
 
 
-def writer_and_mapping(org_id):
+@pytest.fixture
+def crm(request, tls, tmp_path, monkeypatch):
+    """SQLite by default; with the `database` fixture, SQLite and PostgreSQL."""
+    request.getfixturevalue("database" if "database" in request.fixturenames
+                            else "sqlite_database")
+    made = make_crm(tmp_path / "calls", tls, monkeypatch)
+    yield made
+    made.server.stop()
+
+
+def sync(org_id, *, apply=True, mapping=None, **kw):
+    from connectors.crm_sync import sync as run
     from connectors.salesforce import mapping_from_settings, writer_for_org
 
     settings = get_settings()
-    return writer_for_org(org_id, settings), mapping_from_settings(settings)
-
-
-def sync(org_id, *, apply=True, **kw):
-    from connectors.crm_sync import sync as run
-
-    writer, mapping = writer_and_mapping(org_id)
+    writer = writer_for_org(org_id, settings)
     try:
-        return run(org_id, writer, mapping, apply=apply, public_url="https://coachloop.example",
-                   **kw)
+        return run(org_id, writer, mapping or mapping_from_settings(settings), apply=apply,
+                   public_url="https://coachloop.example", **kw)
     finally:
         writer.close()
 
 
+def sync_retrying(org_id, attempts=30):
+    """What the worker does: run again after a transient failure (no waiting in tests)."""
+    for _ in range(attempts):
+        try:
+            return sync(org_id)
+        except TransientError:
+            continue
+    raise AssertionError("write-back never got through the injected faults")
+
+
 def state(box):
     """Everything write-back touches, as plain data (to compare runs)."""
-    from sandbox.salesforce import MEDDIC_FIELDS
-
     names = [n for n, _ in MEDDIC_FIELDS] + ["AI_" + n for n, _ in MEDDIC_FIELDS]
     opps = {o["Coachloop_Deal_Key__c"]: {n: o.get(n) for n in names}
             for o in box.records("Opportunity")}
-    tasks = sorted((t["Coachloop_Meeting_Key__c"], t.get("WhatId"), t["Subject"], t["Status"])
-                   for t in box.records("Task"))
-    scores = sorted((s["Score_Key__c"], s.get("Score__c"), s.get("N_Calls__c"))
+    tasks = sorted((t["Coachloop_Meeting_Key__c"], t.get("WhatId"), t["Subject"], t["Status"],
+                    t["Description"]) for t in box.records("Task"))
+    scores = sorted((s["Score_Key__c"], s.get("Score__c"), s.get("N_Calls__c"), s["User__c"])
                     for s in box.records("Rep_Skill_Score__c"))
     return opps, tasks, scores
 
 
 def test_write_back_fills_fields_logs_calls_and_upserts_skill_scores(crm, database):
-    box, ids, org_id, _ = crm
-    report = sync(org_id)
+    report = sync(crm.org_id)
     assert not report.failed, report.failed
-    opps, tasks, scores = state(box)
-    # Every platform call is logged once, on the deal its buyers have a contact role on.
+    opps, tasks, scores = state(crm.box)
+    # Every platform call is logged once; all but the one whose buyers are not in the CRM
+    # are linked to the deal their buyers have a contact role on.
     assert len(tasks) == len(PLATFORM_CALLS)
-    linked = [t for t in tasks if t[1]]
-    assert len(linked) >= len(PLATFORM_CALLS) - 1
-    assert all(t[3] == "Completed" for t in tasks)
-    # Some MEDDIC field was found and written, with the AI copy beside it.
-    written = {k: v for k, v in opps.items() if any(v[n] for n in v)}
+    unlinked = [c for c in report.calls if report.deals[c.meeting_id].record_id is None]
+    assert [c.key for c in unlinked] == ["files:demo-call-14"]
+    assert "no Salesforce contact" in report.deals[unlinked[0].meeting_id].reason
+    assert sum(1 for t in tasks if t[1]) == len(PLATFORM_CALLS) - 1
+    assert crm.box.get("Task", crm.box.find("Task", Coachloop_Meeting_Key__c=
+                                            "files:demo-call-04")[0]["Id"])["WhatId"] \
+        == crm.ids["opportunities"]["OPP-BH-002"]
+    # MEDDIC fields were found and written, each with the AI copy beside it.
+    written = {k: v for k, v in opps.items() if any(v.values())}
     assert written, opps
     for fields in written.values():
         for name, value in fields.items():
@@ -116,9 +144,8 @@ def test_write_back_fills_fields_logs_calls_and_upserts_skill_scores(crm, databa
     # Skill scores: one row per rep x skill x window, keyed deterministically.
     assert scores and all(key.endswith(f"d:{AS_OF.isoformat()}") for key, *_ in scores)
     assert len({k for k, *_ in scores}) == len(scores)
-    # The audit trail has every decision, with evidence for the writes.
     from core.db import session_scope
-    from core.models import CrmWrite, Meeting
+    from core.models import CrmWrite, Meeting, MeetingDeal
 
     with session_scope() as session:
         rows = session.exec(select(CrmWrite).where(CrmWrite.run_id == report.run_id)).all()
@@ -128,36 +155,170 @@ def test_write_back_fills_fields_logs_calls_and_upserts_skill_scores(crm, databa
         assert all(r.before in (None, "") for r in field_writes if r.policy == "fill_empty")
         synced = session.exec(select(Meeting).where(Meeting.crm_synced_at.is_not(None))).all()
         assert len(synced) == len(PLATFORM_CALLS)
+        assert any("contact role" in link.reason for link in session.exec(select(MeetingDeal)))
     # Nothing is due any more; forcing a second run changes nothing in Salesforce.
-    assert sync(org_id).calls == []
-    again = sync(org_id, include_synced=True)
+    assert sync(crm.org_id).calls == []
+    again = sync(crm.org_id, include_synced=True)
     assert not again.failed
-    assert state(box) == (opps, tasks, scores)
-    assert all(d.status != "write" for _, d in again.decisions if d.policy.value != "append")
+    assert state(crm.box) == (opps, tasks, scores)
+    assert all(d.status != "write" for _, d in again.decisions)
 
 
 def test_fill_empty_never_overwrites_what_a_rep_entered(crm):
-    box, ids, org_id, _ = crm
-    plan = sync(org_id, apply=False)
+    plan = sync(crm.org_id, apply=False)
     proposed = [(rec, d) for rec, d in plan.decisions
                 if d.status == "write" and d.policy.value == "fill_empty"]
     assert proposed, "the demo calls should fill at least one empty MEDDIC field"
     record_id, decision = proposed[0]
-    box.update("Opportunity", record_id, {decision.field: "Rep's own words"})
-    report = sync(org_id)
+    crm.box.update("Opportunity", record_id, {decision.field: "Rep's own words"})
+    report = sync(crm.org_id)
     assert not report.failed
-    assert box.get("Opportunity", record_id)[decision.field] == "Rep's own words"
-    assert box.get("Opportunity", record_id)["AI_" + decision.field]  # our value went beside it
+    assert crm.box.get("Opportunity", record_id)[decision.field] == "Rep's own words"
+    assert crm.box.get("Opportunity", record_id)["AI_" + decision.field]  # ours went beside it
     skipped = [d for rec, d in report.decisions if rec == record_id and d.field == decision.field]
     assert skipped and all(d.status == "skip" and "never overwrites" in d.reason
                            for d in skipped)
 
 
 def test_plan_writes_nothing(crm):
-    box, ids, org_id, _ = crm
-    before = state(box)
-    box.requests.clear()
-    plan = sync(org_id, apply=False)
+    before = state(crm.box)
+    crm.box.requests.clear()
+    plan = sync(crm.org_id, apply=False)
     assert plan.writes and not plan.results
-    assert state(box) == before
-    assert not [k for k in box.requests if k.startswith(("PATCH", "POST", "DELETE"))]
+    assert state(crm.box) == before
+    assert not [k for k in crm.box.requests if k.startswith(("PATCH", "POST", "DELETE"))]
+
+
+def test_injected_faults_are_retried_to_the_same_final_state(tmp_path, tls, monkeypatch):
+    clean = make_crm(tmp_path / "a", tls, monkeypatch, f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        assert not sync(clean.org_id).failed
+        expected = state(clean.box)
+    finally:
+        clean.server.stop()
+    faulty = make_crm(tmp_path / "b", tls, monkeypatch, f"sqlite:///{tmp_path / 'b.db'}")
+    try:
+        faulty.box.set_faults(error_rate=0.3, seed=7)  # 503s and 500s on any API call
+        faulty.box.inject_lock_errors(5)  # UNABLE_TO_LOCK_ROW on the next record writes
+        report = sync_retrying(faulty.org_id)
+        assert not report.failed
+        assert sum(faulty.box.requests[k] for k in faulty.box.requests if "composite" in k) > 3
+        faulty.box.set_faults()
+        assert state(faulty.box) == expected
+    finally:
+        faulty.server.stop()
+
+
+def test_daily_api_limit_backs_off_for_the_quota_window(crm):
+    crm.box.set_api_usage(crm.box.daily_limit)
+    with pytest.raises(TransientError) as caught:
+        sync(crm.org_id)
+    assert caught.value.retry_after >= 3600
+    assert "limit" in caught.value.message.lower()
+
+
+def test_expired_session_is_refreshed_once_even_with_two_writers(crm):
+    from connectors.salesforce import writer_for_org
+
+    writers = [writer_for_org(crm.org_id, get_settings()) for _ in range(2)]
+    tokens_before = crm.box.requests["POST /services/oauth2/token"]
+    crm.clock.advance(hours=3)  # past the sandbox org's 2 h session timeout
+    errors = []
+
+    def work(writer):
+        try:
+            writer.check()
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in writers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert crm.box.requests["POST /services/oauth2/token"] == tokens_before + 1
+    # One after the other: the second still holds the old token, gets a 401, and is handed
+    # the token the first one refreshed instead of refreshing again.
+    late = writer_for_org(crm.org_id, get_settings())
+    crm.clock.advance(hours=3)
+    writers[0].check()
+    late.check()
+    assert crm.box.requests["POST /services/oauth2/token"] == tokens_before + 2
+    for writer in [*writers, late]:
+        writer.close()
+
+
+def test_mapping_that_does_not_fit_the_org_is_refused_before_any_write(crm, tmp_path):
+    from mappings import MappingError, load_mapping
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("crm: salesforce\nmethodology: meddic\nobject: Opportunity\nfields:\n"
+                   "  - {from: metrics, to: Metric__c, policy: fill_empty}\n"
+                   "  - {from: champion, to: CreatedDate, policy: overwrite}\n"
+                   "  - {from: competition, to: Amount, policy: overwrite}\n"
+                   "activity:\n  object: Task\n  external_id: Subject\n")
+    crm.box.requests.clear()
+    with pytest.raises(MappingError) as caught:
+        sync(crm.org_id, mapping=load_mapping(bad))
+    text = str(caught.value)
+    assert f"{bad}:5" in text and "no field 'Metric__c'" in text
+    assert f"{bad}:6" in text and "read-only" in text
+    assert f"{bad}:7" in text and "currency" in text
+    assert f"{bad}:10" in text and "not an External ID" in text
+    assert not [k for k in crm.box.requests if k.startswith(("PATCH", "POST /services/data"))]
+
+
+def test_values_that_are_not_picklist_values_are_not_written(crm, tmp_path):
+    from mappings import load_mapping
+
+    custom = tmp_path / "picklist.yaml"
+    custom.write_text("crm: salesforce\nmethodology: meddic\nobject: Opportunity\nfields:\n"
+                      "  - {from: economic_buyer, to: MEDDIC_Confidence__c, policy: overwrite,"
+                      " min_confidence: 0.1}\n")
+    report = sync(crm.org_id, mapping=load_mapping(custom))
+    found = [d for _, d in report.decisions if d.source == "economic_buyer"
+             and d.reason != "not found in this call"]
+    assert found and all(d.status == "skip" and "picklist" in d.reason for d in found)
+    assert all(o.get("MEDDIC_Confidence__c") is None for o in crm.box.records("Opportunity"))
+
+
+def test_an_ambiguous_deal_is_left_unlinked_with_the_reason(crm):
+    account = crm.box.get("Opportunity", crm.ids["opportunities"]["OPP-BH-002"])["AccountId"]
+    second = crm.box.create("Opportunity", {"Name": "Bluehill Health - Expansion",
+                                            "AccountId": account, "StageName": "Discovery",
+                                            "CloseDate": "2027-03-01"})
+    crm.box.create("OpportunityContactRole", {"OpportunityId": second, "ContactId":
+                                              crm.ids["contacts"]["mark.evans@bluehillhealth.example"]})
+    crm.box.create("OpportunityContactRole", {"OpportunityId": second, "ContactId":
+                                              crm.ids["contacts"]["rachel.adams@bluehillhealth.example"]})
+    report = sync(crm.org_id)
+    call = next(c for c in report.calls if c.key == "files:demo-call-04")
+    match = report.deals[call.meeting_id]
+    assert match.record_id is None and "ambiguous" in match.reason
+    assert "Bluehill Health - Expansion" in match.reason
+    assert crm.box.get("Opportunity", second).get("Metrics__c") is None
+
+
+def test_outcomes_are_pulled_incrementally(crm):
+    from connectors.crm_sync import pull_outcomes
+    from connectors.salesforce import writer_for_org
+    from core.db import session_scope
+    from core.models import Deal
+
+    writer = writer_for_org(crm.org_id, get_settings())
+    try:
+        assert pull_outcomes(crm.org_id, writer) == len(crm.ids["opportunities"])
+        crm.clock.advance(hours=1)
+        crm.box.update("Opportunity", crm.ids["opportunities"]["OPP-BH-002"],
+                       {"StageName": "Closed Won"})
+        pull_outcomes(crm.org_id, writer)
+        assert pull_outcomes(crm.org_id, writer) == 1  # only the overlap with the last pull
+    finally:
+        writer.close()
+    with session_scope() as session:
+        deals = {d.external_id: d for d in session.exec(select(Deal).where(Deal.crm ==
+                                                                           "salesforce"))}
+    won = deals[crm.ids["opportunities"]["OPP-BH-002"]]
+    assert won.is_closed and won.is_won and won.stage == "Closed Won" and won.amount == 96000
+    assert won.owner_id is not None and "mark.evans@bluehillhealth.example" in won.contact_emails

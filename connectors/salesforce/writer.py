@@ -36,6 +36,8 @@ LOCK_RETRIES = 4
 DAILY_LIMIT_BACKOFF_S = 3600.0
 CONCURRENCY_BACKOFF_S = 30.0
 TRANSIENT_RECORD_ERRORS = {"UNABLE_TO_LOCK_ROW"}
+CALL_RETRIES = 3
+MAX_INLINE_WAIT_S = 10.0
 
 
 def soql_quote(value: str) -> str:
@@ -61,12 +63,14 @@ class SalesforceWriter(CrmWriter):
 
     def __init__(self, tokens: Any, *, refresh: Any = None, verify: str | bool = True,
                  version: str = API_VERSION, sleep: Any = time.sleep):
-        """`tokens` is a TokenSet (access token + instance URL); `refresh()` returns a new one."""
+        """`tokens` is a TokenSet (access token + instance URL); `refresh(rejected_token)`
+        returns a valid one after a 401."""
         self._refresh = refresh
         self._verify = verify
         self._version = version
         self._sleep = sleep
         self.calls = 0  # API requests made, for benchmarks
+        self.connection_id: int | None = None
         self._retry_after: float | None = None
         self._connect(tokens)
 
@@ -76,8 +80,10 @@ class SalesforceWriter(CrmWriter):
         tokens = vault.access_token(connection_id)
         if not tokens.instance_url:
             raise ConnectionBroken("the Salesforce connection has no instance URL; reconnect it")
-        return cls(tokens, verify=verify, version=version,
-                   refresh=lambda: vault.access_token(connection_id, force_refresh=True))
+        writer = cls(tokens, verify=verify, version=version,
+                     refresh=lambda rejected: vault.access_token(connection_id, rejected=rejected))
+        writer.connection_id = connection_id
+        return writer
 
     def _connect(self, tokens: Any) -> None:
         session = requests.Session()
@@ -101,16 +107,28 @@ class SalesforceWriter(CrmWriter):
 
     # ---- one place where Salesforce failures become core errors -----------------------------
 
-    def _call(self, fn, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, fn: Any) -> Any:
+        """Run one API call. Every call we make is idempotent (reads, updates by id, upserts
+        by external id), so brief outages are retried here; longer ones reach the task."""
+        for attempt in range(CALL_RETRIES + 1):
+            try:
+                return self._call_once(fn)
+            except TransientError as exc:
+                if attempt == CALL_RETRIES or (exc.retry_after or 0) > MAX_INLINE_WAIT_S:
+                    raise
+                self._sleep(exc.retry_after or 0.2 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _call_once(self, fn: Any) -> Any:
         refreshed = False
         while True:
             try:
-                return fn(*args, **kwargs)
+                return fn()
             except SalesforceExpiredSession:
                 if refreshed or self._refresh is None:
                     raise ConnectionBroken("Salesforce rejected a freshly refreshed session; "
                                            "reconnect Salesforce") from None
-                self._connect(self._refresh())
+                self._connect(self._refresh(self.sf.session_id))
                 refreshed = True  # `fn` reads self.sf again, so it uses the new session
             except SalesforceRefusedRequest as exc:
                 code, message = _first_error(exc.content)

@@ -20,6 +20,8 @@ app = typer.Typer(help="coachloop: sales calls in; scored calls and rep skills o
                   no_args_is_help=True, pretty_exceptions_enable=False)
 report_app = typer.Typer(help="Skill reports.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
+crm_app = typer.Typer(help="CRM write-back: plan, apply, pull outcomes.", no_args_is_help=True)
+app.add_typer(crm_app, name="crm")
 console = Console()
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
@@ -170,7 +172,12 @@ def _process(retry_failed: bool, as_of: date | None) -> None:
         _process_here(pending)
     else:
         _process_on_workers(pending)
-    _refresh_skills(as_of)
+    org_id = _refresh_skills(as_of)
+    if settings.runs_in_process:
+        from connectors.crm_sync import crm_connected
+
+        if crm_connected(org_id):
+            _crm_sync(apply=True, include_synced=False)
 
 
 def _process_here(pending: list[tuple[int, str]]) -> None:
@@ -232,6 +239,7 @@ def _refresh_skills(as_of: date | None) -> None:
         org_id = current_org(session, get_settings().org.name).id
     count = refresh_skills(org_id, as_of)
     console.print(f"skills refreshed as of {as_of or 'today'}: {count} snapshot(s)")
+    return org_id
 
 
 @app.command()
@@ -338,6 +346,102 @@ def report_rep(email: str, as_of: Optional[str] = typer.Option(None),
                window: int = typer.Option(90)):
     """One rep's scorecard: skills with intervals and percentiles, evidence from their calls."""
     _run(_rep_report, email, _parse_date(as_of), window)
+
+
+# ----------------------------------------------------------------------- crm ----
+
+
+def _org_id() -> int:
+    from core.db import session_scope
+    from core.ingest import current_org
+    from core.settings import get_settings
+
+    with session_scope() as session:
+        return current_org(session, get_settings().org.name).id
+
+
+def _short(value: str | None, width: int = 48) -> str:
+    if value is None or value == "":
+        return "—"
+    value = " ".join(str(value).split())
+    return value if len(value) <= width else value[:width - 1] + "…"
+
+
+def _crm_sync(apply: bool, include_synced: bool, show_skips: bool = False):
+    from connectors.crm_sync import sync_configured
+
+    _migrate()
+    report = sync_configured(_org_id(), apply=apply, include_synced=include_synced)
+    if not report.calls and not report.writes:
+        console.print("CRM: nothing to write back")
+        return report
+    links = Table("call", "deal", "why", title="Calls → deals")
+    for call in report.calls:
+        match = report.deals[call.meeting_id]
+        links.add_row(_short(call.title, 40), match.record_id or "[yellow]not linked[/yellow]",
+                      _short(match.reason, 70))
+    console.print(links)
+    changes = Table("deal", "field", "policy", "current", "proposed", "decision",
+                    title="Field changes" + ("" if apply else " (plan: nothing written)"))
+    for record_id, d in report.decisions:
+        if d.status == "skip" and not show_skips and d.reason == "not found in this call":
+            continue
+        colour = {"write": "green", "unchanged": "dim", "skip": "yellow"}[d.status]
+        changes.add_row(record_id, d.field, d.policy.value, _short(d.before, 30),
+                        _short(d.after if d.status == "write" else None, 40),
+                        f"[{colour}]{d.status}[/{colour}]: {_short(d.reason, 50)}")
+    console.print(changes)
+    kinds: dict[str, int] = {}
+    for write in report.writes:
+        kinds[write.sobject] = kinds.get(write.sobject, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    if not apply:
+        console.print(f"plan: {summary} record(s) would be written; run `coachloop crm apply`")
+    else:
+        failed = report.failed
+        console.print(f"applied: {summary} record(s), {len(failed)} failed "
+                      f"(audit run {report.run_id})")
+        for write, result in failed:
+            console.print(f"[red]failed[/red] {write.sobject} {write.ref}: {result.error}")
+    for note in report.skipped:
+        console.print(f"[yellow]skipped:[/yellow] {note}")
+    return report
+
+
+@crm_app.command("plan")
+def crm_plan(all_calls: bool = typer.Option(False, "--all", help="include calls already "
+                                            "written back"),
+             show_skips: bool = typer.Option(False, help="also list fields not found in a call")):
+    """Show what write-back would change in the CRM (current vs proposed, and why)."""
+    _run(_crm_sync, False, all_calls, show_skips)
+
+
+@crm_app.command("apply")
+def crm_apply(all_calls: bool = typer.Option(False, "--all", help="include calls already "
+                                             "written back")):
+    """Write methodology fields, call activities and skill scores to the CRM (idempotent)."""
+    _run(_crm_sync, True, all_calls)
+
+
+def _crm_pull(full: bool) -> None:
+    from connectors.crm_sync import pull_outcomes
+    from connectors.salesforce import writer_for_org
+    from core.settings import get_settings
+
+    _migrate()
+    org_id = _org_id()
+    writer = writer_for_org(org_id, get_settings())
+    try:
+        count = pull_outcomes(org_id, writer, full=full)
+    finally:
+        writer.close()
+    console.print(f"pulled {count} deal(s) from the CRM")
+
+
+@crm_app.command("pull")
+def crm_pull(full: bool = typer.Option(False, help="pull every deal, not only changes")):
+    """Pull deal outcomes (stage, amount, close date, won/lost) from the CRM."""
+    _run(_crm_pull, full)
 
 
 # --------------------------------------------------------------- connections ----

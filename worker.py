@@ -1,8 +1,9 @@
 """Celery app: one thin task per pipeline stage, passing ids.
 
 Without `COACHLOOP_BROKER_URL` tasks run in process (the embedded default). With a broker,
-run workers with `celery -A worker worker -Q asr,default`; transcription has its own `asr`
-queue so it can be given GPU machines. Tasks acknowledge late: a worker that dies mid-task
+run workers with `celery -A worker worker -Q asr,default,crm`; transcription has its own `asr`
+queue so it can be given GPU machines, and CRM write-back its own `crm` queue so its rate can
+be governed per CRM account. Tasks acknowledge late: a worker that dies mid-task
 leaves its message to be redelivered, and every stage replaces its earlier output, so a
 redelivery neither loses nor duplicates a call.
 """
@@ -32,7 +33,8 @@ def make_app() -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue="default",
-        task_routes={"coachloop.transcribe": {"queue": "asr"}},
+        task_routes={"coachloop.transcribe": {"queue": "asr"},
+                     "coachloop.crm_sync": {"queue": "crm"}},
         broker_transport_options=settings.broker_transport_options,
         broker_connection_retry_on_startup=True,
         task_ignore_result=settings.result_backend is None,
@@ -111,15 +113,35 @@ def score(self, meeting_id: int) -> None:
 
 @app.task(name="coachloop.skills", bind=True, max_retries=5)
 def skills(self, org_id: int, as_of: str | None = None) -> int:
-    """Recompute one org's skill snapshots (as of an ISO date, default today)."""
+    """Recompute one org's skill snapshots (as of an ISO date, default today), then write
+    back to the CRM if one is connected."""
+    from connectors.crm_sync import crm_connected
     from core.pipeline import refresh_skills
 
     try:
-        return refresh_skills(org_id, date.fromisoformat(as_of) if as_of else None)
+        count = refresh_skills(org_id, date.fromisoformat(as_of) if as_of else None)
     except Exception as exc:
         if classify(exc) is Resolution.TRANSIENT and self.request.retries < self.max_retries:
             raise self.retry(exc=exc, countdown=_backoff(self.request.retries, exc))
         raise
+    if crm_connected(org_id):
+        crm_sync.delay(org_id)
+    return count
+
+
+@app.task(name="coachloop.crm_sync", bind=True, max_retries=20)
+def crm_sync(self, org_id: int) -> int:
+    """Write the org's newly scored calls and skill scores back to its CRM (idempotent)."""
+    from connectors.crm_sync import sync_configured
+
+    try:
+        report = sync_configured(org_id)
+    except Exception as exc:
+        if classify(exc) is Resolution.TRANSIENT and self.request.retries < self.max_retries:
+            raise self.retry(exc=exc, countdown=_backoff(self.request.retries, exc)) from exc
+        log.warning("org %s: CRM write-back failed (%s)", org_id, classify(exc).value)
+        raise
+    return len(report.writes)
 
 
 @app.task(name="coachloop.webhook", bind=True, max_retries=5)

@@ -157,3 +157,6 @@ class CrmWriter(ABC):
     @abstractmethod
     def pull_deals(self, since: datetime | None) -> tuple[list, datetime | None]:
         """Deals (`core.domain.DealRecord`) changed since `since`, and the new high-water mark."""
+
+    def close(self) -> None:
+        """Release connections (HTTP sessions)."""

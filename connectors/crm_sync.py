@@ -15,8 +15,10 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 from connectors.base import CrmWriter, DealMatch, RecordWrite, WriteResult
+from core.connections import read_cursor, save_cursor
 from core.db import session_scope
 from core.domain import CallForCrm
+from core.errors import TransientError
 from core.models import CrmWrite
 from core.writeback import (audit, calls_due, latest_skill_rows, link_deal, mark_sync_failed,
                             mark_synced)
@@ -24,6 +26,8 @@ from mappings import (CallFindings, FieldDecision, FoundValue, Mapping, ObjectIn
                       check_against, plan_record)
 
 PULL_OVERLAP = timedelta(seconds=60)
+SKILLS_STREAM = "skill-scores"
+SYNC_LEASE_S = 600  # longer than any run; a crashed run's lease simply expires
 # Our custom object's fields (README: "Rep_Skill_Score__c"); absent ones are left out.
 SKILL_FIELDS = ("Name", "User__c", "Skill__c", "Window_Days__c", "As_Of__c", "Score__c",
                 "Interval_Low__c", "Interval_High__c", "Percentile__c", "N_Calls__c", "State__c")
@@ -42,6 +46,7 @@ class SyncReport:
     writes: list[RecordWrite] = field(default_factory=list)
     results: list[WriteResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    skills_stamp: str | None = None  # which skills refresh the skill rows come from
 
     @property
     def failed(self) -> list[tuple[RecordWrite, WriteResult]]:
@@ -80,6 +85,11 @@ def _skill_writes(writer: CrmWriter, mapping: Mapping, describe: dict[str, Objec
         rows = latest_skill_rows(session, report.org_id)
     if not rows:
         return []
+    report.skills_stamp = max(str(r.computed_at) for r in rows)
+    connection_id = getattr(writer, "connection_id", None)
+    if connection_id is not None and read_cursor(connection_id, SKILLS_STREAM) == \
+            report.skills_stamp:
+        return []  # this refresh is already in the CRM
     info = describe[rule.object.lower()]
     users = writer.find_users([r.rep_email for r in rows])
     writes = []
@@ -154,6 +164,12 @@ def sync(org_id: int, writer: CrmWriter, mapping: Mapping, *, apply: bool,
 
     report.results = writer.write(report.writes)
     _record(org_id, writer.name, mapping, report)
+    connection_id = getattr(writer, "connection_id", None)
+    skill_object = mapping.skill_scores.object if mapping.skill_scores else None
+    if connection_id is not None and report.skills_stamp and all(
+            r.ok for w, r in zip(report.writes, report.results, strict=True)
+            if w.sobject == skill_object):
+        save_cursor(connection_id, SKILLS_STREAM, report.skills_stamp)
     return report
 
 
@@ -219,7 +235,6 @@ def pull_outcomes(org_id: int, writer: CrmWriter, *, full: bool = False) -> int:
     returns how many were pulled. The high-water mark is kept per connection."""
     from datetime import datetime
 
-    from core.connections import read_cursor, save_cursor
     from core.ingest import apply_deals
     from core.models import Org
 
@@ -234,3 +249,43 @@ def pull_outcomes(org_id: int, writer: CrmWriter, *, full: bool = False) -> int:
     if connection_id is not None and high is not None:
         save_cursor(connection_id, "deals", high.isoformat())
     return len(deals)
+
+
+class SyncBusy(TransientError):
+    """Another process is writing back for this CRM connection right now; try again soon."""
+
+
+def crm_connected(org_id: int) -> bool:
+    """Whether the org has a usable CRM connection to write back to."""
+    from core.connections import active_connection_id
+    from core.errors import CoachloopError
+
+    try:
+        active_connection_id(org_id, "salesforce")
+        return True
+    except CoachloopError:
+        return False
+
+
+def sync_configured(org_id: int, *, apply: bool = True, include_synced: bool = False,
+                    meeting_ids: list[int] | None = None) -> SyncReport:
+    """Write-back with the configured CRM and mapping, one run per connection at a time."""
+    from connectors.salesforce import mapping_from_settings, writer_for_org
+    from core.connections import release_lease, take_lease
+    from core.settings import get_settings
+
+    settings = get_settings()
+    mapping = mapping_from_settings(settings)
+    writer = writer_for_org(org_id, settings)
+    leased = apply and writer.connection_id is not None
+    try:
+        if leased and not take_lease(writer.connection_id, "crm-sync", SYNC_LEASE_S):
+            leased = False
+            raise SyncBusy("another CRM write-back is running for this connection",
+                           retry_after=15)
+        return sync(org_id, writer, mapping, apply=apply, include_synced=include_synced,
+                    meeting_ids=meeting_ids, public_url=settings.public_url)
+    finally:
+        if leased:
+            release_lease(writer.connection_id, "crm-sync")
+        writer.close()

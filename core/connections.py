@@ -237,3 +237,38 @@ def save_cursor(connection_id: int, stream: str, cursor: str) -> None:
         row = row or SyncCursor(connection_id=connection_id, stream=stream, cursor=cursor)
         row.cursor, row.updated_at = cursor, utcnow()
         session.add(row)
+
+
+def take_lease(connection_id: int, name: str, seconds: float) -> bool:
+    """Claim a named, expiring lease on a connection (one CRM sync at a time, any process);
+    False if someone else holds it."""
+    from sqlalchemy.exc import IntegrityError
+
+    from core.models import SyncCursor
+
+    now = utcnow()
+    stream, until = f"lease:{name}", (now + timedelta(seconds=seconds)).isoformat()
+    with session_scope() as session:
+        won = session.exec(update(SyncCursor).where(
+            SyncCursor.connection_id == connection_id, SyncCursor.stream == stream,
+            SyncCursor.cursor < now.isoformat()).values(cursor=until, updated_at=now))
+        if won.rowcount == 1:
+            return True
+    try:
+        with session_scope() as session:
+            if session.exec(select(SyncCursor).where(SyncCursor.connection_id == connection_id,
+                                                     SyncCursor.stream == stream)).first():
+                return False
+            session.add(SyncCursor(connection_id=connection_id, stream=stream, cursor=until))
+        return True
+    except IntegrityError:
+        return False
+
+
+def release_lease(connection_id: int, name: str) -> None:
+    from core.models import SyncCursor
+
+    with session_scope() as session:
+        session.exec(update(SyncCursor).where(SyncCursor.connection_id == connection_id,
+                                              SyncCursor.stream == f"lease:{name}")
+                     .values(cursor=""))

@@ -110,6 +110,7 @@ class SkillRow:
     interval_high: float | None
     percentile: float | None
     state: str
+    computed_at: object = None  # datetime: when the snapshot was computed
 
 
 def latest_skill_rows(session: Session, org_id: int) -> list[SkillRow]:
@@ -123,7 +124,7 @@ def latest_skill_rows(session: Session, org_id: int) -> list[SkillRow]:
                         .where(SkillSnapshot.org_id == org_id, SkillSnapshot.as_of == as_of)
                         .order_by(User.email, SkillSnapshot.skill, SkillSnapshot.window_days))
     return [SkillRow(email, s.skill, s.window_days, s.as_of, s.n_calls, s.shrunk,
-                     s.interval_low, s.interval_high, s.percentile, s.state)
+                     s.interval_low, s.interval_high, s.percentile, s.state, s.computed_at)
             for s, email in rows]
 
 

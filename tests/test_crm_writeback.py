@@ -322,3 +322,29 @@ def test_outcomes_are_pulled_incrementally(crm):
     won = deals[crm.ids["opportunities"]["OPP-BH-002"]]
     assert won.is_closed and won.is_won and won.stage == "Closed Won" and won.amount == 96000
     assert won.owner_id is not None and "mark.evans@bluehillhealth.example" in won.contact_emails
+
+
+def test_cli_plans_applies_and_pulls(crm):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    runner = CliRunner()
+    env = {"COLUMNS": "220"}
+    plan = runner.invoke(app, ["crm", "plan"], env=env)
+    assert plan.exit_code == 0, plan.output
+    assert "would be written" in plan.output and "fill_empty" in plan.output
+    assert "not linked" in plan.output and not crm.box.records("Task")
+    applied = runner.invoke(app, ["crm", "apply"], env=env)
+    assert applied.exit_code == 0, applied.output
+    assert "0 failed" in applied.output
+    assert len(crm.box.records("Task")) == len(PLATFORM_CALLS)
+    assert "nothing to write back" in runner.invoke(app, ["crm", "apply"], env=env).output
+    pulled = runner.invoke(app, ["crm", "pull"], env=env)
+    assert pulled.exit_code == 0 and f"pulled {len(crm.ids['opportunities'])} deal" in \
+        pulled.output
+    crm.box.revoke_all_tokens()
+    crm.clock.advance(hours=3)
+    broken = runner.invoke(app, ["crm", "apply", "--all"], env=env)
+    assert broken.exit_code == 1 and "reconnect" in broken.output
+    assert "Traceback" not in broken.output

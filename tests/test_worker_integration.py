@@ -63,7 +63,7 @@ def start_worker(database_url: str, broker, log_path, **transport_options) -> su
            "COACHLOOP_DATA_DIR": str(log_path.parent), "PYTHONPATH": str(ROOT)}
     with open(log_path, "a") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "asr,default",
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "asr,default,crm",
              "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO",
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -9,6 +9,7 @@ appends every decision and result to the `CrmWrite` audit trail.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import timedelta
 from collections import defaultdict
@@ -85,7 +86,11 @@ def _skill_writes(writer: CrmWriter, mapping: Mapping, describe: dict[str, Objec
         rows = latest_skill_rows(session, report.org_id)
     if not rows:
         return []
-    report.skills_stamp = max(str(r.computed_at) for r in rows)
+    # The rows' content, not when they were computed: a refresh that changed nothing is not
+    # sent again.
+    report.skills_stamp = hashlib.sha256(repr(sorted(
+        (r.rep_email, r.skill, r.window_days, str(r.as_of), r.n_calls, r.score, r.interval_low,
+         r.interval_high, r.percentile, r.state) for r in rows)).encode()).hexdigest()
     connection_id = getattr(writer, "connection_id", None)
     if connection_id is not None and read_cursor(connection_id, SKILLS_STREAM) == \
             report.skills_stamp:

@@ -37,6 +37,9 @@ DAILY_LIMIT_BACKOFF_S = 3600.0
 CONCURRENCY_BACKOFF_S = 30.0
 TRANSIENT_RECORD_ERRORS = {"UNABLE_TO_LOCK_ROW"}
 CALL_RETRIES = 3
+# Schemas change rarely; describing every object on every run would triple a small run's calls.
+DESCRIBE_TTL_S = 900.0
+_DESCRIBED: dict[tuple[str, str], tuple[float, ObjectInfo | None]] = {}
 MAX_INLINE_WAIT_S = 10.0
 
 
@@ -165,22 +168,31 @@ class SalesforceWriter(CrmWriter):
     def describe(self, objects: list[str]) -> dict[str, ObjectInfo]:
         out = {}
         for name in dict.fromkeys(objects):
-            try:
-                body = self._restful(f"sobjects/{name}/describe")
-            except CoachloopError as exc:
-                if "NOT_FOUND" in exc.message or "INVALID_TYPE" in exc.message:
-                    continue
-                raise
-            fields = {}
-            for f in body["fields"]:
-                values = tuple(p["value"] for p in f.get("picklistValues") or ()
-                               if p.get("active", True))
-                fields[f["name"].lower()] = FieldInfo(
-                    f["name"], f["type"], f.get("length") or None, bool(f.get("updateable")),
-                    bool(f.get("createable")), values, bool(f.get("restrictedPicklist")),
-                    bool(f.get("externalId")))
-            out[body["name"].lower()] = ObjectInfo(body["name"], fields)
+            key = (self.sf.sf_instance, name.lower())
+            cached = _DESCRIBED.get(key)
+            if cached is None or cached[0] < time.monotonic():
+                cached = (time.monotonic() + DESCRIBE_TTL_S, self._describe(name))
+                _DESCRIBED[key] = cached
+            if cached[1] is not None:
+                out[cached[1].name.lower()] = cached[1]
         return out
+
+    def _describe(self, name: str) -> ObjectInfo | None:
+        try:
+            body = self._restful(f"sobjects/{name}/describe")
+        except CoachloopError as exc:
+            if "NOT_FOUND" in exc.message or "INVALID_TYPE" in exc.message:
+                return None
+            raise
+        fields = {}
+        for f in body["fields"]:
+            values = tuple(p["value"] for p in f.get("picklistValues") or ()
+                           if p.get("active", True))
+            fields[f["name"].lower()] = FieldInfo(
+                f["name"], f["type"], f.get("length") or None, bool(f.get("updateable")),
+                bool(f.get("createable")), values, bool(f.get("restrictedPicklist")),
+                bool(f.get("externalId")))
+        return ObjectInfo(body["name"], fields)
 
     def find_users(self, emails: list[str]) -> dict[str, str]:
         wanted = sorted({e.lower() for e in emails if e})

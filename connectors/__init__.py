@@ -18,6 +18,7 @@ ENTRY_POINT_GROUP = "coachloop.connectors"
 # importlib.metadata cannot see that table. Keep the two in step.
 _OWN_ENTRY_POINTS = {
     "files": "connectors.files:FilesSource",
+    "zoom": "connectors.zoom.source:ZoomSource",
 }
 
 

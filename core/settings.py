@@ -58,6 +58,10 @@ class ZoomSettings(BaseModel):
                                                        "meeting:read:list_past_participants"])
     webhook_secret_token: SecretStr | None = None
     webhook_tolerance_s: int = Field(300, description="reject signatures older than this")
+    backfill_days: int = Field(30, description="how far back the first sync of recordings "
+                               "reaches (Zoom keeps cloud recordings about 6 months)")
+    lookback_days: int = Field(2, description="each sync re-reads this many days before where "
+                               "the last one stopped (late recordings, time zones)")
 
 
 class SalesforceSettings(BaseModel):

@@ -465,7 +465,7 @@ def test_built_in_fallback_matches_pyproject_and_works_when_not_installed(tmp_pa
     script = "import connectors; print(connectors.available_sources())"
     result = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path, text=True,
                             capture_output=True, env={}, check=True)
-    assert result.stdout.strip() == "['files']"
+    assert result.stdout.strip() == "['files', 'zoom']"
 
 
 def test_unknown_source_names_what_is_registered():

@@ -6,8 +6,10 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from sqlmodel import Session, select
 
 from core.db import session_scope
+from core.models import Connection
 from core.settings import Settings, get_settings
 from core.webhook_events import record_delivery
 from webhooks.base import WebhookReceiver, WebhookRejected, kept_headers
@@ -24,6 +26,23 @@ def configured_receivers(settings: Settings) -> dict[str, WebhookReceiver]:
         receivers["zoom"] = ZoomReceiver(settings.zoom.webhook_secret_token.get_secret_value(),
                                          tolerance_s=settings.zoom.webhook_tolerance_s)
     return receivers
+
+
+def org_for_account(session: Session, provider: str, account_ref: str | None) -> int | None:
+    """The org whose active `provider` connection is for the event's vendor account; None if
+    no connection is (the event is stored anyway, and its worker says what to connect)."""
+    rows = session.exec(select(Connection).where(Connection.provider == provider,
+                                                 Connection.status == "active")
+                        .order_by(Connection.id)).all()
+    matching = {c.org_id for c in rows if account_ref and c.account_ref == account_ref}
+    if len(matching) == 1:
+        return matching.pop()
+    # A user-OAuth connection may not know its account (Zoom's token response doesn't say):
+    # when it is the provider's only connection, the event can only be for it.
+    unknown = {c.org_id for c in rows if not c.account_ref}
+    if not matching and len(rows) == 1 and unknown:
+        return unknown.pop()
+    return None
 
 
 def make_router(enqueue: Callable[[int], None],
@@ -48,9 +67,10 @@ def make_router(enqueue: Callable[[int], None],
         if answer is not None:
             return JSONResponse(answer)
         with session_scope() as session:
+            org_id = org_for_account(session, provider, delivery.account_ref)
             stored = record_delivery(session, provider=provider, event_type=delivery.event_type,
                                      dedupe_key=delivery.dedupe_key, raw_body=raw,
-                                     headers=kept_headers(headers))
+                                     headers=kept_headers(headers), org_id=org_id)
         if stored.is_new:
             enqueue(stored.id)
         return JSONResponse({"status": "accepted" if stored.is_new else "duplicate",

@@ -1,4 +1,5 @@
-"""Zoom: OAuth app description (recordings source and webhooks arrive with issue 3)."""
+"""Zoom: the OAuth app description. The recordings source is `connectors.zoom.source`
+(imported on demand: it pulls in zoomus); webhook verification is `webhooks/zoom.py`."""
 
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ tracebacks stay in the server log.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import date
@@ -38,18 +40,45 @@ def _org(session: Session = Depends(_session)) -> Org:
     return current_org(session, get_settings().org.name)
 
 
-def _enqueue_webhook(event_id: int) -> None:
-    """Hand a stored event to the workers; in process, to a thread, so the vendor gets its
-    2xx at once (the event is stored, so a crash before processing loses nothing)."""
-    import threading
+_local_events: queue.Queue[int] = queue.Queue()
+_local_worker: threading.Thread | None = None
+_local_lock = threading.Lock()
 
+
+def _process_local_events() -> None:
     import worker
 
-    if get_settings().runs_in_process:
-        threading.Thread(target=worker.handle_webhook.delay, args=(event_id,),
-                         name=f"webhook-{event_id}", daemon=True).start()
-    else:
+    while True:
+        event_id = _local_events.get()
+        try:
+            worker.handle_webhook.delay(event_id)
+        except Exception:  # recorded on the event and the meetings; keep serving the queue
+            log.exception("webhook event %s failed", event_id)
+        finally:
+            _local_events.task_done()
+
+
+def _enqueue_webhook(event_id: int) -> None:
+    """Hand a stored event to the workers. In process, to one background thread that takes
+    events in order, so the vendor gets its 2xx at once and calls are transcribed one at a
+    time (the event is stored first, so a crash before processing loses nothing)."""
+    global _local_worker
+    import worker
+
+    if not get_settings().runs_in_process:
         worker.handle_webhook.delay(event_id)
+        return
+    with _local_lock:
+        if _local_worker is None or not _local_worker.is_alive():
+            _local_worker = threading.Thread(target=_process_local_events, name="webhooks",
+                                             daemon=True)
+            _local_worker.start()
+    _local_events.put(event_id)
+
+
+def wait_for_local_events() -> None:
+    """Block until the in-process webhook queue is empty (the demo and tests use it)."""
+    _local_events.join()
 
 
 def _callback_url(settings, provider: str) -> str:

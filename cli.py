@@ -516,11 +516,22 @@ def keygen():
 
 
 def _demo(fresh: bool, rep: str | None) -> None:
+    """The whole loop on the embedded default, against the Zoom and Salesforce sandboxes:
+    connect both with OAuth, receive Zoom's signed webhooks, transcribe and score, write back
+    to Salesforce, and show the skills and the CRM diff."""
+    import os
+
     from sqlmodel import func, select
 
+    from connectors.crm_sync import sync_configured
+    from connectors.files import load_team
+    from connectors.oauth_apps import connect_following_consent
     from core.db import session_scope
+    from core.ingest import apply_team, ensure_org
     from core.models import Meeting
+    from core.pipeline import refresh_skills
     from core.settings import get_settings
+    from sandbox.run import start_sandboxes
 
     settings = get_settings()
     if fresh and not settings.database_url:
@@ -529,15 +540,117 @@ def _demo(fresh: bool, rep: str | None) -> None:
             Path(f"{db}{suffix}").unlink(missing_ok=True)
         from core.db import engine_for
         engine_for.cache_clear()
-    console.rule("coachloop demo: 15 synthesized sales calls, 3 reps")
-    _migrate()
-    _ingest(DEMO_DIR / "calls", DEMO_DIR)
+    console.rule("coachloop demo: 15 Zoom calls → scores and skills → Salesforce")
+    boxes = start_sandboxes(settings.data_dir / "sandbox")
+    os.environ.update(boxes.settings())
+    get_settings.cache_clear()
+    settings = get_settings()
+    api_server = None
+    try:
+        _migrate()
+        team = load_team(DEMO_DIR)
+        with session_scope() as session:
+            org = ensure_org(session, team.org.name, list(team.org.domains))
+            apply_team(session, org, team.members())
+            org_id = org.id
+        console.print(f"sandboxes: Zoom {boxes.zoom_server.url}, Salesforce "
+                      f"{boxes.salesforce_server.url} (`coachloop sandbox` runs them alone)")
+        for provider in ("zoom", "salesforce"):
+            info = connect_following_consent(provider, org_id, settings)
+            console.print(f"connected {provider} with OAuth (connection {info.id})")
+        api_server = _serve_api(boxes.tls)
+        webhook_url = f"{api_server.url}/webhooks/zoom"
+        verify = str(boxes.tls.ca_path)
+        if not boxes.zoom.validate_endpoint(webhook_url, boxes.webhook_secret, verify=verify):
+            raise CoachloopError("the webhook endpoint failed Zoom's URL validation")
+        console.print(f"Zoom validated the webhook endpoint {webhook_url}")
+        _deliver_recordings(boxes, webhook_url, verify)
+        with session_scope() as session:
+            latest = session.exec(select(func.max(Meeting.started_at))).one()
+        as_of = latest.date() if latest else None
+        refresh_skills(org_id, as_of)  # the demo calls are dated Sep–Nov 2026
+        report = sync_configured(org_id)  # this refresh's skill scores
+        if report.failed:
+            raise CoachloopError(f"{len(report.failed)} CRM write(s) failed")
+        _team_report(as_of, 90)
+        _rep_report(rep or _demo_rep(as_of), as_of, 90)
+        _crm_diff(org_id, boxes)
+    finally:
+        if api_server is not None:
+            api_server.stop()
+        boxes.stop()
+
+
+def _serve_api(tls):
+    """coachloop's API on HTTPS loopback, so the Zoom sandbox can deliver webhooks to it."""
+    from api import create_app
+    from sandbox.server import serve
+
+    return serve(create_app(), tls)
+
+
+def _deliver_recordings(boxes, webhook_url: str, verify: str) -> None:
+    """Zoom sends `recording.completed` for every call (twice each: at-least-once delivery);
+    the in-process queue downloads, transcribes, scores and writes back, one call at a time."""
+    import threading
+
+    from sqlmodel import select
+
+    from api import wait_for_local_events
+    from core.db import session_scope
+    from core.models import Meeting
+
+    answers: dict[str, int] = {}
+    for uuid in boxes.zoom_meetings.values():
+        for response in boxes.zoom.deliver("recording.completed", uuid, webhook_url,
+                                           boxes.webhook_secret, times=2, verify=verify):
+            status = response.json().get("status", str(response.status_code))
+            answers[status] = answers.get(status, 0) + 1
+    console.print("webhook deliveries: " + ", ".join(f"{n} {k}" for k, n in sorted(answers.items())))
+    total = len(boxes.zoom_meetings)
+    with Progress(TextColumn("calls"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("", total=total)
+        waiter = threading.Thread(target=wait_for_local_events, daemon=True)
+        waiter.start()
+        while waiter.is_alive():
+            with session_scope() as session:
+                done = sum(1 for m in session.exec(select(Meeting))
+                           if m.stage in ("scored", "failed"))
+            progress.update(task, completed=done)
+            waiter.join(timeout=0.5)
+        progress.update(task, completed=total)
     with session_scope() as session:
-        latest = session.exec(select(func.max(Meeting.started_at))).one()
-    as_of = latest.date() if latest else None
-    _process(False, as_of)
-    _team_report(as_of, 90)
-    _rep_report(rep or _demo_rep(as_of), as_of, 90)
+        failed = [m for m in session.exec(select(Meeting)) if m.stage == "failed"]
+    for meeting in failed:
+        console.print(f"[red]meeting {meeting.title} failed:[/red] {meeting.error}")
+
+
+def _crm_diff(org_id: int, boxes) -> None:
+    """What changed in Salesforce, from the audit trail, and what it now holds."""
+    from sqlmodel import select
+
+    from core.db import session_scope
+    from core.models import CrmWrite
+
+    with session_scope() as session:
+        rows = session.exec(select(CrmWrite).where(CrmWrite.org_id == org_id,
+                                                   CrmWrite.field.is_not(None),
+                                                   CrmWrite.status == "written")
+                            .order_by(CrmWrite.record_id, CrmWrite.id)).all()
+    names = {o["Id"]: o["Name"] for o in boxes.salesforce.records("Opportunity")}
+    table = Table("opportunity", "field", "policy", "before", "after", title="Salesforce: "
+                  "fields written (audit trail)")
+    for row in rows:
+        table.add_row(_short(names.get(row.record_id, row.record_id), 34), row.field or "",
+                      row.policy, _short(row.before, 16), _short(row.after, 60))
+    console.print(table)
+    tasks = [t for t in boxes.salesforce.records("Task") if t.get("Coachloop_Meeting_Key__c")]
+    scores = boxes.salesforce.records("Rep_Skill_Score__c")
+    console.print(f"Salesforce now holds {len(tasks)} call Task(s) "
+                  f"({sum(1 for t in tasks if t.get('WhatId'))} on their Opportunity) and "
+                  f"{len(scores)} Rep_Skill_Score__c row(s); "
+                  f"{boxes.salesforce.api_usage} API call(s) used")
 
 
 def _demo_rep(as_of: date | None) -> str:
@@ -559,8 +672,39 @@ def _demo_rep(as_of: date | None) -> str:
 @app.command()
 def demo(fresh: bool = typer.Option(False, help="start from an empty demo database"),
          rep: Optional[str] = typer.Option(None, help="whose scorecard to show (email)")):
-    """Run the whole loop on the bundled demo calls: ingest, transcribe, score, skills."""
+    """The whole loop on the demo calls, through the Zoom and Salesforce sandboxes."""
     _run(_demo, fresh, rep)
+
+
+def _sandbox(zoom_port: int, salesforce_port: int) -> None:
+    from core.settings import get_settings
+    from sandbox.run import start_sandboxes
+
+    boxes = start_sandboxes(get_settings().data_dir / "sandbox", zoom_port=zoom_port,
+                            salesforce_port=salesforce_port)
+    console.print(f"Zoom sandbox:       {boxes.zoom_server.url}  "
+                  f"({len(boxes.zoom_meetings)} recorded demo meetings)")
+    console.print(f"Salesforce sandbox: {boxes.salesforce_server.url}  "
+                  f"({len(boxes.salesforce_ids.get('opportunities', {}))} demo opportunities)")
+    console.print("Point coachloop at them (e.g. in .env), then `coachloop connect zoom "
+                  "--follow` and `coachloop connect salesforce --follow`:")
+    for key, value in boxes.settings().items():
+        console.print(f"{key}={value}", highlight=False, soft_wrap=True)
+    console.print("Ctrl-C stops them (their data lives in memory).")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        boxes.stop()
+
+
+@app.command()
+def sandbox(zoom_port: int = typer.Option(8710, help="0: any free port"),
+            salesforce_port: int = typer.Option(8711, help="0: any free port")):
+    """Run the Zoom and Salesforce sandboxes (seeded with the demo org) until Ctrl-C."""
+    _run(_sandbox, zoom_port, salesforce_port)
 
 
 if __name__ == "__main__":

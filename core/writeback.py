@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
 from core.domain import CallForCrm, Evidence, FieldResult, Role
 from core.models import (CallScore, CrmWrite, Deal, FieldExtraction, Meeting, MeetingDeal,
@@ -114,11 +114,14 @@ class SkillRow:
 
 
 def latest_skill_rows(session: Session, org_id: int) -> list[SkillRow]:
-    """Every rep's snapshots from the latest skills refresh of the org."""
-    as_of = session.exec(select(func.max(SkillSnapshot.as_of))
-                         .where(SkillSnapshot.org_id == org_id)).one()
-    if as_of is None:
+    """Every rep's snapshots from the org's most recent skills refresh (whatever date it was
+    computed as of: a backfill's refresh as of its last call counts as the latest)."""
+    latest = session.exec(select(SkillSnapshot).where(SkillSnapshot.org_id == org_id)
+                          .order_by(SkillSnapshot.computed_at.desc(), SkillSnapshot.id.desc())
+                          .limit(1)).first()
+    if latest is None:
         return []
+    as_of = latest.as_of
     rows = session.exec(select(SkillSnapshot, User.email)
                         .join(User, SkillSnapshot.rep_id == User.id)
                         .where(SkillSnapshot.org_id == org_id, SkillSnapshot.as_of == as_of)

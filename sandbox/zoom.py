@@ -794,12 +794,18 @@ class ZoomSandbox:
         return made
 
 
-def demo_seed(sandbox: ZoomSandbox, demo_dir: str | Path) -> dict[str, str]:
+def demo_seed(sandbox: ZoomSandbox, demo_dir: str | Path,
+              work_dir: str | Path | None = None) -> dict[str, str]:
     """Seed the committed demo calls (manifests *.yaml) as Zoom meetings hosted by the rep.
 
     The host is the first participant who is a rep in `team.yaml` next to the calls folder
-    (else the first participant). Returns {external_id: meeting uuid}.
+    (else the first participant). A dual-channel call (`channels:` in its manifest) becomes a
+    mixed recording plus one audio file per participant, as Zoom's "record a separate audio
+    file of each participant" gives; the per-channel files are written under `work_dir`.
+    Returns {external_id: meeting uuid}.
     """
+    import tempfile
+
     import yaml
 
     demo_dir = Path(demo_dir)
@@ -818,8 +824,42 @@ def demo_seed(sandbox: ZoomSandbox, demo_dir: str | Path) -> dict[str, str]:
         host = next((e for _, e in people if e.lower() in reps), people[0][1])
         recording = demo_dir / call["recording"] if call.get("recording") else None
         transcript = demo_dir / call["transcript"] if call.get("transcript") else None
+        per_person = None
+        if recording and recording.is_file() and call.get("channels"):
+            work_dir = Path(work_dir or tempfile.mkdtemp(prefix="zoom-sandbox-"))
+            per_person = split_channels(recording, call["channels"], work_dir / manifest.stem)
         seeded[call.get("external_id", manifest.stem)] = sandbox.add_meeting(
             call.get("title", manifest.stem), str(call["started_at"]), host, people,
             audio_path=recording if recording and recording.is_file() else None,
-            transcript_vtt=transcript if transcript and transcript.is_file() else None)
+            transcript_vtt=transcript if transcript and transcript.is_file() else None,
+            participant_audio=per_person)
     return seeded
+
+
+def split_channels(recording: Path, channels: dict, dest: Path) -> dict[str, Path]:
+    """One 16 kHz mono WAV per channel of `recording`, named for the participant on it."""
+    import wave
+
+    import av
+    import numpy as np
+
+    dest.mkdir(parents=True, exist_ok=True)
+    with av.open(str(recording)) as container:
+        resampler = av.AudioResampler(format="s16p", rate=16000)
+        chunks = []
+        for frame in container.decode(audio=0):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray())
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray())
+    samples = np.concatenate(chunks, axis=1)  # (channels, n), int16
+    files = {}
+    for index, email in channels.items():
+        path = dest / f"channel-{int(index)}.wav"
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(16000)
+            out.writeframes(np.ascontiguousarray(samples[int(index)]).tobytes())
+        files[email] = path
+    return files

@@ -57,8 +57,12 @@ def test_demo_runs_end_to_end(tmp_path):
                             )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    assert out.count("created") >= 15
+    assert "connected zoom" in out and "connected salesforce" in out
+    assert "Zoom validated the webhook endpoint" in out
+    assert "15 accepted, 15 duplicate" in out  # every webhook delivered twice, kept once
     for rep in ("Maya Chen", "Jordan Brooks", "Tyler Reed"):
         assert rep in out
     assert "Scorecard" in out and "Strengths" in out and '"' in out  # quotes as evidence
+    assert "fields written (audit trail)" in out and "fill_empty" in out
+    assert "Salesforce now holds 15 call Task(s)" in out
     assert "failed" not in out

@@ -54,13 +54,15 @@ def celery_client(broker) -> Celery:
     return client
 
 
-def start_worker(database_url: str, broker, log_path, **transport_options) -> subprocess.Popen:
+def start_worker(database_url: str, broker, log_path, extra_env: dict | None = None,
+                 **transport_options) -> subprocess.Popen:
     """A real `celery worker` process in its own process group, logging to `log_path`."""
     url, prefix = broker
     options = {"global_keyprefix": prefix, **transport_options}
     env = {**os.environ, "COACHLOOP_DATABASE_URL": database_url, "COACHLOOP_BROKER_URL": url,
            "COACHLOOP_BROKER_TRANSPORT_OPTIONS": json.dumps(options),
-           "COACHLOOP_DATA_DIR": str(log_path.parent), "PYTHONPATH": str(ROOT)}
+           "COACHLOOP_DATA_DIR": str(log_path.parent), "PYTHONPATH": str(ROOT),
+           **(extra_env or {})}
     with open(log_path, "a") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "asr,default,crm",

@@ -348,6 +348,47 @@ def report_rep(email: str, as_of: Optional[str] = typer.Option(None),
     _run(_rep_report, email, _parse_date(as_of), window)
 
 
+# ---------------------------------------------------------------------- sync ----
+
+
+def _sync_zoom(days: int | None, process: bool) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from connectors.base import SourceProblem
+    from connectors.zoom import poll
+
+    _migrate()
+    org_id = _org_id()
+    since = datetime.now(timezone.utc) - timedelta(days=days) if days else None
+    table = Table("meeting", "outcome", "detail", title="Zoom recordings")
+
+    def on_item(item, result) -> None:
+        if isinstance(item, SourceProblem):
+            table.add_row(_short(item.origin, 40), "[yellow]later[/yellow]", item.message)
+        else:
+            table.add_row(_short(item.title, 40), result.outcome.value, result.message)
+
+    with Progress(TextColumn("Zoom"), BarColumn(), TextColumn("{task.fields[note]}"),
+                  TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("", total=1.0, note="")
+        poll(org_id, since=since, on_item=on_item,
+             progress=lambda fraction, note: bar.update(task, completed=fraction, note=note))
+    console.print(table)
+    if process:
+        _process(False, None)
+
+
+@app.command("sync")
+def sync_source(source: str = typer.Argument("zoom", help="zoom"),
+                days: Optional[int] = typer.Option(None, help="backfill this many days (default:"
+                                                   " since the last sync)"),
+                process: bool = typer.Option(True, help="transcribe and score what came in")):
+    """Fetch recordings from a connected meeting platform (what webhooks may have missed)."""
+    if source != "zoom":
+        _fail(f"no source {source!r} to sync (available: zoom)")
+    _run(_sync_zoom, days, process)
+
+
 # ----------------------------------------------------------------------- crm ----
 
 
@@ -381,15 +422,20 @@ def _crm_sync(apply: bool, include_synced: bool, show_skips: bool = False):
         links.add_row(_short(call.title, 40), match.record_id or "[yellow]not linked[/yellow]",
                       _short(match.reason, 70))
     console.print(links)
-    changes = Table("deal", "field", "policy", "current", "proposed", "decision",
+    changes = Table("deal", "field", "policy", "current", "proposed", "evidence", "decision",
                     title="Field changes" + ("" if apply else " (plan: nothing written)"))
     for record_id, d in report.decisions:
         if d.status == "skip" and not show_skips and d.reason == "not found in this call":
             continue
         colour = {"write": "green", "unchanged": "dim", "skip": "yellow"}[d.status]
-        changes.add_row(record_id, d.field, d.policy.value, _short(d.before, 30),
-                        _short(d.after if d.status == "write" else None, 40),
-                        f"[{colour}]{d.status}[/{colour}]: {_short(d.reason, 50)}")
+        quote = ""
+        if d.evidence:
+            first = d.evidence[0]
+            minutes, seconds = divmod(int(first.get("start", 0)), 60)
+            quote = f"call {d.meeting_id} {minutes}:{seconds:02d} \"{_short(first['quote'], 40)}\""
+        changes.add_row(record_id, d.field, d.policy.value, _short(d.before, 24),
+                        _short(d.after if d.status == "write" else None, 36), quote,
+                        f"[{colour}]{d.status}[/{colour}]: {_short(d.reason, 44)}")
     console.print(changes)
     kinds: dict[str, int] = {}
     for write in report.writes:

@@ -38,6 +38,8 @@ def make_app() -> Celery:
         broker_transport_options=settings.broker_transport_options,
         broker_connection_retry_on_startup=True,
         task_ignore_result=settings.result_backend is None,
+        beat_schedule={"poll-zoom": {"task": "coachloop.poll_all",
+                                     "schedule": 60.0 * settings.zoom.poll_minutes}},
     )
     return app
 
@@ -127,6 +129,39 @@ def skills(self, org_id: int, as_of: str | None = None) -> int:
     if crm_connected(org_id):
         crm_sync.delay(org_id)
     return count
+
+
+@app.task(name="coachloop.poll_zoom", bind=True, max_retries=5)
+def poll_zoom(self, org_id: int) -> int:
+    """Fetch Zoom recordings since the last poll (what webhooks missed), then transcribe them."""
+    from connectors.zoom import poll
+
+    try:
+        started = poll(org_id)
+    except Exception as exc:
+        if classify(exc) is Resolution.TRANSIENT and self.request.retries < self.max_retries:
+            raise self.retry(exc=exc, countdown=_backoff(self.request.retries, exc)) from exc
+        raise
+    for meeting_id in started:
+        transcribe.delay(meeting_id)
+    return len(started)
+
+
+@app.task(name="coachloop.poll_all")
+def poll_all() -> int:
+    """Queue a Zoom poll for every org with an active Zoom connection (celery beat runs this
+    every `COACHLOOP_ZOOM__POLL_MINUTES`)."""
+    from sqlmodel import select
+
+    from core.db import session_scope
+    from core.models import Connection
+
+    with session_scope() as session:
+        orgs = sorted(set(session.exec(select(Connection.org_id).where(
+            Connection.provider == "zoom", Connection.status == "active"))))
+    for org_id in orgs:
+        poll_zoom.delay(org_id)
+    return len(orgs)
 
 
 @app.task(name="coachloop.crm_sync", bind=True, max_retries=20)

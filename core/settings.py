@@ -60,6 +60,8 @@ class ZoomSettings(BaseModel):
     webhook_tolerance_s: int = Field(300, description="reject signatures older than this")
     backfill_days: int = Field(30, description="how far back the first sync of recordings "
                                "reaches (Zoom keeps cloud recordings about 6 months)")
+    poll_minutes: int = Field(15, description="how often `celery beat` polls for recordings "
+                              "webhooks missed")
     lookback_days: int = Field(2, description="each sync re-reads this many days before where "
                                "the last one stopped (late recordings, time zones)")
 

@@ -141,13 +141,15 @@ class ZoomApi:
 
     # The endpoints ---------------------------------------------------------
 
-    def list_recordings(self, frm: date, to: date, page_token: str | None = None) -> dict:
-        """One page of the connected user's recordings that started between two dates."""
+    def list_recordings(self, frm: date, to: date, page_token: str | None = None, *,
+                        user_id: str = "me") -> dict:
+        """One page of a user's recordings that started between two dates ("me": the
+        connected user; another user's e-mail needs an admin-managed app)."""
         params: dict[str, Any] = {"from": frm.isoformat(), "to": to.isoformat(),
                                   "page_size": self.page_size}
         if page_token:
             params["next_page_token"] = page_token
-        return self.recording.list(user_id="me", **params).json()
+        return self.recording.list(user_id=user_id, **params).json()
 
     def meeting_recordings(self, uuid: str) -> dict:
         """One meeting's recording files, participant audio files included."""
@@ -418,26 +420,34 @@ class ZoomSource(MeetingSource):
         windows = date_windows(min(start, today), today)
         hold: date | None = None
         seen: set[str] = set()
+        users = self._hosts()
         for index, (frm, to) in enumerate(windows):
-            page_token: str | None = None
-            while True:
-                page = self.api.list_recordings(frm, to, page_token)
-                for meeting in page.get("meetings") or ():
-                    uuid = str(meeting.get("uuid") or "")
-                    if not uuid or uuid in seen:
-                        continue
-                    seen.add(uuid)
-                    started = _start_of(meeting)
-                    if since is not None and started is not None and started < since:
-                        continue
-                    item, held = self._poll_one(meeting, started)
-                    if held is not None:
-                        hold = held if hold is None else min(hold, held)
-                    if item is not None:
-                        yield item
-                page_token = page.get("next_page_token") or None
-                if not page_token:
-                    break
+            for user_id in users:
+                page_token: str | None = None
+                while True:
+                    try:
+                        page = self.api.list_recordings(frm, to, page_token, user_id=user_id)
+                    except NotFound:
+                        if user_id != "me" and index == 0:
+                            yield SourceProblem(f"zoom:{user_id}", None, "no Zoom user has this "
+                                                "e-mail (or the app may not read their recordings)")
+                        break
+                    for meeting in page.get("meetings") or ():
+                        uuid = str(meeting.get("uuid") or "")
+                        if not uuid or uuid in seen:
+                            continue
+                        seen.add(uuid)
+                        started = _start_of(meeting)
+                        if since is not None and started is not None and started < since:
+                            continue
+                        item, held = self._poll_one(meeting, started)
+                        if held is not None:
+                            hold = held if hold is None else min(hold, held)
+                        if item is not None:
+                            yield item
+                    page_token = page.get("next_page_token") or None
+                    if not page_token:
+                        break
             done = to + timedelta(days=1)
             save_cursor(self.connection_id, STREAM,
                         (done if hold is None else min(done, hold)).isoformat())
@@ -471,6 +481,20 @@ class ZoomSource(MeetingSource):
         except (KeyError, TypeError, ValueError) as exc:  # a meeting object of an odd shape
             return SourceProblem(origin, None, f"unexpected Zoom meeting object "
                                  f"({type(exc).__name__}: {exc})"), None
+
+    def _hosts(self) -> list[str]:
+        """Whose recordings to list: the connected user, and every rep on the roster (an
+        admin-managed Zoom app may read any user's recordings by e-mail)."""
+        from sqlmodel import select
+
+        from core.db import session_scope
+        from core.models import User
+
+        with session_scope() as session:
+            reps = session.exec(select(User.email).where(User.org_id == self.org_id,
+                                                         User.role == "rep")
+                                .order_by(User.email)).all()
+        return ["me", *reps]
 
     def read_meeting(self, uuid: str, *, download_token: str | None = None) -> MeetingRecord:
         """The meeting as Zoom has it now, files downloaded; `TransientError` while Zoom is

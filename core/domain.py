@@ -171,6 +171,9 @@ class CriterionResult:
     confidence: float
     rationale: str
     evidence: tuple[Evidence, ...] = ()
+    # scored | abstained (too little to judge) | unsupported (evidence not found in the
+    # transcript) | not_applicable (the criterion does not belong to this call's stage)
+    state: str = "scored"
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,20 @@ class CallScoreResult:
     criteria: tuple[CriterionResult, ...]
     fields: tuple[FieldResult, ...]
     abstain_reason: str | None = None
+    model: str | None = None  # the LLM behind an LLM scorer
+    prompt_version: str | None = None
+    usage: LlmUsage | None = None
+
+
+@dataclass(frozen=True)
+class LlmUsage:
+    """What scoring one call with an LLM took."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None  # None when no price is configured for the model
+    requests: int = 1
+    cached: bool = False  # served from the cache: nothing was sent
 
 
 # ----------------------------------------------------------------- skills ----

@@ -63,6 +63,9 @@ class Meeting(SQLModel, table=True):
     stage: str = "ingested"  # ingested | transcribed | scored | failed
     error: str | None = Field(default=None, sa_column=Column(Text))
     error_stage: str | None = None
+    call_stage: str | None = None  # discovery | demo | pricing | renewal | other
+    conversation: dict[str, Any] = Field(default_factory=dict,
+                                         sa_column=Column(JSON, nullable=False))  # metrics
     crm_synced_at: datetime | None = None  # None: its CRM write-back is still to do
     crm_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
@@ -154,6 +157,12 @@ class CallScore(SQLModel, table=True):
     scorer_version: str
     overall: float | None = None
     abstain_reason: str | None = None
+    model: str | None = None
+    prompt_version: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    cached: bool = False
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -171,6 +180,7 @@ class CriterionScore(SQLModel, table=True):
     confidence: float = 0.0
     rationale: str = Field(default="", sa_column=Column(Text, nullable=False))
     evidence: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    state: str = "scored"  # scored | abstained | unsupported | not_applicable
 
 
 class FieldExtraction(SQLModel, table=True):
@@ -321,4 +331,18 @@ class CrmWrite(SQLModel, table=True):
     evidence: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     status: str  # planned | written | skipped | unchanged | failed
     reason: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LlmCache(SQLModel, table=True):
+    """An LLM's answer for (transcript hash, rubric version, model, prompt version): the same
+    call scored again costs nothing and gives the same result."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)  # sha256 over the four parts
+    model: str
+    prompt_version: str
+    response: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
     created_at: datetime = Field(default_factory=utcnow)

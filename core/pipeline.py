@@ -177,10 +177,16 @@ def score_meeting(meeting_id: int, *, settings: Settings | None = None) -> list[
         clear_derived(session, meeting_id, keep_transcript=True)
         for rubric, result in zip(rubrics, results, strict=True):
             rubric_row = _rubric_row(session, org_id, rubric)
+            usage = result.usage
             call = CallScore(org_id=org_id, meeting_id=meeting_id, rubric_id=rubric_row.id,
                              rep_id=rep_id, scorer=result.scorer,
                              scorer_version=result.scorer_version, overall=result.overall,
-                             abstain_reason=result.abstain_reason)
+                             abstain_reason=result.abstain_reason, model=result.model,
+                             prompt_version=result.prompt_version,
+                             prompt_tokens=usage.prompt_tokens if usage else None,
+                             completion_tokens=usage.completion_tokens if usage else None,
+                             cost_usd=usage.cost_usd if usage else None,
+                             cached=bool(usage and usage.cached))
             session.add(call)
             session.flush()
             for criterion in result.criteria:
@@ -188,7 +194,7 @@ def score_meeting(meeting_id: int, *, settings: Settings | None = None) -> list[
                     org_id=org_id, call_score_id=call.id, criterion=criterion.key,
                     skill=criterion.skill, score=criterion.score, max_score=criterion.max_score,
                     weight=criterion.weight, confidence=criterion.confidence,
-                    rationale=criterion.rationale,
+                    rationale=criterion.rationale, state=criterion.state,
                     evidence=[asdict(e) for e in criterion.evidence]))
             for found in result.fields:
                 session.add(FieldExtraction(

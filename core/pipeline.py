@@ -160,11 +160,12 @@ def scored_rep(session: Session, view: TranscriptView, meeting_id: int) -> int |
 
 def score_meeting(meeting_id: int, *, settings: Settings | None = None) -> list[CallScoreResult]:
     """Score the meeting against every configured methodology; replaces earlier scores."""
-    from core.rubrics import builtin_rubric
+    from core.rubrics import find_rubric
 
     settings = settings or get_settings()
     scorer = get_scorer(settings)
-    rubrics = [builtin_rubric(key) for key in settings.scoring.methodologies]
+    rubrics = [find_rubric(key, tuple(settings.scoring.rubric_dirs))
+               for key in settings.scoring.methodologies]
     with session_scope() as session:
         meeting = _meeting(session, meeting_id)
         view = transcript_view(session, meeting_id, settings.scoring.min_attribution_confidence)

@@ -25,6 +25,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     model_validator,
 )
 
@@ -67,6 +68,7 @@ Text = Annotated[str, Field(min_length=1)]
 
 
 SignalKind = Literal["ask", "answer", "reply", "confirm", "concrete"]
+Stage = Literal["discovery", "demo", "pricing", "renewal", "other"]
 
 
 def _matching(patterns: tuple[str, ...], text: str) -> tuple[str, ...]:
@@ -122,6 +124,10 @@ class Criterion(_Model):
     confirm: tuple[Phrase, ...] = ()
     concrete: tuple[Phrase, ...] = ()
     related: tuple[Key, ...] = ()
+    stages: tuple[Stage, ...] = ()  # the call stages it applies to; empty: every stage
+
+    def applies_to(self, stage: str | None) -> bool:
+        return not self.stages or stage is None or stage in self.stages
 
     @model_validator(mode="after")
     def _check_skill(self) -> Criterion:
@@ -209,20 +215,89 @@ class Rubric(_Model):
 # ------------------------------------------------------------------ loading ----
 
 
-def load_rubric(path: str | Path) -> Rubric:
-    """Read and validate a rubric file; RubricError names the file and line at fault."""
+class RubricExtension(_Model):
+    """A rubric written as changes to another (`extends: meddic`): a variant or an org's fork.
+
+    Criteria and fields with a base key replace the base's; new ones are added after them;
+    `remove` drops base criteria or fields by key.
+    """
+
+    extends: Key
+    key: Key
+    name: Text | None = None
+    description: Text | None = None
+    scale: Scale | None = None
+    criteria: tuple[Criterion, ...] = ()
+    fields: tuple[MethodologyField, ...] = ()
+    remove: tuple[Key, ...] = ()
+
+
+def load_rubric(path: str | Path, search: tuple[Path, ...] = ()) -> Rubric:
+    """Read and validate a rubric file; RubricError names the file and line at fault.
+    `search`: folders where a rubric it `extends` may live (before the built-in ones)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RubricError(f"cannot read rubric file ({exc})", file=str(path)) from None
-    return parse_rubric(text, source=str(path))
+    return parse_rubric(text, source=str(path), search=(path.parent, *search))
 
 
-def parse_rubric(text: str, *, source: str) -> Rubric:
+def parse_rubric(text: str, *, source: str, search: tuple[Path, ...] = ()) -> Rubric:
     """Validate rubric YAML `text`; `source` (a path or a name) is used in error messages."""
-    return parse_yaml_model(text, Rubric, source=source, error=RubricError,
-                            shape="a rubric file must be a mapping (key:, name:, criteria:, ...)")
+    import yaml
+
+    try:
+        top = yaml.safe_load(text)
+    except yaml.YAMLError:
+        top = None  # parse_yaml_model reports it with its line
+    if not (isinstance(top, dict) and "extends" in top):
+        return parse_yaml_model(text, Rubric, source=source, error=RubricError,
+                                shape="a rubric file must be a mapping (key:, name:, "
+                                      "criteria:, ...)")
+    child = parse_yaml_model(text, RubricExtension, source=source, error=RubricError)
+    if child.extends == child.key:
+        raise RubricError("a rubric cannot extend itself", file=source, field="extends")
+    base = find_rubric(child.extends, search)
+    merged = base.model_dump(mode="json")
+    for name in ("key", "name", "description", "scale"):
+        value = getattr(child, name)
+        if value is not None:
+            merged[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    for section in ("criteria", "fields"):
+        items = [i for i in merged[section] if i["key"] not in child.remove]
+        for item in getattr(child, section):
+            dumped = item.model_dump(mode="json")
+            position = next((n for n, i in enumerate(items) if i["key"] == item.key), None)
+            if position is None:
+                items.append(dumped)
+            else:
+                items[position] = dumped
+        merged[section] = items
+    unknown = set(child.remove) - {i.key for i in (*base.criteria, *base.fields)}
+    if unknown:
+        raise RubricError(f"remove: {', '.join(sorted(unknown))} not in {base.key}",
+                          file=source, field="remove")
+    try:
+        return Rubric.model_validate(merged)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        raise RubricError(f"extending {base.key}: {problem['msg'].removeprefix('Value error, ')}",
+                          file=source) from None
+
+
+def find_rubric(key: str, search: tuple[Path, ...] = ()) -> Rubric:
+    """The rubric `key`: `{key}.yaml` in the first `search` folder that has it (an org's own
+    rubrics), else the built-in one."""
+    for folder in search:
+        path = Path(folder) / f"{key}.yaml"
+        if path.is_file():
+            rubric = load_rubric(path, tuple(f for f in search if f != Path(folder)))
+            if rubric.key != key:
+                raise RubricError(f"rubric key {rubric.key!r} does not match the file name",
+                                  file=str(path))
+            return rubric
+    return builtin_rubric(key)
 
 
 @cache

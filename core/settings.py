@@ -35,6 +35,8 @@ class ScoringSettings(BaseModel):
 
     scorer: str = "builtin"
     methodologies: list[str] = Field(default_factory=lambda: ["meddic", "bant"])
+    rubric_dirs: list[Path] = Field(default_factory=list, description="folders of your own "
+                                    "rubrics (KEY.yaml), searched before the built-in ones")
     min_attribution_confidence: float = 0.5
 
 

@@ -18,47 +18,76 @@ class Skill(NamedTuple):
 
 
 SKILLS: dict[str, Skill] = {
-    "pain_discovery": Skill(
-        "Pain discovery",
-        "Uncovers the buyer's problems, why they matter now and what causes them.",
+    "discovery_depth": Skill(
+        "Discovery depth",
+        "Uncovers the buyer's situation, problems and needs, and follows up past the first answer.",
     ),
     "business_impact": Skill(
         "Business impact",
         "Gets the buyer to quantify the cost of the problem and the value of solving it.",
     ),
-    "requirements_discovery": Skill(
-        "Requirements discovery",
-        "Learns what the buyer needs and the criteria they will judge options by.",
-    ),
-    "stakeholder_mapping": Skill(
-        "Stakeholder mapping",
-        "Finds out who is involved, who holds the budget and who has the final say.",
+    "multi_threading": Skill(
+        "Multi-threading",
+        "Reaches beyond one contact: who else is involved, who pays, who will champion it.",
     ),
     "decision_process": Skill(
         "Decision process",
-        "Learns the steps, approvals and paperwork between today and a signed deal.",
+        "Learns how the buyer decides: criteria, steps, approvals and paperwork to a signature.",
     ),
     "budget_qualification": Skill(
-        "Budget qualification",
-        "Establishes whether money is available, how much, and where it comes from.",
+        "Budget and pricing",
+        "Establishes money available and where it comes from, and talks price with confidence.",
     ),
     "urgency_timeline": Skill(
         "Urgency and timeline",
-        "Establishes when the buyer needs a solution and what makes that date real.",
-    ),
-    "champion_building": Skill(
-        "Champion building",
-        "Finds and equips an internal advocate who will sell on the rep's behalf.",
+        "Establishes when the buyer needs a solution and what event makes that date real.",
     ),
     "competitive_positioning": Skill(
         "Competitive positioning",
         "Learns which alternatives the buyer weighs, including doing nothing or building.",
     ),
+    "objection_handling": Skill(
+        "Objection handling",
+        "Hears a concern out, asks what is behind it, and answers the real worry.",
+    ),
+    "insight_teaching": Skill(
+        "Insight and teaching",
+        "Brings the buyer a new way to see their problem, tailored to their business.",
+    ),
     "next_step_clarity": Skill(
         "Next-step clarity",
         "Ends the call with a concrete, dated next step both sides agreed to.",
     ),
+    "talk_listen_balance": Skill(
+        "Talk/listen balance",
+        "Lets the buyer talk: a fair share of the airtime, short monologues, many exchanges.",
+    ),
 }
+
+# Which skills matter at which call stage (1 = central, 0.5 = useful, absent = not expected).
+# Coaching agendas weigh a weak skill by how much it matters in the rep's kind of calls.
+STAGE_RELEVANCE: dict[str, dict[str, float]] = {
+    "discovery": {"discovery_depth": 1, "business_impact": 1, "multi_threading": 1,
+                  "decision_process": 0.5, "budget_qualification": 0.5,
+                  "urgency_timeline": 1, "competitive_positioning": 0.5,
+                  "objection_handling": 0.5, "insight_teaching": 0.5,
+                  "next_step_clarity": 1, "talk_listen_balance": 1},
+    "demo": {"discovery_depth": 0.5, "business_impact": 1, "multi_threading": 0.5,
+             "decision_process": 0.5, "competitive_positioning": 1, "objection_handling": 1,
+             "insight_teaching": 1, "next_step_clarity": 1, "talk_listen_balance": 1},
+    "pricing": {"business_impact": 1, "multi_threading": 1, "decision_process": 1,
+                "budget_qualification": 1, "urgency_timeline": 1,
+                "competitive_positioning": 1, "objection_handling": 1,
+                "next_step_clarity": 1, "talk_listen_balance": 0.5},
+    "renewal": {"discovery_depth": 0.5, "business_impact": 1, "multi_threading": 1,
+                "decision_process": 1, "budget_qualification": 1, "urgency_timeline": 0.5,
+                "competitive_positioning": 0.5, "objection_handling": 1,
+                "next_step_clarity": 1, "talk_listen_balance": 0.5},
+    "other": {key: 0.5 for key in ("discovery_depth", "business_impact", "multi_threading",
+                                   "decision_process", "next_step_clarity",
+                                   "talk_listen_balance")},
+}
+STAGES = tuple(STAGE_RELEVANCE)
 
 
 def skill_keys() -> tuple[str, ...]:

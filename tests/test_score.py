@@ -480,7 +480,7 @@ def test_result_records_rubric_and_scorer_versions():
     assert (result.scorer, result.scorer_version) == (BuiltinScorer.name, BuiltinScorer.version)
     assert [c.key for c in result.criteria] == ["budget", "authority", "need", "timeline"]
     assert [c.skill for c in result.criteria] == [
-        "budget_qualification", "stakeholder_mapping", "pain_discovery", "urgency_timeline"]
+        "budget_qualification", "multi_threading", "discovery_depth", "urgency_timeline"]
 
 
 # ---------------------------------------------------- natural conversation ----

@@ -160,7 +160,9 @@ def scored_rep(session: Session, view: TranscriptView, meeting_id: int) -> int |
 
 def score_meeting(meeting_id: int, *, settings: Settings | None = None) -> list[CallScoreResult]:
     """Score the meeting against every configured methodology; replaces earlier scores."""
+    from core.conversation import classify_stage, conversation_metrics
     from core.rubrics import find_rubric
+    from core.score import for_stage
 
     settings = settings or get_settings()
     scorer = get_scorer(settings)
@@ -170,8 +172,10 @@ def score_meeting(meeting_id: int, *, settings: Settings | None = None) -> list[
         meeting = _meeting(session, meeting_id)
         view = transcript_view(session, meeting_id, settings.scoring.min_attribution_confidence)
         rep_id = scored_rep(session, view, meeting_id)
-        org_id = meeting.org_id
-    results = [scorer.score(view, rubric) for rubric in rubrics]
+        org_id, title = meeting.org_id, meeting.title
+    stage = classify_stage(title, view)
+    metrics = conversation_metrics(view)
+    results = [for_stage(scorer.score(view, rubric), rubric, stage.stage) for rubric in rubrics]
 
     with session_scope() as session:
         meeting = _meeting(session, meeting_id)
@@ -203,6 +207,9 @@ def score_meeting(meeting_id: int, *, settings: Settings | None = None) -> list[
                     label=found.label, value=found.value, confidence=found.confidence,
                     evidence=[asdict(e) for e in found.evidence]))
         _advance(meeting, "scored")
+        meeting.call_stage = stage.stage
+        meeting.conversation = {**metrics.as_dict(), "stage_confidence": stage.confidence,
+                                "stage_reason": stage.reason}
         meeting.crm_synced_at = None  # new scores: the CRM is due an update
         session.add(meeting)
     return results
@@ -225,7 +232,7 @@ def _rubric_row(session: Session, org_id: int, rubric) -> Rubric:
 def refresh_skills(org_id: int, as_of: date | None = None, *,
                    settings: Settings | None = None) -> int:
     """Recompute every rep's skill snapshots as of a date (default: today, UTC). Idempotent."""
-    from core.domain import CriterionResult
+    from core.domain import CriterionResult, SkillObservation
     from core.skills import call_skill_scores, compute_skill_estimates
 
     settings = settings or get_settings()
@@ -244,6 +251,14 @@ def refresh_skills(org_id: int, as_of: date | None = None, *,
                 criterion.weight, criterion.confidence, criterion.rationale))
         observations = [obs for (meeting_id, rep_id, at), criteria in sorted(per_call.items())
                         for obs in call_skill_scores(criteria, rep_id, meeting_id, at)]
+        # Talk/listen balance comes from the conversation's shape, not from a rubric.
+        shapes = dict(session.exec(select(Meeting.id, Meeting.conversation).where(
+            Meeting.id.in_({m for m, _, _ in per_call}))).all()) if per_call else {}
+        for meeting_id, rep_id, at in sorted(per_call):
+            score = (shapes.get(meeting_id) or {}).get("talk_listen_score")
+            if score is not None:
+                observations.append(SkillObservation(rep_id, "talk_listen_balance", meeting_id,
+                                                     at, float(score)))
         estimates = compute_skill_estimates(observations, as_of, windows=settings.skills.windows,
                                             min_calls=settings.skills.min_calls, rep_ids=reps)
         session.exec(delete(SkillSnapshot).where(SkillSnapshot.org_id == org_id,

@@ -519,6 +519,21 @@ def _overall(criteria: tuple[CriterionResult, ...], rubric: Rubric) -> float | N
 # ------------------------------------------------------------- serialisation ----
 
 
+def for_stage(result: CallScoreResult, rubric: Rubric, stage: str | None) -> CallScoreResult:
+    """The result with criteria that do not belong to the call's stage set aside (not scored,
+    and not counted in the overall), whichever scorer produced it."""
+    from dataclasses import replace
+
+    criteria = tuple(
+        c if rubric.criterion(c.key) is None or rubric.criterion(c.key).applies_to(stage)
+        else replace(c, score=None, confidence=1.0, evidence=(), state="not_applicable",
+                     rationale=f"Not expected in a {stage} call.")
+        for c in result.criteria)
+    if criteria == result.criteria:
+        return result
+    return replace(result, criteria=criteria, overall=_overall(criteria, rubric))
+
+
 def result_to_json(result: CallScoreResult) -> str:
     """Canonical JSON of a score (sorted keys, no spaces): equal results give equal bytes."""
     return json.dumps(dataclasses.asdict(result), sort_keys=True, separators=(",", ":"),

@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -22,6 +23,8 @@ report_app = typer.Typer(help="Skill reports.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 crm_app = typer.Typer(help="CRM write-back: plan, apply, pull outcomes.", no_args_is_help=True)
 app.add_typer(crm_app, name="crm")
+rubric_app = typer.Typer(help="Methodology rubrics: list, validate.", no_args_is_help=True)
+app.add_typer(rubric_app, name="rubric")
 console = Console()
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
@@ -38,7 +41,7 @@ def _logging() -> None:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -46,6 +49,8 @@ def _run(fn, *args, **kwargs):
     """Run a command body; our errors become one clear line and an exit code, not a traceback."""
     try:
         return fn(*args, **kwargs)
+    except typer.Exit:
+        raise
     except CoachloopError as exc:
         _fail(exc.message)
     except Exception as exc:  # unexpected: say so plainly, keep the detail in the log
@@ -387,6 +392,102 @@ def sync_source(source: str = typer.Argument("zoom", help="zoom"),
     if source != "zoom":
         _fail(f"no source {source!r} to sync (available: zoom)")
     _run(_sync_zoom, days, process)
+
+
+# -------------------------------------------------------------------- rubrics ----
+
+
+def _rubric_validate(files: list[Path]) -> None:
+    from core.rubrics import load_rubric
+    from core.settings import get_settings
+
+    search = tuple(get_settings().scoring.rubric_dirs)
+    bad = 0
+    for file in files:
+        try:
+            rubric = load_rubric(file, search)
+        except CoachloopError as exc:
+            bad += 1
+            console.print(f"[red]invalid[/red] {escape(exc.message)}", highlight=False)
+            continue
+        stages = sorted({s for c in rubric.criteria for s in c.stages}) or ["every stage"]
+        console.print(f"[green]ok[/green] {file}: {rubric.key} ({rubric.name}), "
+                      f"{len(rubric.criteria)} criteria, {len(rubric.fields)} fields, "
+                      f"stages {', '.join(stages)}, version {rubric.version}")
+    if bad:
+        raise typer.Exit(1)
+
+
+@rubric_app.command("validate")
+def rubric_validate(files: list[Path] = typer.Argument(..., help="rubric YAML files")):
+    """Check rubric files; every problem is reported with its file and line."""
+    _run(_rubric_validate, files)
+
+
+def _rubric_list() -> None:
+    from core.rubrics import find_rubric, list_builtin_rubrics
+    from core.settings import get_settings
+
+    settings = get_settings()
+    search = tuple(settings.scoring.rubric_dirs)
+    keys = set(list_builtin_rubrics())
+    for folder in search:
+        keys |= {p.stem for p in Path(folder).glob("*.yaml")}
+    table = Table("key", "name", "criteria", "version", "where", "scoring",
+                  title="Rubrics")
+    for key in sorted(keys):
+        rubric = find_rubric(key, search)
+        where = next((str(f) for f in search if (Path(f) / f"{key}.yaml").is_file()), "built-in")
+        table.add_row(key, rubric.name, str(len(rubric.criteria)), rubric.version, where,
+                      "yes" if key in settings.scoring.methodologies else "")
+    console.print(table)
+
+
+@rubric_app.command("list")
+def rubric_list():
+    """Built-in rubrics and your own (COACHLOOP_SCORING__RUBRIC_DIRS), with versions."""
+    _run(_rubric_list)
+
+
+def _rescore(rubric_key: str | None) -> None:
+    from sqlmodel import select
+
+    from core.db import session_scope
+    from core.models import CallScore, Meeting, Rubric
+    from core.pipeline import score_meeting
+    from core.rubrics import find_rubric
+    from core.settings import get_settings
+
+    settings = get_settings()
+    _migrate()
+    keys = [rubric_key] if rubric_key else list(settings.scoring.methodologies)
+    current = {k: find_rubric(k, tuple(settings.scoring.rubric_dirs)).version for k in keys}
+    with session_scope() as session:
+        scored = session.exec(select(Meeting.id).where(Meeting.stage == "scored")).all()
+        have = session.exec(select(CallScore.meeting_id, Rubric.key, Rubric.version)
+                            .join(Rubric, CallScore.rubric_id == Rubric.id)).all()
+    up_to_date = {(m, k) for m, k, v in have if current.get(k) == v}
+    stale = sorted(m for m in scored if any((m, k) not in up_to_date for k in keys))
+    if not stale:
+        console.print("every scored call already has the current version of "
+                      + ", ".join(f"{k} ({v})" for k, v in current.items()))
+        return
+    with Progress(TextColumn("re-scoring"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("", total=len(stale))
+        for meeting_id in stale:
+            score_meeting(meeting_id, settings=settings)
+            progress.advance(task)
+    _refresh_skills(None)
+    console.print(f"re-scored {len(stale)} call(s) with "
+                  + ", ".join(f"{k} {v}" for k, v in current.items()))
+
+
+@app.command()
+def rescore(rubric: Optional[str] = typer.Option(None, help="only this rubric key")):
+    """Re-score scored calls whose scores come from an older rubric version (or lack a newly
+    added methodology); scores keep the version they were made with."""
+    _run(_rescore, rubric)
 
 
 # ----------------------------------------------------------------------- crm ----

@@ -195,6 +195,24 @@ def create_app() -> FastAPI:
         """A rep's skill scorecard: estimates with intervals, percentiles, trend, evidence."""
         return reports.rep_scorecard(session, org.id, email, as_of=as_of, window_days=window)
 
+    @app.get("/reps/{email}/agenda", tags=["reps"])
+    def rep_agenda(email: str, as_of: date | None = None,
+                   window: int = Query(90, ge=7, le=365),
+                   session: Session = Depends(_session), org: Org = Depends(_org)) -> dict:
+        """This week's coaching agenda: two skills to work on with moments from the rep's own
+        calls, what good looks like, and whether last week's focus is sticking."""
+        from dataclasses import asdict as as_dict
+        from datetime import datetime, timezone
+
+        from core.agenda import coaching_agenda
+
+        settings = get_settings()
+        agenda = coaching_agenda(session, org.id, email,
+                                 as_of=as_of or datetime.now(timezone.utc).date(),
+                                 window_days=window, min_calls=settings.skills.min_calls,
+                                 public_url=settings.public_url)
+        return as_dict(agenda)
+
     @app.get("/team/skills", tags=["reps"], response_model=reports.TeamTable)
     def team(as_of: date | None = None, window: int = Query(90, ge=1, le=365),
              session: Session = Depends(_session), org: Org = Depends(_org)):

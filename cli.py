@@ -490,6 +490,119 @@ def rescore(rubric: Optional[str] = typer.Option(None, help="only this rubric ke
     _run(_rescore, rubric)
 
 
+# ---------------------------------------------------------------------- agenda ----
+
+
+def _agenda(email: str, as_of: date | None, window: int) -> None:
+    from datetime import datetime, timezone
+
+    from core.agenda import coaching_agenda
+    from core.db import session_scope
+    from core.settings import get_settings
+
+    settings = get_settings()
+    with session_scope() as session:
+        agenda = coaching_agenda(session, _org_id(), email,
+                                 as_of=as_of or datetime.now(timezone.utc).date(),
+                                 window_days=window, min_calls=settings.skills.min_calls,
+                                 public_url=settings.public_url)
+    _print_agenda(agenda)
+
+
+def _print_agenda(agenda) -> None:
+    console.print(Panel(f"{agenda.rep_name} <{agenda.rep_email}>  ·  week of "
+                        f"{agenda.as_of.isoformat()}  ·  {agenda.window_days}-day window",
+                        title="Coaching agenda"), highlight=False)
+    if agenda.note:
+        console.print(agenda.note)
+    for number, focus in enumerate(agenda.focus, start=1):
+        console.print(f"[bold]{number}. {focus.label}[/bold] — {escape(focus.why)}",
+                      highlight=False)
+        console.print(f"   what good looks like: {escape(focus.good)}", highlight=False)
+        for m in focus.moments:
+            when = f"{int(m.start) // 60}:{int(m.start) % 60:02d}"
+            quote = f' "{escape(m.quote)}"' if m.quote else ""
+            console.print(f"   • {m.on.isoformat()} {escape(m.title)} [{when}]{quote}\n"
+                          f"     {escape(m.why)}  {m.link}", highlight=False)
+    for follow in agenda.last_week:
+        console.print(f"last week's focus, {follow.label}: {follow.verdict} "
+                      f"({follow.n_since} call(s) since)", highlight=False)
+        for m in follow.moments:
+            console.print(f'   • {m.on.isoformat()} {escape(m.title)}: "{escape(m.quote)}" '
+                          f"({escape(m.why)})", highlight=False)
+
+
+@app.command()
+def agenda(email: str, as_of: Optional[str] = typer.Option(None, help="YYYY-MM-DD (default "
+                                                            "today)"),
+           window: int = typer.Option(90)):
+    """A rep's coaching agenda: two skills to work on, shown in their own calls."""
+    _run(_agenda, email, _parse_date(as_of), window)
+
+
+# ---------------------------------------------------------------- calibration ----
+
+
+def _calibrate(labels_dir: Path, scorer: str, out: Path | None) -> None:
+    import json
+
+    from core.calibration import calibrate, load_labelled_set
+    from core.pipeline import get_scorer
+    from core.rubrics import find_rubric
+    from core.settings import get_settings
+
+    settings = get_settings()
+    settings = settings.model_copy(update={"scoring": settings.scoring.model_copy(
+        update={"scorer": scorer})})
+    calls = load_labelled_set(labels_dir)
+    keys = sorted({k for call in calls for k in call.levels})
+    rubrics = {k: find_rubric(k, tuple(settings.scoring.rubric_dirs)) for k in keys}
+    engine = get_scorer(settings)
+    started = time.perf_counter()
+    report = calibrate(calls, rubrics, engine.score)
+    elapsed = time.perf_counter() - started
+    table = Table("rubric", "criterion", "n", "found (label)", "exact", "±1", "κ found",
+                  "κ levels (quadratic)", "tp/fp/fn/tn", "abstained", "run-to-run",
+                  title=f"Calibration: {report.scorer} {report.scorer_version} on "
+                        f"{report.calls} labelled calls")
+
+    def k(value: float | None) -> str:
+        return "—" if value is None else f"{value:.2f}"
+
+    for c in report.criteria:
+        m = c.confusion
+        table.add_row(c.methodology, c.criterion, str(c.n), str(c.label_found),
+                      f"{c.exact:.2f}", f"{c.within_one:.2f}", k(c.kappa_found),
+                      k(c.kappa_levels), f"{m['tp']}/{m['fp']}/{m['fn']}/{m['tn']}",
+                      f"{c.abstained:.2f}", f"{c.run_to_run:.2f}")
+    console.print(table)
+    fields = Table("MEDDIC field", "n", "found/absent agreement", "κ", "tp/fp/fn/tn",
+                   "run-to-run", title="Field values")
+    for f in report.fields:
+        m = f.confusion
+        fields.add_row(f.field, str(f.n), f"{f.agreement:.2f}", k(f.kappa),
+                       f"{m['tp']}/{m['fp']}/{m['fn']}/{m['tn']}", f"{f.run_to_run:.2f}")
+    if report.fields:
+        console.print(fields)
+    pooled = report.pooled
+    console.print(f"pooled over every criterion: κ found/absent {k(pooled['kappa_found'])}, "
+                  f"κ levels {k(pooled['kappa_levels'])}, exact {k(pooled['exact'])}, "
+                  f"found/absent accuracy {k(pooled['found_accuracy'])}, run-to-run "
+                  f"{k(pooled['run_to_run'])}; {elapsed:.1f} s")
+    out = out or settings.data_dir / f"calibration-{scorer}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report.as_dict(), indent=2))
+    console.print(f"report written to {out}")
+
+
+@app.command()
+def calibrate(labels_dir: Path = typer.Argument(..., help="folder of labelled calls"),
+              scorer: str = typer.Option("builtin", help="builtin or llm"),
+              out: Optional[Path] = typer.Option(None, help="JSON report path")):
+    """Measure a scorer against human labels: accuracy, Cohen's κ, abstentions, run-to-run."""
+    _run(_calibrate, labels_dir, scorer, out)
+
+
 # ----------------------------------------------------------------------- crm ----
 
 
@@ -721,6 +834,7 @@ def _demo(fresh: bool, rep: str | None) -> None:
             raise CoachloopError(f"{len(report.failed)} CRM write(s) failed")
         _team_report(as_of, 90)
         _rep_report(rep or _demo_rep(as_of), as_of, 90)
+        _agenda(_demo_rep(as_of, weakest=True), as_of, 90)
         _crm_diff(org_id, boxes)
     finally:
         if api_server is not None:
@@ -800,8 +914,9 @@ def _crm_diff(org_id: int, boxes) -> None:
                   f"{boxes.salesforce.api_usage} API call(s) used")
 
 
-def _demo_rep(as_of: date | None) -> str:
-    """The top rep: their card shows strengths with quotes as well as gaps."""
+def _demo_rep(as_of: date | None, weakest: bool = False) -> str:
+    """The top rep (their card shows strengths with quotes as well as gaps), or the weakest
+    (whose coaching agenda has the most to say)."""
     from core import reports
     from core.db import session_scope
     from core.ingest import current_org
@@ -813,7 +928,8 @@ def _demo_rep(as_of: date | None) -> str:
     if not rows:
         raise CoachloopError("the demo produced no skill scores")
     mean = lambda r: sum(s.shrunk or 0 for s in r.skills.values()) / max(1, len(r.skills))  # noqa: E731
-    return max(rows, key=lambda r: (mean(r), r.rep.email)).rep.email
+    pick = min if weakest else max
+    return pick(rows, key=lambda r: (mean(r), r.rep.email)).rep.email
 
 
 @app.command()

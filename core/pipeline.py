@@ -229,36 +229,44 @@ def _rubric_row(session: Session, org_id: int, rubric) -> Rubric:
 # --------------------------------------------------------------------- skills ----
 
 
+def skill_observations(session: Session, org_id: int) -> list:
+    """Every scored call's per-skill scores (`SkillObservation`s) for the org's reps."""
+    from core.domain import CriterionResult, SkillObservation
+    from core.skills import call_skill_scores
+
+    rows = session.exec(select(CallScore, Meeting.started_at, CriterionScore)
+                        .join(Meeting, CallScore.meeting_id == Meeting.id)
+                        .join(CriterionScore, CriterionScore.call_score_id == CallScore.id)
+                        .where(CallScore.org_id == org_id, CallScore.rep_id.is_not(None))
+                        .order_by(CallScore.meeting_id, CriterionScore.id)).all()
+    per_call: dict[tuple[int, int, datetime], list[CriterionResult]] = defaultdict(list)
+    for call, started_at, criterion in rows:
+        per_call[(call.meeting_id, call.rep_id, started_at)].append(CriterionResult(
+            criterion.criterion, criterion.skill, criterion.score, criterion.max_score,
+            criterion.weight, criterion.confidence, criterion.rationale))
+    observations = [obs for (meeting_id, rep_id, at), criteria in sorted(per_call.items())
+                    for obs in call_skill_scores(criteria, rep_id, meeting_id, at)]
+    # Talk/listen balance comes from the conversation's shape, not from a rubric.
+    shapes = dict(session.exec(select(Meeting.id, Meeting.conversation).where(
+        Meeting.id.in_({m for m, _, _ in per_call}))).all()) if per_call else {}
+    for meeting_id, rep_id, at in sorted(per_call):
+        score = (shapes.get(meeting_id) or {}).get("talk_listen_score")
+        if score is not None:
+            observations.append(SkillObservation(rep_id, "talk_listen_balance", meeting_id,
+                                                 at, float(score)))
+    return observations
+
+
 def refresh_skills(org_id: int, as_of: date | None = None, *,
                    settings: Settings | None = None) -> int:
     """Recompute every rep's skill snapshots as of a date (default: today, UTC). Idempotent."""
-    from core.domain import CriterionResult, SkillObservation
-    from core.skills import call_skill_scores, compute_skill_estimates
+    from core.skills import compute_skill_estimates
 
     settings = settings or get_settings()
     as_of = as_of or datetime.now(timezone.utc).date()
     with session_scope() as session:
         reps = session.exec(select(User.id).where(User.org_id == org_id, User.role == "rep")).all()
-        rows = session.exec(select(CallScore, Meeting.started_at, CriterionScore)
-                            .join(Meeting, CallScore.meeting_id == Meeting.id)
-                            .join(CriterionScore, CriterionScore.call_score_id == CallScore.id)
-                            .where(CallScore.org_id == org_id, CallScore.rep_id.is_not(None))
-                            .order_by(CallScore.meeting_id, CriterionScore.id)).all()
-        per_call: dict[tuple[int, int, datetime], list[CriterionResult]] = defaultdict(list)
-        for call, started_at, criterion in rows:
-            per_call[(call.meeting_id, call.rep_id, started_at)].append(CriterionResult(
-                criterion.criterion, criterion.skill, criterion.score, criterion.max_score,
-                criterion.weight, criterion.confidence, criterion.rationale))
-        observations = [obs for (meeting_id, rep_id, at), criteria in sorted(per_call.items())
-                        for obs in call_skill_scores(criteria, rep_id, meeting_id, at)]
-        # Talk/listen balance comes from the conversation's shape, not from a rubric.
-        shapes = dict(session.exec(select(Meeting.id, Meeting.conversation).where(
-            Meeting.id.in_({m for m, _, _ in per_call}))).all()) if per_call else {}
-        for meeting_id, rep_id, at in sorted(per_call):
-            score = (shapes.get(meeting_id) or {}).get("talk_listen_score")
-            if score is not None:
-                observations.append(SkillObservation(rep_id, "talk_listen_balance", meeting_id,
-                                                     at, float(score)))
+        observations = skill_observations(session, org_id)
         estimates = compute_skill_estimates(observations, as_of, windows=settings.skills.windows,
                                             min_calls=settings.skills.min_calls, rep_ids=reps)
         session.exec(delete(SkillSnapshot).where(SkillSnapshot.org_id == org_id,

@@ -1,0 +1,235 @@
+"""How far a scorer agrees with careful human labels, and with itself.
+
+A labelled set is a folder of YAML calls (`tests/calibration/calls/*.yaml`): the turns of a
+transcript, and per methodology the 0–4 level a reviewer gave each criterion, plus the MEDDIC
+field values they would enter in the CRM (or null). `calibrate` scores every call twice and
+reports, per criterion: exact and within-one accuracy, Cohen's κ on found/absent (level ≥ 2 =
+asked and answered), quadratically weighted κ on the levels, the found/absent confusion,
+abstentions, and run-to-run agreement; the same for field values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from core.domain import CallScoreResult, Role, TranscriptSegment, TranscriptView
+from core.errors import InputError
+from core.rubrics import Rubric
+
+FOUND_AT = 2  # a criterion is "found" when asked and answered (the rubric's level 2)
+
+
+@dataclass(frozen=True)
+class LabelledCall:
+    id: str
+    title: str
+    stage: str
+    view: TranscriptView
+    levels: dict[str, dict[str, int]]  # methodology → criterion → 0–4
+    fields: dict[str, str | None]  # MEDDIC field → value or None
+
+
+def load_labelled_set(folder: str | Path) -> list[LabelledCall]:
+    """Every call in `folder` (or its `calls/` subfolder), in file order."""
+    folder = Path(folder)
+    files = sorted((folder / "calls").glob("*.yaml")) or sorted(folder.glob("*.yaml"))
+    if not files:
+        raise InputError("no labelled calls (*.yaml) here", file=str(folder))
+    return [_load_call(path, index) for index, path in enumerate(files)]
+
+
+def _load_call(path: Path, index: int) -> LabelledCall:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        buyers = {b["name"]: b.get("email") for b in data.get("buyers", [])}
+        rep = data["rep"]
+        segments = []
+        for number, turn in enumerate(data["turns"], start=1):
+            is_rep = turn["speaker"] == "rep"
+            if not is_rep and turn["speaker"] not in buyers:
+                raise InputError(f"turn {number}: unknown speaker {turn['speaker']!r}",
+                                 file=str(path))
+            segments.append(TranscriptSegment(
+                id=index * 10_000 + number, start=float(turn["start"]),
+                end=float(turn["end"]), text=str(turn["text"]),
+                role=Role.REP if is_rep else Role.BUYER,
+                speaker=rep.get("email") if is_rep else buyers[turn["speaker"]] or turn["speaker"],
+                attribution_confidence=1.0))
+        labels = data["labels"]
+        levels = {m: {k: int(v) for k, v in labels[m].items()}
+                  for m in labels if m not in ("fields", "notes")}
+        return LabelledCall(str(data["id"]), str(data.get("title", "")),
+                            str(data.get("stage", "other")),
+                            TranscriptView(index, tuple(segments), "platform"), levels,
+                            dict(labels.get("fields") or {}))
+    except (KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        raise InputError(f"not a labelled call ({type(exc).__name__}: {exc})",
+                         file=str(path)) from None
+
+
+# ----------------------------------------------------------------- statistics ----
+
+
+def cohen_kappa(a: list[int], b: list[int], categories: list[int],
+                weights: str | None = None) -> float | None:
+    """Cohen's κ between two raters; `weights="quadratic"` for ordinal levels. None when
+    undefined (both raters constant and equal)."""
+    n = len(a)
+    if n == 0:
+        return None
+    k = len(categories)
+    index = {c: i for i, c in enumerate(categories)}
+    observed = [[0.0] * k for _ in range(k)]
+    for x, y in zip(a, b, strict=True):
+        observed[index[x]][index[y]] += 1 / n
+    row = [sum(observed[i]) for i in range(k)]
+    col = [sum(observed[i][j] for i in range(k)) for j in range(k)]
+
+    def weight(i: int, j: int) -> float:
+        if weights == "quadratic":
+            return ((i - j) / (k - 1)) ** 2 if k > 1 else 0.0
+        return 0.0 if i == j else 1.0
+
+    disagree_observed = sum(weight(i, j) * observed[i][j] for i in range(k) for j in range(k))
+    disagree_expected = sum(weight(i, j) * row[i] * col[j] for i in range(k) for j in range(k))
+    if disagree_expected == 0:
+        return None
+    return round(1 - disagree_observed / disagree_expected, 3)
+
+
+@dataclass
+class CriterionReport:
+    methodology: str
+    criterion: str
+    n: int
+    exact: float
+    within_one: float
+    kappa_found: float | None
+    kappa_levels: float | None
+    confusion: dict[str, int]  # tp, fp, fn, tn for found/absent
+    abstained: float
+    run_to_run: float
+    label_found: int
+
+
+@dataclass
+class FieldReport:
+    field: str
+    n: int
+    agreement: float  # found/absent agrees with the label
+    kappa: float | None
+    confusion: dict[str, int]
+    run_to_run: float
+
+
+@dataclass
+class CalibrationReport:
+    scorer: str
+    scorer_version: str
+    calls: int
+    criteria: list[CriterionReport] = field(default_factory=list)
+    fields: list[FieldReport] = field(default_factory=list)
+    pooled: dict[str, float | None] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _confusion(truth: list[bool], predicted: list[bool]) -> dict[str, int]:
+    pairs = list(zip(truth, predicted, strict=True))
+    return {"tp": sum(t and p for t, p in pairs), "fp": sum(p and not t for t, p in pairs),
+            "fn": sum(t and not p for t, p in pairs),
+            "tn": sum(not t and not p for t, p in pairs)}
+
+
+def calibrate(calls: list[LabelledCall], rubrics: dict[str, Rubric],
+              score: Callable[[TranscriptView, Rubric], CallScoreResult]) -> CalibrationReport:
+    """Score every call twice with `score` and compare with the labels and with itself."""
+    runs: list[dict[tuple[str, str], CallScoreResult]] = []
+    for _ in range(2):
+        runs.append({(call.id, key): score(call.view, rubric)
+                     for call in calls for key, rubric in rubrics.items()
+                     if key in call.levels})
+    first = next(iter(runs[0].values()))
+    report = CalibrationReport(first.scorer, first.scorer_version, len(calls))
+    pooled_truth, pooled_pred, pooled_levels_t, pooled_levels_p = [], [], [], []
+    for key, rubric in rubrics.items():
+        lo, hi = int(rubric.scale.min), int(rubric.scale.max)
+        levels = list(range(lo, hi + 1))
+        for criterion in rubric.criteria:
+            truth, pred, again, abstained = [], [], [], 0
+            for call in calls:
+                label = call.levels.get(key, {}).get(criterion.key)
+                if label is None:
+                    continue
+                results = [{c.key: c for c in run[(call.id, key)].criteria} for run in runs]
+                got = [r.get(criterion.key) for r in results]
+                values = [round(g.score) if g is not None and g.score is not None else lo
+                          for g in got]
+                abstained += got[0] is None or got[0].score is None
+                truth.append(max(lo, min(hi, label)))
+                pred.append(values[0])
+                again.append(values[0] == values[1])
+            if not truth:
+                continue
+            found_t = [t >= FOUND_AT for t in truth]
+            found_p = [p >= FOUND_AT for p in pred]
+            n = len(truth)
+            report.criteria.append(CriterionReport(
+                key, criterion.key, n,
+                exact=round(sum(t == p for t, p in zip(truth, pred, strict=True)) / n, 3),
+                within_one=round(sum(abs(t - p) <= 1 for t, p in zip(truth, pred,
+                                                                      strict=True)) / n, 3),
+                kappa_found=cohen_kappa([int(x) for x in found_t], [int(x) for x in found_p],
+                                        [0, 1]),
+                kappa_levels=cohen_kappa(truth, pred, levels, weights="quadratic"),
+                confusion=_confusion(found_t, found_p), abstained=round(abstained / n, 3),
+                run_to_run=round(sum(again) / n, 3), label_found=sum(found_t)))
+            pooled_truth += found_t
+            pooled_pred += found_p
+            pooled_levels_t += truth
+            pooled_levels_p += pred
+    if "meddic" in rubrics:
+        report.fields = _field_reports(calls, runs)
+    n = len(pooled_truth)
+    report.pooled = {
+        "kappa_found": cohen_kappa([int(x) for x in pooled_truth],
+                                   [int(x) for x in pooled_pred], [0, 1]),
+        "kappa_levels": cohen_kappa(pooled_levels_t, pooled_levels_p, list(range(0, 5)),
+                                    weights="quadratic"),
+        "exact": round(sum(t == p for t, p in zip(pooled_levels_t, pooled_levels_p,
+                                                  strict=True)) / n, 3) if n else None,
+        "found_accuracy": round(sum(t == p for t, p in zip(pooled_truth, pooled_pred,
+                                                           strict=True)) / n, 3) if n else None,
+        "run_to_run": round(sum(c.run_to_run * c.n for c in report.criteria)
+                            / max(1, sum(c.n for c in report.criteria)), 3),
+    }
+    return report
+
+
+def _field_reports(calls: list[LabelledCall], runs) -> list[FieldReport]:
+    out = []
+    keys = sorted({k for call in calls for k in call.fields})
+    for key in keys:
+        truth, pred, again = [], [], []
+        for call in calls:
+            if key not in call.fields or (call.id, "meddic") not in runs[0]:
+                continue
+            values = [{f.key: f.value for f in run[(call.id, "meddic")].fields}.get(key)
+                      for run in runs]
+            truth.append(call.fields[key] is not None)
+            pred.append(values[0] is not None)
+            again.append(values[0] == values[1])
+        if not truth:
+            continue
+        n = len(truth)
+        out.append(FieldReport(key, n, round(sum(t == p for t, p in zip(truth, pred,
+                                                                        strict=True)) / n, 3),
+                               cohen_kappa([int(x) for x in truth], [int(x) for x in pred],
+                                           [0, 1]),
+                               _confusion(truth, pred), round(sum(again) / n, 3)))
+    return out

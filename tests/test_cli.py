@@ -63,6 +63,7 @@ def test_demo_runs_end_to_end(tmp_path):
     for rep in ("Maya Chen", "Jordan Brooks", "Tyler Reed"):
         assert rep in out
     assert "Scorecard" in out and "Strengths" in out and '"' in out  # quotes as evidence
+    assert "Coaching agenda" in out and "Tyler Reed" in out and "what good looks like" in out
     assert "fields written (audit trail)" in out and "fill_empty" in out
     assert "Salesforce now holds 15 call Task(s)" in out
     assert "failed" not in out

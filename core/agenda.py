@@ -312,9 +312,12 @@ def _best_moments(session: Session, rep: User, skill: str, meeting_ids: list[int
                                CriterionScore.score.is_not(None))).all()
     rows = sorted((r for r in rows if r[0].evidence),
                   key=lambda r: (-(r[0].score / r[0].max_score), r[1].id))
-    out = []
-    for criterion, meeting in rows[:2]:
+    out, quoted = [], set()
+    for criterion, meeting in rows:
         ev = criterion.evidence[0]
+        if (meeting.id, ev["quote"]) in quoted or len(out) == 2:
+            continue
+        quoted.add((meeting.id, ev["quote"]))
         out.append(Moment(meeting.id, meeting.title, _as_utc(meeting.started_at).date(),
                           ev["start"], ev["end"], ev["quote"],
                           f"{criterion.criterion.replace('_', ' ')} "

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta, timezone
 
+from typing import Any
+
 from pydantic import BaseModel
 from sqlmodel import Session, func, select
 
@@ -61,6 +63,7 @@ class CriterionOut(BaseModel):
     confidence: float
     rationale: str
     evidence: list[EvidenceOut]
+    state: str = "scored"  # scored | abstained | unsupported | not_applicable
 
 
 class FieldOut(BaseModel):
@@ -78,11 +81,15 @@ class CallScoreOut(BaseModel):
     scorer_version: str
     overall: float | None
     abstain_reason: str | None
+    model: str | None = None
+    usage: dict[str, Any] | None = None  # LLM tokens, cost, cached
     criteria: list[CriterionOut]
     fields: list[FieldOut]
 
 
 class MeetingDetail(MeetingSummary):
+    call_stage: str | None
+    conversation: dict[str, Any]  # talk ratio, question rate, longest monologue, ...
     participants: list[ParticipantOut]
     deal: str | None
     transcript_source: str | None
@@ -187,7 +194,8 @@ def _evidence(raw: list) -> list[EvidenceOut]:
 def _criterion_out(row: CriterionScore) -> CriterionOut:
     return CriterionOut(criterion=row.criterion, skill=row.skill, score=row.score,
                         max_score=row.max_score, confidence=row.confidence,
-                        rationale=row.rationale, evidence=_evidence(row.evidence))
+                        rationale=row.rationale, evidence=_evidence(row.evidence),
+                        state=row.state)
 
 
 def meeting_detail(session: Session, org_id: int, meeting_id: int) -> MeetingDetail:
@@ -220,13 +228,18 @@ def meeting_detail(session: Session, org_id: int, meeting_id: int) -> MeetingDet
         call_scores.append(CallScoreOut(
             rubric=rubric.key, rubric_version=rubric.version, scorer=call.scorer,
             scorer_version=call.scorer_version, overall=call.overall,
-            abstain_reason=call.abstain_reason, criteria=[_criterion_out(c) for c in criteria],
+            abstain_reason=call.abstain_reason, model=call.model,
+            usage=None if call.prompt_tokens is None else {
+                "prompt_tokens": call.prompt_tokens, "completion_tokens": call.completion_tokens,
+                "cost_usd": call.cost_usd, "cached": call.cached},
+            criteria=[_criterion_out(c) for c in criteria],
             fields=[FieldOut(field=f.field, label=f.label, value=f.value,
                              confidence=f.confidence, evidence=_evidence(f.evidence))
                     for f in fields]))
     deal = session.exec(select(Deal.name).join(MeetingDeal, MeetingDeal.deal_id == Deal.id)
                         .where(MeetingDeal.meeting_id == meeting_id)).first()
-    return MeetingDetail(**base.model_dump(),
+    return MeetingDetail(**base.model_dump(), call_stage=meeting.call_stage,
+                         conversation=meeting.conversation or {},
                          participants=[ParticipantOut(name=p.name, email=p.email, role=p.role)
                                        for p in participants],
                          deal=deal, transcript_source=transcript.source if transcript else None,

@@ -40,6 +40,10 @@ def test_meeting_detail_has_transcript_scores_and_evidence(client):
     assert meetings[0]["started_at"] >= meetings[-1]["started_at"]
     detail = client.get(f"/meetings/{meetings[0]['id']}").json()
     assert detail["transcript_source"] == "platform"
+    assert detail["call_stage"] in ("discovery", "demo", "pricing", "renewal", "other")
+    shape = detail["conversation"]
+    assert 0 < shape["talk_ratio"] < 1 and shape["questions_per_min"] >= 0
+    assert shape["longest_monologue_s"] > 0 and shape["buyer_speakers"] >= 0
     segments = {s["id"]: s for s in detail["segments"]}
     assert {s["role"] for s in segments.values()} == {"rep", "buyer"}
     assert {c["rubric"] for c in detail["call_scores"]} == {"meddic", "bant"}

@@ -101,6 +101,13 @@ _AFFIRMATIVE = re.compile(
     re.IGNORECASE,
 )
 # Numbers, amounts, percentages and dates make any answer concrete.
+SUBSTANTIVE_WORDS = 6
+_DODGE = re.compile(
+    r"^\W*(?:(?:um|uh|well|honestly|so|hmm|yeah|oh)\W+)*(?:i (?:don'?t|do not) (?:know|"
+    r"remember|have)|not (?:sure|yet|really)|no idea|i'?d have to (?:check|ask|find out|look)|"
+    r"let me (?:check|find out|get back|think)|i'?ll (?:ask|find out|check)|good question|"
+    r"can'?t (?:say|share|tell|comment)|(?:i'?d )?rather not|that'?s (?:confidential|not "
+    r"something|above my|not my)|hard to say|depends|no comment|pass)", re.IGNORECASE)
 _QUANTITY = re.compile(
     r"\d|\$|%|(?<!\w)(?:percent|hundred|thousand|million|billion|half|double|twice|"
     r"january|february|march|april|june|july|august|september|october|november|december|"
@@ -295,7 +302,8 @@ class BuiltinScorer:
                 continue
             reply = _reply(q, rep_questions, buyer, self.LINK_WINDOW)
             answers += [r for i, r in enumerate(reply) if r not in answers and not r.is_question
-                        and (criterion.matches("reply", r.text) or (i == 0 and _affirms(q, r)))]
+                        and (criterion.matches("reply", r.text) or (i == 0 and _affirms(q, r))
+                             or (i == 0 and _substantive(r)))]
         answers.sort(key=lambda a: a.order)
 
         answered = [a for a in answers if any(q.position < a.position for q in asks)]
@@ -405,6 +413,12 @@ def _reply(question: _Sentence, rep_questions: list[_Sentence], buyer: list[_Sen
     after = [q.position for q in rep_questions if q.position > question.position]
     until = min([question.position + window] + [p - 1 for p in after])
     return [s for s in buyer if question.position < s.position <= until]
+
+
+def _substantive(reply: _Sentence) -> bool:
+    """Whether the buyer's first words after a question on the criterion answer it in
+    substance: a real sentence, not a dodge ("I'd have to check", "not sure")."""
+    return _words(reply.text) >= SUBSTANTIVE_WORDS and not _DODGE.search(reply.text)
 
 
 def _affirms(question: _Sentence, reply: _Sentence) -> bool:

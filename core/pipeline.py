@@ -139,8 +139,12 @@ def get_scorer(settings: Settings):
 
     if settings.scoring.scorer == "builtin":
         return BuiltinScorer()
+    if settings.scoring.scorer == "llm":
+        from core.llm_scorer import LlmScorer
+
+        return LlmScorer(settings)
     raise ConfigError(f"COACHLOOP_SCORING__SCORER={settings.scoring.scorer!r} is not a known "
-                      "scorer (available: builtin)")
+                      "scorer (available: builtin, llm)")
 
 
 def scored_rep(session: Session, view: TranscriptView, meeting_id: int) -> int | None:

@@ -78,7 +78,9 @@ _RECAP = re.compile(
     r"let me (?:make sure|play (?:that|this|it) back|recap|summari[sz]e|repeat)|"
     r"to (?:recap|summari[sz]e|sum up)|so what i'm hearing|what i'm hearing is|"
     r"if i'm hearing you|it sounds like|sounds like|so to confirm|i want to make sure i|"
-    rf"so the plan is|{_CHECK})(?!\w)",
+    r"so the plan is|so:|(?:let me |to )?play (?:it|that|this|all of that|it all|that all) "
+    r"back|quick recap|to make sure i (?:have|got) (?:this|it|that|everything) right|"
+    rf"{_CHECK})(?!\w)",
     re.IGNORECASE,
 )
 _CHECK_RE = re.compile(rf"(?<!\w)(?:{_CHECK})(?!\w)", re.IGNORECASE)
@@ -294,6 +296,17 @@ class BuiltinScorer:
                 # A fact put to the buyer to check before they said it ("Sam told us it's forty
                 # hours a month. Does that match what you see?") asks them about it.
                 asks.append(s)
+
+        # An answer given as the direct reply to a rep question was drawn by it, however the
+        # question was worded ("What actually happens downstream?" - "We miss the window").
+        for a in answers:
+            if any(q.position < a.position for q in asks) or _DODGE.search(a.text):
+                continue
+            for q in rep_questions:
+                if q not in asks and a in _reply(q, rep_questions, buyer, self.LINK_WINDOW)[:2]:
+                    asks.append(q)
+                    break
+        asks.sort(key=lambda q: q.position)
 
         # The direct reply to a question may be too short to say the criterion's name: a bare
         # amount after "Do you have a budget in mind?", a "Yes" after "Is March still the date?".

@@ -40,6 +40,30 @@ class ScoringSettings(BaseModel):
     min_attribution_confidence: float = 0.5
 
 
+class LlmSettings(BaseModel):
+    """The LLM scorer (`COACHLOOP_SCORING__SCORER=llm`): any OpenAI-compatible endpoint."""
+
+    base_url: str | None = Field(None, description="e.g. https://api.openai.com/v1, an Azure "
+                                 "OpenAI /openai/v1 URL, or a vLLM/Ollama server's /v1")
+    api_key: SecretStr | None = None
+    model: str | None = None
+    temperature: float = 0.0
+    seed: int | None = Field(7, description="sent for repeatable answers where supported")
+    max_tokens: int = Field(4096, description="the most the model may write per request")
+    chunk_chars: int = Field(24000, description="longer transcripts are scored in parts")
+    timeout_s: float = 120.0
+    max_retries: int = Field(4, description="retries of rate limits, 5xx and timeouts")
+    retry_after_cap_s: float = Field(60.0, description="the longest Retry-After honoured")
+    backoff_s: float = Field(1.0, description="first wait of the exponential backoff")
+    price_prompt_per_1k: float | None = Field(None, description="USD per 1,000 prompt tokens")
+    price_completion_per_1k: float | None = Field(None, description="USD per 1,000 completion "
+                                                  "tokens")
+    redact_patterns: dict[str, str] = Field(
+        default_factory=dict, description='extra PII to redact, label -> regex (JSON), e.g. '
+        '{"EMPLOYEE_ID": "EMP-\\\\d{6}"}')
+    cache: bool = Field(True, description="reuse the stored answer for an unchanged call")
+
+
 class SkillSettings(BaseModel):
     """How call scores roll up into skill snapshots."""
 
@@ -113,6 +137,7 @@ class Settings(BaseSettings):
     max_media_bytes: int = 2 * 1024**3
     asr: AsrSettings = Field(default_factory=AsrSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
     skills: SkillSettings = Field(default_factory=SkillSettings)
     org: OrgSettings = Field(default_factory=OrgSettings)
     zoom: ZoomSettings = Field(default_factory=ZoomSettings)

@@ -552,8 +552,10 @@ def _calibrate(labels_dir: Path, scorer: str, out: Path | None) -> None:
     from core.settings import get_settings
 
     settings = get_settings()
-    settings = settings.model_copy(update={"scoring": settings.scoring.model_copy(
-        update={"scorer": scorer})})
+    # Both passes go to the scorer: a cached answer would make run-to-run agreement trivial.
+    settings = settings.model_copy(update={
+        "scoring": settings.scoring.model_copy(update={"scorer": scorer}),
+        "llm": settings.llm.model_copy(update={"cache": False})})
     calls = load_labelled_set(labels_dir)
     keys = sorted({k for call in calls for k in call.levels})
     rubrics = {k: find_rubric(k, tuple(settings.scoring.rubric_dirs)) for k in keys}

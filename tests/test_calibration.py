@@ -44,3 +44,34 @@ def test_calibrate_reports_agreement_and_repeatability(tmp_path):
     # falling below it means a change made scoring worse.
     assert report["pooled"]["kappa_found"] >= 0.25
     assert "pooled over every criterion" in result.output
+
+
+def test_calibrate_an_llm_endpoint(tls, tmp_path, monkeypatch):
+    """The same report for the LLM scorer, here against the OpenAI-compatible emulator's
+    keyword answerer (its figures mean nothing; the path is what is tested)."""
+    from cli import app
+    from core.settings import get_settings
+    from sandbox.openai_compat import OpenAICompatSandbox
+    from sandbox.server import serve
+
+    box = OpenAICompatSandbox(models=("coach-1",))
+    server = serve(box.create_app(), tls)
+    try:
+        for key, value in {"SCORING__SCORER": "llm", "LLM__BASE_URL": f"{server.url}/v1",
+                           "LLM__API_KEY": box.api_key, "LLM__MODEL": "coach-1",
+                           "CA_BUNDLE": str(tls.ca_path)}.items():
+            monkeypatch.setenv(f"COACHLOOP_{key}", value)
+        get_settings.cache_clear()
+        out = tmp_path / "llm.json"
+        few = tmp_path / "few"
+        (few / "calls").mkdir(parents=True)
+        for path in sorted((SET / "calls").glob("*.yaml"))[:3]:
+            (few / "calls" / path.name).write_text(path.read_text())
+        result = CliRunner().invoke(app, ["calibrate", str(few), "--scorer", "llm", "--out",
+                                          str(out)], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        report = json.loads(out.read_text())
+        assert report["scorer"] == "llm" and report["calls"] == 3
+        assert box.completions == 3 * 2 * 2  # 3 calls × MEDDIC and BANT × two passes
+    finally:
+        server.stop()

@@ -108,7 +108,8 @@ _DODGE = re.compile(
     r"^\W*(?:(?:um|uh|well|honestly|so|hmm|yeah|oh)\W+)*(?:i (?:don'?t|do not) (?:know|"
     r"remember|have)|not (?:sure|yet|really)|no idea|i'?d have to (?:check|ask|find out|look)|"
     r"let me (?:check|find out|get back|think)|i'?ll (?:ask|find out|check)|good question|"
-    r"can'?t (?:say|share|tell|comment)|(?:i'?d )?rather not|that'?s (?:confidential|not "
+    r"can'?t (?:really )?(?:say|share|tell|comment)|not off the top of my head|"
+    r"(?:i )?(?:have|had) no (?:idea|clue)|(?:i'?d )?rather not|that'?s (?:confidential|not "
     r"something|above my|not my)|hard to say|depends|no comment|pass)", re.IGNORECASE)
 _QUANTITY = re.compile(
     r"\d|\$|%|(?<!\w)(?:percent|hundred|thousand|million|billion|half|double|twice|"
@@ -303,7 +304,10 @@ class BuiltinScorer:
             if any(q.position < a.position for q in asks) or _DODGE.search(a.text):
                 continue
             for q in rep_questions:
-                if q not in asks and a in _reply(q, rep_questions, buyer, self.LINK_WINDOW)[:2]:
+                if (q not in asks and a in _reply(q, rep_questions, buyer, self.LINK_WINDOW)[:2]
+                        and not _CLOSED_QUESTION.match(_FILLER.sub("", q.text))
+                        and not any(other.matches("ask", q.text) for other in rubric.criteria
+                                    if other.key != criterion.key)):
                     asks.append(q)
                     break
         asks.sort(key=lambda q: q.position)

@@ -555,9 +555,8 @@ def test_an_answer_drawn_by_a_neighbouring_question_counts_when_it_is_specific()
     ]
     _, result = score(lines, "bant")
     timeline = criterion(result, "timeline")
-    # The rep's question drew a specific date, which the rep played back: asked (whatever the
-    # question's words), answered concretely, confirmed.
-    assert timeline.score == 4
+    assert timeline.score == 3  # drawn by the authority question, then played back
+    assert "when the rep asked about Authority" in timeline.rationale
     quotes = [e.quote for e in timeline.evidence]
     assert "Then legal has a look, and budgets lock on October 31st." in quotes
     assert "What happens after your COO approves it?" in quotes

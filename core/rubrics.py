@@ -154,6 +154,9 @@ class MethodologyField(_Model):
     side: Literal["buyer", "rep"] = "buyer"
     patterns: tuple[Phrase, ...] = Field(min_length=1)
     concrete: tuple[Phrase, ...] = ()
+    # The criterion whose answered question can supply the value when no pattern does
+    # (default: the criterion with the same key).
+    criterion: Key | None = None
 
     def matches(self, text: str) -> tuple[str, ...]:
         """The supporting patterns `text` matches, in file order."""

@@ -239,6 +239,8 @@ class BuiltinScorer:
         else:
             criteria = tuple(_abstained(c, rubric, reason) for c in rubric.criteria)
         fields = tuple(self._extract_field(f, rep, buyer) for f in rubric.fields)
+        if reason is None:
+            fields = tuple(_from_answer(f, rubric, criteria, segments) for f in fields)
         return CallScoreResult(
             rubric_key=rubric.key,
             rubric_version=rubric.version,
@@ -407,6 +409,27 @@ class BuiltinScorer:
             confidence=round(best[0].strength, 3) if best else 0.0,
             evidence=tuple(_evidence(h.sentence) for h in best),
         )
+
+
+def _from_answer(found: FieldResult, rubric: Rubric, criteria: tuple[CriterionResult, ...],
+                 segments: list[TranscriptSegment]) -> FieldResult:
+    """A field the patterns missed takes the buyer's answer to its criterion's question, when
+    the criterion was asked and answered (level 2 or more): the buyer said it, in reply."""
+    if found.value is not None:
+        return found
+    spec = next(f for f in rubric.fields if f.key == found.key)
+    key = spec.criterion or spec.key
+    result = next((c for c in criteria if c.key == key), None)
+    scale = rubric.scale
+    if result is None or result.score is None or \
+            result.score < scale.min + (scale.max - scale.min) / 2:
+        return found
+    buyers = {s.id for s in segments if s.role == Role.BUYER}
+    answer = next((e for e in result.evidence if e.segment_id in buyers), None)
+    if answer is None:
+        return found
+    return FieldResult(found.key, found.label, answer.quote,
+                       round(min(result.confidence, 0.7), 3), (answer,))
 
 
 def _answer_strength(criterion: Criterion, answer: _Sentence, asks: list[_Sentence],

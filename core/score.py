@@ -113,6 +113,9 @@ _DODGE = re.compile(
     r"something|above my|not my)|hard to say|depends|no comment|pass)", re.IGNORECASE)
 _QUANTITY = re.compile(
     r"\d|\$|%|(?<!\w)(?:percent|hundred|thousand|million|billion|half|double|twice|"
+    r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|"
+    r"thirty|forty|fifty|sixty|ninety)[- ]?\w* (?:hours?|days?|weeks?|months?|years?|"
+    r"people|percent|minutes?)|"
     r"january|february|march|april|june|july|august|september|october|november|december|"
     r"q[1-4]|quarter|next (?:week|month|year))(?!\w)",
     re.IGNORECASE,

@@ -229,9 +229,7 @@ def _missed_opening(session: Session, meeting_id: int, rubric_key: str, criterio
 
     try:
         criterion = builtin_rubric(rubric_key).criterion(criterion_key)
-    except Exception:  # an org's own rubric we cannot load here: no opening to show
-        return None
-    if criterion is None:
+    except Exception:  # an org's own rubric, or a key it no longer has: no opening to show
         return None
     segments = session.exec(select(Segment).join(Transcript, Segment.transcript_id ==
                                                  Transcript.id)

@@ -200,9 +200,6 @@ class Rubric(_Model):
                     raise LocatedError(problem, ("criteria", index, "related", position))
         return self
 
-    def criterion(self, key: str) -> Criterion | None:
-        return next((c for c in self.criteria if c.key == key), None)
-
     @property
     def version(self) -> str:
         """Content hash of the validated rubric: formatting and comments don't change it."""

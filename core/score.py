@@ -581,8 +581,9 @@ def for_stage(result: CallScoreResult, rubric: Rubric, stage: str | None) -> Cal
     and not counted in the overall), whichever scorer produced it."""
     from dataclasses import replace
 
+    specs = {c.key: c for c in rubric.criteria}
     criteria = tuple(
-        c if rubric.criterion(c.key) is None or rubric.criterion(c.key).applies_to(stage)
+        c if c.key not in specs or specs[c.key].applies_to(stage)
         else replace(c, score=None, confidence=1.0, evidence=(), state="not_applicable",
                      rationale=f"Not expected in a {stage} call.")
         for c in result.criteria)

@@ -83,6 +83,10 @@ _RECAP = re.compile(
     rf"{_CHECK})(?!\w)",
     re.IGNORECASE,
 )
+_SO_RECAP = re.compile(
+    r"^(?:(?:okay|ok|right|great|got it|perfect|understood)[,.!]?\s+)?so\b[,:]?\s*"
+    r"(?!(?:what|how|who|when|where|why|which|is|are|do|does|did|can|could|would|will|"
+    r"should|let|i'll|we'll|i will|we will|i'm going)\b)", re.IGNORECASE)
 _CHECK_RE = re.compile(rf"(?<!\w)(?:{_CHECK})(?!\w)", re.IGNORECASE)
 # Booking the next meeting ("Can we meet Tuesday at ten?") plays nothing back, even in a recap.
 _SCHEDULING = re.compile(
@@ -176,9 +180,11 @@ def _sentences(position: int, segment: TranscriptSegment, in_recap: bool,
         if stripped:
             offset = begin + (len(chunk) - len(chunk.lstrip()))
             text = " ".join(stripped.translate(_TYPOGRAPHY).split())
-            recap = in_recap and not _SCHEDULING.search(text)
             question = ("?" in text or bool(_QUESTION_START.match(_FILLER.sub("", text)))
                         or bool(_PROBE.search(text)))
+            # "So both signatures, Dr. Patel and Mark." plays the buyer's words back too.
+            recap = ((in_recap or (not question and bool(_SO_RECAP.match(text))))
+                     and not _SCHEDULING.search(text))
             out.append(_Sentence(position, offset, segment, stripped, text, question, recap,
                                  recap and in_check))
         begin = end

@@ -112,7 +112,8 @@ _DODGE = re.compile(
     r"^\W*(?:(?:um|uh|well|honestly|so|hmm|yeah|oh)\W+)*(?:i (?:don'?t|do not) (?:know|"
     r"remember|have)|not (?:sure|yet|really)|no idea|i'?d have to (?:check|ask|find out|look)|"
     r"let me (?:check|find out|get back|think)|i'?ll (?:ask|find out|check)|good question|"
-    r"can'?t (?:really )?(?:say|share|tell|comment)|not off the top of my head|"
+    r"(?:i )?(?:can'?t|cannot) (?:really )?(?:say|share|tell|comment|disclose)|"
+    r"not off the top of my head|"
     r"(?:i )?(?:have|had) no (?:idea|clue)|(?:i'?d )?rather not|that'?s (?:confidential|not "
     r"something|above my|not my)|hard to say|depends|no comment|pass)", re.IGNORECASE)
 _QUANTITY = re.compile(

@@ -42,7 +42,7 @@ def test_calibrate_reports_agreement_and_repeatability(tmp_path):
         assert row["n"] == report["calls"] and 0 <= row["exact"] <= row["within_one"] <= 1
     # A floor under the built-in scorer's agreement with the labels (README has the figures):
     # falling below it means a change made scoring worse.
-    assert report["pooled"]["kappa_found"] >= 0.40
+    assert report["pooled"]["kappa_found"] >= 0.45
     assert "pooled over every criterion" in result.output
 
 

@@ -210,6 +210,10 @@ def finish_connect(provider: OAuthProvider, *, code: str, state: str, cipher) ->
     with session_scope() as session:
         consumed = consume_state(session, provider, state, cipher)
     tokens = exchange_code(provider, code, consumed)
+    if not tokens.account_ref and provider.identify is not None:
+        from dataclasses import replace
+
+        tokens = replace(tokens, account_ref=provider.identify(tokens.access_token))
     with session_scope() as session:
         connection = save_connection(session, org_id=consumed.org_id, provider=provider.name,
                                      tokens=tokens, cipher=cipher)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +45,9 @@ class OAuthProvider:
     pkce: bool = True
     default_lifetime_s: int | None = None  # when the token response has no expires_in
     verify: str | bool = True  # CA bundle for TLS (the sandbox's, in tests and the demo)
+    # Who the token belongs to, for vendors whose token response does not say (Zoom):
+    # access token → the vendor's account id. Webhooks are matched to connections by it.
+    identify: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

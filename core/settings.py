@@ -81,7 +81,8 @@ class ZoomSettings(BaseModel):
     api_base: str = "https://api.zoom.us/v2"
     scopes: list[str] = Field(default_factory=lambda: ["cloud_recording:read:list_user_recordings",
                                                        "cloud_recording:read:list_recording_files",
-                                                       "meeting:read:list_past_participants"])
+                                                       "meeting:read:list_past_participants",
+                                                       "user:read:user"])
     webhook_secret_token: SecretStr | None = None
     webhook_tolerance_s: int = Field(300, description="reject signatures older than this")
     backfill_days: int = Field(30, description="how far back the first sync of recordings "

@@ -421,6 +421,16 @@ class ZoomSandbox:
             return JSONResponse(sandbox._token_grant(request.headers.get("authorization"), form,
                                                      base_of(request)))
 
+        @app.get("/v2/users/{userId}")
+        async def get_user(userId: str, request: Request):
+            await sandbox._gate("GET /v2/users/{userId}")
+            tok = sandbox._bearer(request)
+            user = sandbox._user_for(tok, userId)
+            first, _, last = user.name.partition(" ")
+            return JSONResponse({"id": user.id, "email": user.email, "first_name": first,
+                                 "last_name": last, "display_name": user.name, "type": 2,
+                                 "account_id": sandbox.account_id, "status": "active"})
+
         @app.get("/v2/users/{userId}/recordings")
         async def list_recordings(userId: str, request: Request):
             await sandbox._gate("GET /v2/users/{userId}/recordings")

@@ -22,7 +22,8 @@ def zoom_configured(sqlite_database, tmp_path_factory, monkeypatch):
     running = sandbox.start(tls)
     for key, value in {"ZOOM__CLIENT_ID": sandbox.client_id,
                        "ZOOM__CLIENT_SECRET": sandbox.client_secret,
-                       "ZOOM__OAUTH_BASE": running.url, "CA_BUNDLE": str(tls.ca_path),
+                       "ZOOM__OAUTH_BASE": running.url, "ZOOM__API_BASE": f"{running.url}/v2",
+                       "CA_BUNDLE": str(tls.ca_path),
                        "PUBLIC_URL": "https://coachloop.example"}.items():
         monkeypatch.setenv(f"COACHLOOP_{key}", value)
     get_settings.cache_clear()
@@ -53,6 +54,9 @@ def test_connect_zoom_through_the_api(zoom_configured):
     assert replay.status_code == 422 and "already used" in replay.json()["error"]["message"]
     listed = client.get("/connections").json()
     assert [c["provider"] for c in listed] == ["zoom"]
+    # Zoom's token response names no account: GET /users/me does, so webhooks (which name
+    # the account) find this connection even beside others.
+    assert listed[0]["account_ref"] == sandbox.account_id
     denied = client.get("/connect/zoom/callback?error=access_denied&error_description=User+denied")
     assert denied.status_code == 422 and "User denied" in denied.json()["error"]["message"]
 

@@ -143,3 +143,25 @@ def test_the_app_routes_zoom_webhooks_when_a_secret_is_configured(sqlite_databas
             break
         time.sleep(0.1)
     assert event.processed_at is not None and "zoom" in event.error
+
+
+def test_events_go_to_the_org_whose_connection_names_the_account(sqlite_database):
+    """With several Zoom connections, the event's account_id picks the org."""
+    from core.crypto import cipher_from_settings
+    from core.connections import save_connection
+    from core.db import session_scope
+    from core.ingest import ensure_org
+    from core.oauth import TokenSet
+    from core.settings import get_settings
+    from webhooks.router import org_for_account
+
+    cipher = cipher_from_settings(get_settings())
+    with session_scope() as session:
+        acme = ensure_org(session, "Acme", ["acme.example"])
+        globex = ensure_org(session, "Globex", ["globex.example"])
+        for org, account in ((acme, "acct-acme"), (globex, "acct-globex")):
+            save_connection(session, org_id=org.id, provider="zoom", cipher=cipher,
+                            tokens=TokenSet("token", "refresh", account_ref=account))
+        assert org_for_account(session, "zoom", "acct-globex") == globex.id
+        assert org_for_account(session, "zoom", "acct-acme") == acme.id
+        assert org_for_account(session, "zoom", "acct-unknown") is None

@@ -20,7 +20,27 @@ def oauth_provider(settings: Settings) -> OAuthProvider:
                          token_url=f"{base}/oauth/token", client_id=zoom.client_id,
                          client_secret=zoom.client_secret.get_secret_value(),
                          scopes=tuple(zoom.scopes), client_auth="basic",
-                         verify=settings.ca_bundle or True)
+                         verify=settings.ca_bundle or True,
+                         identify=lambda token: _account_of(token, settings))
+
+
+def _account_of(access_token: str, settings: Settings) -> str:
+    """The Zoom account a user token belongs to (`GET /users/me`): webhooks name accounts."""
+    import httpx
+
+    from core.errors import TransientError
+    from core.oauth import tls_verify
+
+    try:
+        answer = httpx.get(f"{settings.zoom.api_base.rstrip('/')}/users/me", timeout=15,
+                           headers={"Authorization": f"Bearer {access_token}"},
+                           verify=tls_verify(settings.ca_bundle or True), trust_env=False)
+    except httpx.HTTPError as exc:
+        raise TransientError(f"cannot reach Zoom to identify the account ({type(exc).__name__})"
+                             ) from None
+    if answer.status_code != 200:
+        return ""  # connected, but webhooks will only match it while it is the only one
+    return str(answer.json().get("account_id") or "")
 
 
 def poll(org_id: int, *, since=None, progress=None, on_item=None) -> list[int]:

@@ -81,10 +81,6 @@ def wait_for_local_events() -> None:
     _local_events.join()
 
 
-def _callback_url(settings, provider: str) -> str:
-    return f"{settings.public_url.rstrip('/')}/connect/{provider}/callback"
-
-
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
 
@@ -138,15 +134,10 @@ def create_app() -> FastAPI:
     @app.get("/connect/{provider}", tags=["connections"], status_code=302)
     def connect(provider: str, org: Org = Depends(_org)):
         """Start connecting a vendor account: redirects to the vendor's consent page."""
-        from connectors.oauth_apps import oauth_provider
-        from core.connections import begin_connect
-        from core.crypto import cipher_from_settings
+        from connectors.oauth_apps import start_connect
 
-        settings = get_settings()
-        url = begin_connect(oauth_provider(provider, settings), org_id=org.id,
-                            redirect_uri=_callback_url(settings, provider),
-                            cipher=cipher_from_settings(settings))
-        return RedirectResponse(url, status_code=302)
+        return RedirectResponse(start_connect(provider, org.id, get_settings()),
+                                status_code=302)
 
     @app.get("/connect/{provider}/callback", tags=["connections"])
     def connect_callback(provider: str, code: str | None = None, state: str | None = None,

@@ -710,9 +710,7 @@ def crm_pull(full: bool = typer.Option(False, help="pull every deal, not only ch
 
 
 def _connect(provider: str, callback_url: str | None, follow: bool) -> None:
-    from connectors.oauth_apps import connect_following_consent, oauth_provider
-    from core.connections import begin_connect
-    from core.crypto import cipher_from_settings
+    from connectors.oauth_apps import connect_following_consent, start_connect
     from core.db import session_scope
     from core.ingest import current_org
     from core.settings import get_settings
@@ -722,10 +720,7 @@ def _connect(provider: str, callback_url: str | None, follow: bool) -> None:
     with session_scope() as session:
         org_id = current_org(session, settings.org.name).id
     if not follow and not callback_url:
-        oauth = oauth_provider(provider, settings)
-        redirect_uri = f"{settings.public_url.rstrip('/')}/connect/{provider}/callback"
-        url = begin_connect(oauth, org_id=org_id, redirect_uri=redirect_uri,
-                            cipher=cipher_from_settings(settings))
+        url = start_connect(provider, org_id, settings)
         console.print(f"Open this URL, approve, then paste the address you land on:\n{url}")
         callback_url = typer.prompt("redirected URL")
     info = connect_following_consent(provider, org_id, settings, callback_url)

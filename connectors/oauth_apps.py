@@ -28,6 +28,17 @@ def token_vault(settings: Settings) -> TokenVault:
     return TokenVault(lambda name: oauth_provider(name, settings), cipher_from_settings(settings))
 
 
+def start_connect(provider: str, org_id: int, settings: Settings) -> str:
+    """Begin connecting `provider` for an org: the vendor consent URL, which sends the admin
+    back to `{public_url}/connect/{provider}/callback` (the API route)."""
+    from core.connections import begin_connect
+    from core.crypto import cipher_from_settings
+
+    redirect_uri = f"{settings.public_url.rstrip('/')}/connect/{provider}/callback"
+    return begin_connect(oauth_provider(provider, settings), org_id=org_id,
+                         redirect_uri=redirect_uri, cipher=cipher_from_settings(settings))
+
+
 def connect_following_consent(provider: str, org_id: int, settings: Settings,
                               callback_url: str | None = None):
     """Run the connect flow without a browser: follow the consent page ourselves (sandbox
@@ -36,7 +47,7 @@ def connect_following_consent(provider: str, org_id: int, settings: Settings,
 
     import httpx
 
-    from core.connections import begin_connect, finish_connect
+    from core.connections import finish_connect
     from core.crypto import cipher_from_settings
     from core.errors import CoachloopError
     from core.oauth import tls_verify
@@ -44,8 +55,7 @@ def connect_following_consent(provider: str, org_id: int, settings: Settings,
     oauth = oauth_provider(provider, settings)
     cipher = cipher_from_settings(settings)
     if callback_url is None:
-        redirect_uri = f"{settings.public_url.rstrip('/')}/connect/{provider}/callback"
-        url = begin_connect(oauth, org_id=org_id, redirect_uri=redirect_uri, cipher=cipher)
+        url = start_connect(provider, org_id, settings)
         callback_url = httpx.get(url, verify=tls_verify(oauth.verify)).headers.get("location")
     query = parse_qs(urlparse(callback_url or "").query)
     if "error" in query:

@@ -20,7 +20,8 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (SalesforceError, SalesforceExpiredSession,
                                           SalesforceRefusedRequest)
 
-from connectors.base import CallForCrm, CrmWriter, DealMatch, RecordWrite, WriteResult
+from connectors.base import (CallForCrm, CrmWriter, DealMatch, RecordWrite, WriteResult,
+                             retry_after)
 from core.connections import ConnectionBroken
 from core.domain import DealRecord
 from core.errors import CoachloopError, TransientError
@@ -102,11 +103,7 @@ class SalesforceWriter(CrmWriter):
 
     def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.calls += 1
-        retry_after = response.headers.get("Retry-After")
-        try:
-            self._retry_after = float(retry_after) if retry_after else None
-        except ValueError:
-            self._retry_after = None
+        self._retry_after = retry_after(response.headers)
 
     # ---- one place where Salesforce failures become core errors -----------------------------
 

@@ -17,7 +17,6 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -28,6 +27,7 @@ from zoomus.components.recording import RecordingComponentV2
 from zoomus.util import API_VERSION_2
 
 from connectors.base import MeetingSource, SourceProblem
+from connectors.base import retry_after as http_retry_after
 from core.connections import (
     ConnectionBroken,
     active_connection_id,
@@ -271,25 +271,12 @@ def raise_for_zoom(response: requests.Response) -> None:
 
 
 def retry_after(headers: Any, now: datetime | None = None) -> float | None:
-    """Seconds to wait from `Retry-After` (seconds, ISO time or HTTP date), else 1 s for a
-    per-second (QPS) limit; None when Zoom does not say."""
-    value = (headers.get("Retry-After") or "").strip()
-    now = now or datetime.now(UTC)
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        for parse in (datetime.fromisoformat, parsedate_to_datetime):
-            try:
-                moment = parse(value)
-            except (ValueError, TypeError):
-                continue
-            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-            return max(0.0, (moment - now).total_seconds())
-    if (headers.get("X-RateLimit-Type") or "").upper() == "QPS":
+    """Seconds to wait: `Retry-After` when Zoom sends it, else 1 s for a per-second (QPS)
+    limit; None when Zoom does not say."""
+    seconds = http_retry_after(headers, now)
+    if seconds is None and (headers.get("X-RateLimit-Type") or "").upper() == "QPS":
         return 1.0
-    return None
+    return seconds
 
 
 def _too_big(what: str, size: int, limit: int, at_least: bool = False) -> InputError:

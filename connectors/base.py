@@ -88,6 +88,23 @@ class MeetingSource(ABC):
             f"({type(self).__qualname__}) does not support {operation}")
 
 
+class LocalMediaSource(MeetingSource):
+    """A source whose records already point at local files (a folder, or media downloaded
+    while the record was built): the transcript is read and the tracks are used in place."""
+
+    def fetch_transcript(self, meeting: MeetingRecord) -> list[Utterance] | None:
+        """The record's platform transcript, parsed; None when it has none."""
+        from core.transcripts import load_platform_transcript
+
+        if meeting.transcript_path is None:
+            return None
+        return load_platform_transcript(meeting.transcript_path)
+
+    def download_media(self, meeting: MeetingRecord, dest: Path) -> tuple[AudioTrack, ...]:
+        """The record's tracks as they are: the files are local already (`dest` unused)."""
+        return meeting.tracks
+
+
 # ----------------------------------------------------------------------- HTTP ----
 
 

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.base import MeetingSource, SourceProblem
+from connectors.base import LocalMediaSource, SourceProblem
 from connectors.files.audio import probe_audio
 from connectors.files.deals import DEALS_FILE_NAMES
 from connectors.files.document import Document, FieldError
 from connectors.files.manifest import Manifest, reference_errors
 from connectors.files.team import TEAM_FILE_NAMES
-from core.domain import AudioTrack, MeetingRecord, ParticipantInfo, Role, Utterance
+from core.domain import AudioTrack, MeetingRecord, ParticipantInfo, Role
 from core.errors import ConfigError, InputError
 from core.transcripts import load_platform_transcript
 
@@ -25,7 +25,7 @@ _HASH_CHUNK = 1 << 20
 Loc = tuple[str | int, ...]  # a field's path in the manifest, e.g. ("tracks", 0, "file")
 
 
-class FilesSource(MeetingSource):
+class FilesSource(LocalMediaSource):
     """Meetings from `folder`: each `*.yaml`, `*.yml` or `*.json` file in it (not in
     subfolders; not `team.yaml`/`deals.yaml`) describes one meeting and names its files."""
 
@@ -75,16 +75,6 @@ class FilesSource(MeetingSource):
                 raise InputError(item.message, file=item.origin, field=item.field, line=item.line)
             return item
         raise InputError("the manifest describes no meeting", file=origin)
-
-    def fetch_transcript(self, meeting: MeetingRecord) -> list[Utterance] | None:
-        """The manifest's platform transcript, parsed; None when it names none."""
-        if meeting.transcript_path is None:
-            return None
-        return load_platform_transcript(meeting.transcript_path)
-
-    def download_media(self, meeting: MeetingRecord, dest: Path) -> tuple[AudioTrack, ...]:
-        """The meeting's tracks as they are: the files are local already, so `dest` is unused."""
-        return meeting.tracks
 
     def _read_manifest(self, path: Path, since: datetime | None, claimed: dict[str, Path]
                        ) -> Iterator[MeetingRecord | SourceProblem]:

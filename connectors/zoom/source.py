@@ -26,7 +26,7 @@ from zoomus.components.past_meeting import PastMeetingComponentV2
 from zoomus.components.recording import RecordingComponentV2
 from zoomus.util import API_VERSION_2
 
-from connectors.base import MeetingSource, SourceProblem
+from connectors.base import LocalMediaSource, SourceProblem
 from connectors.base import retry_after as http_retry_after
 from core.connections import (
     ConnectionBroken,
@@ -34,7 +34,7 @@ from core.connections import (
     read_cursor,
     save_cursor,
 )
-from core.domain import AudioTrack, MeetingRecord, ParticipantInfo, Utterance
+from core.domain import AudioTrack, MeetingRecord, ParticipantInfo
 from core.errors import (
     CoachloopError,
     ConfigError,
@@ -293,7 +293,7 @@ def _path(url: str) -> str:
 # ---------------------------------------------------------------------- source ----
 
 
-class ZoomSource(MeetingSource):
+class ZoomSource(LocalMediaSource):
     """The cloud recordings of one org's Zoom connection.
 
     Each meeting becomes a `MeetingRecord` with local files: the platform transcript (VTT)
@@ -498,18 +498,6 @@ class ZoomSource(MeetingSource):
         if not isinstance(meeting, dict) or not meeting.get("uuid"):
             raise InputError("the Zoom recording event has no payload.object.uuid")
         yield self._record(meeting, fetched=False, download_token=event.get("download_token"))
-
-    def fetch_transcript(self, meeting: MeetingRecord) -> list[Utterance] | None:
-        """The downloaded Zoom transcript, parsed; None when the meeting has none."""
-        from core.transcripts import load_platform_transcript
-
-        if meeting.transcript_path is None:
-            return None
-        return load_platform_transcript(meeting.transcript_path)
-
-    def download_media(self, meeting: MeetingRecord, dest: Path) -> tuple[AudioTrack, ...]:
-        """The meeting's tracks: already downloaded when the record was built (`dest` unused)."""
-        return meeting.tracks
 
     # One meeting -----------------------------------------------------------
 

@@ -52,6 +52,13 @@ def _backoff(retries: int, exc: BaseException) -> float:
     return retry_after if retry_after else min(300.0, 5.0 * 2**retries)
 
 
+def _retry_if_transient(task, exc: BaseException) -> None:
+    """Send the task back to the queue with backoff (or the vendor's Retry-After) when `exc`
+    is transient and retries remain; otherwise return, and the caller decides."""
+    if classify(exc) is Resolution.TRANSIENT and task.request.retries < task.max_retries:
+        raise task.retry(exc=exc, countdown=_backoff(task.request.retries, exc)) from exc
+
+
 def _run_stage(task, stage: str, meeting_id: int, fn) -> bool:
     """Run a stage; transient failures retry with backoff, others are recorded on the meeting."""
     from core.pipeline import record_failure
@@ -61,8 +68,7 @@ def _run_stage(task, stage: str, meeting_id: int, fn) -> bool:
         return True
     except Exception as exc:  # classified below; nothing escapes unrecorded
         resolution = record_failure(meeting_id, stage, exc)
-        if resolution is Resolution.TRANSIENT and task.request.retries < task.max_retries:
-            raise task.retry(exc=exc, countdown=_backoff(task.request.retries, exc))
+        _retry_if_transient(task, exc)
         if resolution is Resolution.TRANSIENT:  # out of retries: now it is terminal
             record_failure(meeting_id, stage, TransientError(
                 f"{stage} kept failing after {task.max_retries} retries: {exc}"))
@@ -123,8 +129,7 @@ def skills(self, org_id: int, as_of: str | None = None) -> int:
     try:
         count = refresh_skills(org_id, date.fromisoformat(as_of) if as_of else None)
     except Exception as exc:
-        if classify(exc) is Resolution.TRANSIENT and self.request.retries < self.max_retries:
-            raise self.retry(exc=exc, countdown=_backoff(self.request.retries, exc))
+        _retry_if_transient(self, exc)
         raise
     if crm_connected(org_id):
         crm_sync.delay(org_id)
@@ -139,8 +144,7 @@ def poll_zoom(self, org_id: int) -> int:
     try:
         started = poll(org_id)
     except Exception as exc:
-        if classify(exc) is Resolution.TRANSIENT and self.request.retries < self.max_retries:
-            raise self.retry(exc=exc, countdown=_backoff(self.request.retries, exc)) from exc
+        _retry_if_transient(self, exc)
         raise
     for meeting_id in started:
         transcribe.delay(meeting_id)
@@ -172,8 +176,7 @@ def crm_sync(self, org_id: int) -> int:
     try:
         report = sync_configured(org_id)
     except Exception as exc:
-        if classify(exc) is Resolution.TRANSIENT and self.request.retries < self.max_retries:
-            raise self.retry(exc=exc, countdown=_backoff(self.request.retries, exc)) from exc
+        _retry_if_transient(self, exc)
         log.warning("org %s: CRM write-back failed (%s)", org_id, classify(exc).value)
         raise
     return len(report.writes)
@@ -207,8 +210,7 @@ def handle_webhook(self, event_id: int) -> int:
                     started.append(result.meeting_id)
             mark_processed(session, event_id)
     except Exception as exc:
-        if classify(exc) is Resolution.TRANSIENT and self.request.retries < self.max_retries:
-            raise self.retry(exc=exc, countdown=_backoff(self.request.retries, exc)) from exc
+        _retry_if_transient(self, exc)
         with session_scope() as session:
             mark_processed(session, event_id, error=user_message(exc))
         return 0

@@ -15,7 +15,8 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlmodel import Session, select
 
-from core.models import CallScore, CriterionScore, Meeting, Rubric, Segment, Transcript, User
+from core.models import (CallScore, CriterionScore, Meeting, Rubric, Segment, Transcript, User,
+                         as_utc)
 from core.skill_taxonomy import SKILLS, STAGE_RELEVANCE
 
 FOCUS_SKILLS = 2
@@ -74,10 +75,6 @@ class Agenda:
 
 def _end_of(day: date) -> datetime:
     return datetime.combine(day, time.max, timezone.utc)
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def coaching_agenda(session: Session, org_id: int, email: str, *, as_of: date,
@@ -169,8 +166,11 @@ def _what_good_looks_like(session: Session, skill: str) -> str:
     return " ".join(goods[:2]) or SKILLS[skill].description
 
 
-def _link(public_url: str, meeting_id: int, start: float) -> str:
-    return f"{public_url.rstrip('/')}/meetings/{meeting_id}?t={int(start)}"
+def _moment(meeting: Meeting, start: float, end: float, quote: str, why: str,
+            public_url: str) -> Moment:
+    """A moment in one of the rep's calls, linked to that point of the call."""
+    return Moment(meeting.id, meeting.title, as_utc(meeting.started_at).date(), start, end,
+                  quote, why, f"{public_url.rstrip('/')}/meetings/{meeting.id}?t={int(start)}")
 
 
 def _gap_moments(session: Session, rep: User, skill: str, meeting_ids, public_url: str
@@ -187,7 +187,7 @@ def _gap_moments(session: Session, rep: User, skill: str, meeting_ids, public_ur
                         .where(CallScore.meeting_id.in_(list(meetings)),
                                CallScore.rep_id == rep.id, CriterionScore.skill == skill,
                                CriterionScore.score.is_not(None))).all()
-    weak = sorted(((c.score / c.max_score, -_as_utc(meetings[m].started_at).timestamp(), c, m, k)
+    weak = sorted(((c.score / c.max_score, -as_utc(meetings[m].started_at).timestamp(), c, m, k)
                    for c, m, k in rows if c.score / c.max_score < 0.5),
                   key=lambda r: (r[0], r[1]))
     out: list[Moment] = []
@@ -199,25 +199,22 @@ def _gap_moments(session: Session, rep: User, skill: str, meeting_ids, public_ur
         moment = None
         if criterion.evidence:
             ev = criterion.evidence[0]
-            moment = Moment(meeting_id, meeting.title, _as_utc(meeting.started_at).date(),
-                            ev["start"], ev["end"], ev["quote"],
-                            f"{criterion.criterion.replace('_', ' ')} only touched on "
-                            f"({criterion.score:g}/{criterion.max_score:g}): "
-                            f"{criterion.rationale}", _link(public_url, meeting_id, ev["start"]))
+            moment = _moment(meeting, ev["start"], ev["end"], ev["quote"],
+                             f"{criterion.criterion.replace('_', ' ')} only touched on "
+                             f"({criterion.score:g}/{criterion.max_score:g}): "
+                             f"{criterion.rationale}", public_url)
         else:
             opening = _missed_opening(session, meeting_id, rubric_key, criterion.criterion)
             if opening is not None:
                 start, end, text = opening
-                moment = Moment(meeting_id, meeting.title, _as_utc(meeting.started_at).date(),
-                                start, end, text,
-                                f"the buyer opened the door to "
-                                f"{criterion.criterion.replace('_', ' ')} here and it was not "
-                                "explored", _link(public_url, meeting_id, start))
+                moment = _moment(meeting, start, end, text,
+                                 f"the buyer opened the door to "
+                                 f"{criterion.criterion.replace('_', ' ')} here and it was not "
+                                 "explored", public_url)
         if moment is None:
-            moment = Moment(meeting_id, meeting.title, _as_utc(meeting.started_at).date(), 0.0,
-                            0.0, "", f"{criterion.criterion.replace('_', ' ')} never came up "
-                            f"in this call ({meeting.call_stage or 'stage unknown'})",
-                            _link(public_url, meeting_id, 0))
+            moment = _moment(meeting, 0.0, 0.0, "",
+                             f"{criterion.criterion.replace('_', ' ')} never came up in this "
+                             f"call ({meeting.call_stage or 'stage unknown'})", public_url)
         out.append(moment)
         seen_meetings.add(meeting_id)
     return tuple(out)
@@ -266,11 +263,9 @@ def _monologue_moments(session: Session, meetings: dict[int, Meeting], public_ur
         if best[1] is None:
             continue
         length, first, last = best
-        out.append(Moment(meeting.id, meeting.title, _as_utc(meeting.started_at).date(),
-                          first.start, last.end, first.text,
-                          f"you spoke {shape.get('talk_ratio', 0) * 100:.0f} % of the time; "
-                          f"this stretch ran {length:.0f} s without the buyer",
-                          _link(public_url, meeting.id, first.start)))
+        out.append(_moment(meeting, first.start, last.end, first.text,
+                           f"you spoke {shape.get('talk_ratio', 0) * 100:.0f} % of the time; "
+                           f"this stretch ran {length:.0f} s without the buyer", public_url))
     return tuple(out)
 
 
@@ -278,8 +273,8 @@ def _follow_up(session: Session, rep: User, observations: list, skill: str, as_o
                public_url: str) -> FollowUp:
     pivot = _end_of(as_of - timedelta(days=7))
     mine = [o for o in observations if o.rep_id == rep.id and o.skill == skill]
-    before = [o.score for o in mine if pivot - timedelta(days=30) < _as_utc(o.at) <= pivot]
-    since = [o for o in mine if pivot < _as_utc(o.at) <= _end_of(as_of)]
+    before = [o.score for o in mine if pivot - timedelta(days=30) < as_utc(o.at) <= pivot]
+    since = [o for o in mine if pivot < as_utc(o.at) <= _end_of(as_of)]
     mean_before = round(sum(before) / len(before), 1) if before else None
     mean_since = round(sum(o.score for o in since) / len(since), 1) if since else None
     if not since:
@@ -316,9 +311,7 @@ def _best_moments(session: Session, rep: User, skill: str, meeting_ids: list[int
         if (meeting.id, ev["quote"]) in quoted or len(out) == 2:
             continue
         quoted.add((meeting.id, ev["quote"]))
-        out.append(Moment(meeting.id, meeting.title, _as_utc(meeting.started_at).date(),
-                          ev["start"], ev["end"], ev["quote"],
-                          f"{criterion.criterion.replace('_', ' ')} "
-                          f"{criterion.score:g}/{criterion.max_score:g}",
-                          _link(public_url, meeting.id, ev["start"])))
+        out.append(_moment(meeting, ev["start"], ev["end"], ev["quote"],
+                           f"{criterion.criterion.replace('_', ' ')} "
+                           f"{criterion.score:g}/{criterion.max_score:g}", public_url))
     return tuple(out)

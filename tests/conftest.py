@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,19 @@ def isolated_settings(tmp_path, monkeypatch):
     _reset_caches()
     yield
     _reset_caches()
+
+
+class Clock:
+    """A settable clock a sandbox reads instead of the wall clock."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw) -> None:
+        self.now += timedelta(**kw)
 
 
 def create_pg_database() -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -16,24 +16,18 @@ from sqlmodel import select
 
 from core.errors import TransientError
 from core.settings import get_settings
-from sandbox.salesforce import (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, MEDDIC_FIELDS,
-                                SalesforceSandbox, demo_seed)
+from sandbox.salesforce import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    MEDDIC_FIELDS,
+    SalesforceSandbox,
+    demo_seed,
+)
 from sandbox.server import serve
-from tests.conftest import PLATFORM_CALLS, copy_calls, ingest_folder, run_pending
+from tests.conftest import PLATFORM_CALLS, Clock, copy_calls, ingest_folder, run_pending
 
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 AS_OF = date(2026, 11, 20)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw) -> None:
-        self.now += timedelta(**kw)
 
 
 @dataclass
@@ -56,7 +50,7 @@ def make_crm(folder: Path, tls, monkeypatch, db_url: str | None = None) -> Crm:
         monkeypatch.setenv("COACHLOOP_DATABASE_URL", db_url)
         get_settings.cache_clear()
         migrate(db_url)
-    clock = Clock()
+    clock = Clock(datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc))
     box = SalesforceSandbox(clock=clock, query_page_size=50)
     ids = demo_seed(box, DEMO)
     server = serve(box.create_app(), tls)

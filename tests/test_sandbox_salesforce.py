@@ -13,32 +13,28 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import (SalesforceExpiredSession, SalesforceMalformedRequest,
-                                          SalesforceRefusedRequest)
+from simple_salesforce.exceptions import (
+    SalesforceExpiredSession,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+)
 
-from sandbox.salesforce import (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SalesforceSandbox,
-                                demo_seed, normalize_id)
+from sandbox.salesforce import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    SalesforceSandbox,
+    demo_seed,
+    normalize_id,
+)
 from sandbox.server import serve
+from tests.conftest import Clock
 
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 
 
-class Clock:
-    """A settable clock the sandbox reads instead of the wall clock."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw) -> None:
-        self.now += timedelta(**kw)
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    return Clock(datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc))
 
 
 @pytest.fixture

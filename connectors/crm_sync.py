@@ -10,6 +10,7 @@ appends every decision and result to the `CrmWrite` audit trail.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from datetime import timedelta
 from collections import defaultdict
@@ -230,8 +231,6 @@ def _record(org_id: int, crm: str, mapping: Mapping, report: SyncReport) -> None
 
 
 def _compact(values: dict) -> str:
-    import json
-
     return json.dumps(values, sort_keys=True, default=str)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import date
 
 from sqlmodel import Session, select
 
@@ -103,14 +104,13 @@ class SkillRow:
     rep_email: str
     skill: str
     window_days: int
-    as_of: object  # date
+    as_of: date
     n_calls: int
     score: float | None
     interval_low: float | None
     interval_high: float | None
     percentile: float | None
     state: str
-    computed_at: object = None  # datetime: when the snapshot was computed
 
 
 def latest_skill_rows(session: Session, org_id: int) -> list[SkillRow]:
@@ -127,7 +127,7 @@ def latest_skill_rows(session: Session, org_id: int) -> list[SkillRow]:
                         .where(SkillSnapshot.org_id == org_id, SkillSnapshot.as_of == as_of)
                         .order_by(User.email, SkillSnapshot.skill, SkillSnapshot.window_days))
     return [SkillRow(email, s.skill, s.window_days, s.as_of, s.n_calls, s.shrunk,
-                     s.interval_low, s.interval_high, s.percentile, s.state, s.computed_at)
+                     s.interval_low, s.interval_high, s.percentile, s.state)
             for s, email in rows]
 
 

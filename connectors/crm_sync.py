@@ -14,7 +14,7 @@ import json
 import uuid
 from datetime import timedelta
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 
 from connectors.base import CrmWriter, DealMatch, RecordWrite, WriteResult
 from core.connections import read_cursor, save_cursor
@@ -89,9 +89,8 @@ def _skill_writes(writer: CrmWriter, mapping: Mapping, describe: dict[str, Objec
         return []
     # The rows' content, not when they were computed: a refresh that changed nothing is not
     # sent again.
-    report.skills_stamp = hashlib.sha256(repr(sorted(
-        (r.rep_email, r.skill, r.window_days, str(r.as_of), r.n_calls, r.score, r.interval_low,
-         r.interval_high, r.percentile, r.state) for r in rows)).encode()).hexdigest()
+    content = repr(sorted(astuple(r) for r in rows))
+    report.skills_stamp = hashlib.sha256(content.encode()).hexdigest()
     connection_id = getattr(writer, "connection_id", None)
     if connection_id is not None and read_cursor(connection_id, SKILLS_STREAM) == \
             report.skills_stamp:

@@ -172,6 +172,7 @@ class CrmWriter(ABC):
     """A CRM we write methodology fields, call activities and skill scores to (DESIGN §4)."""
 
     name: ClassVar[str]
+    connection_id: int | None = None  # the Connection it writes through (cursors, leases)
 
     @abstractmethod
     def check(self) -> None:

@@ -91,8 +91,7 @@ def _skill_writes(writer: CrmWriter, mapping: Mapping, describe: dict[str, Objec
     # sent again.
     content = repr(sorted(astuple(r) for r in rows))
     report.skills_stamp = hashlib.sha256(content.encode()).hexdigest()
-    connection_id = getattr(writer, "connection_id", None)
-    if connection_id is not None and read_cursor(connection_id, SKILLS_STREAM) == \
+    if writer.connection_id is not None and read_cursor(writer.connection_id, SKILLS_STREAM) == \
             report.skills_stamp:
         return []  # this refresh is already in the CRM
     info = describe[rule.object.lower()]
@@ -169,7 +168,7 @@ def sync(org_id: int, writer: CrmWriter, mapping: Mapping, *, apply: bool,
 
     report.results = writer.write(report.writes)
     _record(org_id, writer.name, mapping, report)
-    connection_id = getattr(writer, "connection_id", None)
+    connection_id = writer.connection_id
     skill_object = mapping.skill_scores.object if mapping.skill_scores else None
     if connection_id is not None and report.skills_stamp and all(
             r.ok for w, r in zip(report.writes, report.results, strict=True)
@@ -241,7 +240,7 @@ def pull_outcomes(org_id: int, writer: CrmWriter, *, full: bool = False) -> int:
     from core.ingest import apply_deals
     from core.models import Org
 
-    connection_id = getattr(writer, "connection_id", None)
+    connection_id = writer.connection_id
     cursor = None if full or connection_id is None else read_cursor(connection_id, "deals")
     # Overlap the last pull a little: a deal edited in the second we read must not be missed,
     # and pulling one twice is harmless (deals are upserted by CRM id).

@@ -74,7 +74,6 @@ class SalesforceWriter(CrmWriter):
         self._version = version
         self._sleep = sleep
         self.calls = 0  # API requests made, for benchmarks
-        self.connection_id: int | None = None
         self._retry_after: float | None = None
         self._connect(tokens)
 

@@ -619,3 +619,38 @@ def test_a_recap_split_across_segments_still_confirms():
     _, split = score(lines, "bant")
     _, whole = score(FLEET_QUALIFICATION, "bant")
     assert {c.key: c.score for c in split.criteria} == {c.key: c.score for c in whole.criteria}
+
+
+def test_a_question_right_after_volunteered_pain_explores_it():
+    lines = [
+        (REP, "Thanks for reaching out, what's the story behind the form you filled in?"),
+        (BUYER, "Food cost is all over the place and waste is killing our margins this year."),
+        (REP, "Waste at every location, or mostly at one of them? Do you know why?"),
+        (BUYER, "Mostly the airport site, because the chefs order by gut off a clipboard count."),
+        (REP, "Okay, that's helpful context for the rest of the conversation."),
+    ]
+    _, result = score(lines, "meddic")
+    assert criterion(result, "identify_pain").score == 3
+
+
+def test_a_question_on_something_else_does_not_follow_up_volunteered_pain():
+    lines = [
+        (REP, "Thanks for joining today, I know it's a busy week for the whole team."),
+        (BUYER, "Sure. Waste is killing our margins this year, that's the headline."),
+        (REP, "And who signs off on a purchase like this one at your company?"),
+        (BUYER, "That would be our CFO, Marta Ruiz, she owns every software budget."),
+        (REP, "Great, thanks, that helps me plan the proposal for next week."),
+    ]
+    _, result = score(lines, "meddic")
+    assert criterion(result, "identify_pain").score == 1
+    assert criterion(result, "economic_buyer").score >= 2
+
+
+def test_an_indirect_why_question_draws_the_answer():
+    lines = [
+        (REP, "Seven points apart on the same menu. Do you know why that happens?"),
+        (BUYER, "Partly waste, partly portioning, and partly people ordering by gut feel."),
+        (REP, "Got it. Let's look at how ordering works today then."),
+    ]
+    _, result = score(lines, "meddic")
+    assert criterion(result, "identify_pain").score >= 2

@@ -1,6 +1,7 @@
 """Validate the calibration set and print the per-criterion label distribution.
 
-Usage: .venv/bin/python tests/calibration/check_set.py [--markdown]
+Usage: .venv/bin/python tests/calibration/check_set.py [DIR] [--markdown]
+DIR defaults to tests/calibration/calls; tests/calibration/heldout is the held-out set.
 Exits non-zero if any file is invalid.
 """
 import sys
@@ -108,7 +109,8 @@ def check(path):
 
 
 def main():
-    files = sorted(CALLS.glob("cal-*.yaml"))
+    folders = [Path(a) for a in sys.argv[1:] if not a.startswith("--")]
+    files = sorted((folders[0] if folders else CALLS).glob("*.yaml"))
     if not files:
         print("no calls found", file=sys.stderr)
         return 1

@@ -587,8 +587,14 @@ def _calibrate(labels_dir: Path, scorer: str, out: Path | None) -> None:
     if report.fields:
         console.print(fields)
     pooled = report.pooled
-    console.print(f"pooled over every criterion: κ found/absent {k(pooled['kappa_found'])}, "
-                  f"κ levels {k(pooled['kappa_levels'])}, exact {k(pooled['exact'])}, "
+
+    def ci(key: str) -> str:
+        bounds = pooled.get(key)
+        return f" (95% CI {bounds[0]:.2f}–{bounds[1]:.2f})" if bounds else ""
+
+    console.print(f"pooled over every criterion: κ found/absent {k(pooled['kappa_found'])}"
+                  f"{ci('kappa_found_ci')}, κ levels {k(pooled['kappa_levels'])}"
+                  f"{ci('kappa_levels_ci')}, exact {k(pooled['exact'])}, "
                   f"found/absent accuracy {k(pooled['found_accuracy'])}, run-to-run "
                   f"{k(pooled['run_to_run'])}; {elapsed:.1f} s")
     out = out or settings.data_dir / f"calibration-{scorer}.json"

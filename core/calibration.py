@@ -10,6 +10,7 @@ abstentions, and run-to-run agreement; the same for field values.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -133,7 +134,7 @@ class CalibrationReport:
     calls: int
     criteria: list[CriterionReport] = field(default_factory=list)
     fields: list[FieldReport] = field(default_factory=list)
-    pooled: dict[str, float | None] = field(default_factory=dict)
+    pooled: dict[str, float | list[float] | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -157,6 +158,7 @@ def calibrate(calls: list[LabelledCall], rubrics: dict[str, Rubric],
     first = next(iter(runs[0].values()))
     report = CalibrationReport(first.scorer, first.scorer_version, len(calls))
     pooled_truth, pooled_pred, pooled_levels_t, pooled_levels_p = [], [], [], []
+    by_call: dict[str, list[tuple[int, int]]] = {call.id: [] for call in calls}
     for key, rubric in rubrics.items():
         lo, hi = int(rubric.scale.min), int(rubric.scale.max)
         levels = list(range(lo, hi + 1))
@@ -173,6 +175,7 @@ def calibrate(calls: list[LabelledCall], rubrics: dict[str, Rubric],
                 abstained += got[0] is None or got[0].score is None
                 truth.append(max(lo, min(hi, label)))
                 pred.append(values[0])
+                by_call[call.id].append((truth[-1], values[0]))
                 again.append(values[0] == values[1])
             if not truth:
                 continue
@@ -208,7 +211,33 @@ def calibrate(calls: list[LabelledCall], rubrics: dict[str, Rubric],
         "run_to_run": round(sum(c.run_to_run * c.n for c in report.criteria)
                             / max(1, sum(c.n for c in report.criteria)), 3),
     }
+    report.pooled.update(_bootstrap_intervals(list(by_call.values())))
     return report
+
+
+BOOTSTRAP_SAMPLES = 1000
+
+
+def _bootstrap_intervals(per_call: list[list[tuple[int, int]]]) -> dict[str, list[float] | None]:
+    """95% intervals for the pooled κs, resampling whole calls (a call's criteria are not
+    independent of each other), with a fixed seed so the report is repeatable. With a few dozen
+    calls they are wide, and the report should say so."""
+    rng = random.Random(0)
+    found, levels = [], []
+    for _ in range(BOOTSTRAP_SAMPLES):
+        pairs = [pair for _ in per_call for pair in rng.choice(per_call)]
+        t, p = [a for a, _ in pairs], [b for _, b in pairs]
+        found.append(cohen_kappa([int(x >= FOUND_AT) for x in t],
+                                 [int(x >= FOUND_AT) for x in p], [0, 1]))
+        levels.append(cohen_kappa(t, p, list(range(0, 5)), weights="quadratic"))
+    return {"kappa_found_ci": _interval(found), "kappa_levels_ci": _interval(levels)}
+
+
+def _interval(values: list[float | None]) -> list[float] | None:
+    known = sorted(v for v in values if v is not None)
+    if len(known) < len(values) * 0.9:
+        return None
+    return [known[int(0.025 * len(known))], known[int(0.975 * len(known)) - 1]]
 
 
 def _field_reports(calls: list[LabelledCall], runs) -> list[FieldReport]:

@@ -110,7 +110,7 @@ _AFFIRMATIVE = re.compile(
 SUBSTANTIVE_WORDS = 6
 _DODGE = re.compile(
     r"^\W*(?:(?:um|uh|well|honestly|so|hmm|yeah|oh)\W+)*(?:i (?:don'?t|do not) (?:know|"
-    r"remember|have)|not (?:sure|yet|really)|no idea|i'?d have to (?:check|ask|find out|look)|"
+    r"remember|have)|not sure|no idea|i'?d have to (?:check|ask|find out|look)|"
     r"let me (?:check|find out|get back|think)|i'?ll (?:ask|find out|check)|good question|"
     r"(?:i )?(?:can'?t|cannot) (?:really )?(?:say|share|tell|comment|disclose)|"
     r"not off the top of my head|"
@@ -322,16 +322,6 @@ class BuiltinScorer:
                                     if other.key != criterion.key)):
                     asks.append(q)
                     break
-        # A question the rep asks right after the buyer spoke to the criterion that takes up
-        # their words ("Seven points on the same menu. Do you know why?") follows it up,
-        # however it is worded.
-        followups: list[_Sentence] = []
-        for a in answers:
-            q = _next_rep_question(a, rep_questions)
-            if (q is not None and q not in asks and q.position - a.position <= 2
-                    and not _asks_other(q, criterion, rubric) and _follows_up(q, a)):
-                asks.append(q)
-                followups.append(q)
         asks.sort(key=lambda q: q.position)
 
         # The direct reply to a question may be too short to say the criterion's name: a bare
@@ -345,7 +335,9 @@ class BuiltinScorer:
                              or (i == 0 and _substantive(r)))]
         answers.sort(key=lambda a: a.order)
 
-        answered = [a for a in answers if any(q.position < a.position for q in asks)]
+        # "I'd rather not get into budget yet" names the criterion but does not answer it.
+        answered = [a for a in answers if any(q.position < a.position for q in asks)
+                    and not _DODGE.search(a.text)]
         # A clear, specific answer drawn by a question about a neighbouring criterion ("What
         # happens after Susan says yes?" - "Budgets lock on November 15th") answers this one.
         drawn: list[tuple[_Sentence, _Sentence, Criterion]] = []
@@ -367,8 +359,7 @@ class BuiltinScorer:
         linked += [a for a, _, _ in drawn]
 
         if answered:
-            level = (2 + int(len(questions) >= 2 or bool(concrete) or bool(followups))
-                     + int(bool(confirms)))
+            level = 2 + int(len(questions) >= 2 or bool(concrete)) + int(bool(confirms))
         else:
             level = 1 if asks or answers else 0
         level = min(level, self.TOP_LEVEL)
@@ -474,39 +465,6 @@ def _reply(question: _Sentence, rep_questions: list[_Sentence], buyer: list[_Sen
     after = [q.position for q in rep_questions if q.position > question.position]
     until = min([question.position + window] + [p - 1 for p in after])
     return [s for s in buyer if question.position < s.position <= until]
-
-
-def _next_rep_question(after: _Sentence, rep_questions: list[_Sentence]) -> _Sentence | None:
-    """The rep's first question in the rep turn right after `after`'s segment."""
-    later = [q for q in rep_questions if q.position > after.position]
-    return min(later, key=lambda q: q.order) if later else None
-
-
-_PROBE_FOLLOW_UP = re.compile(
-    r"(?<!\w)(?:why|how so|how come|in what way|what do you mean|say more|tell me more|"
-    r"what happens|what does that|how does that|how bad|for example|such as|like what|"
-    r"meaning)(?!\w)", re.IGNORECASE)
-_STOP = frozenset("""about after again also been before being both could didn does doing down
-    each from further have having here into just more most much only other over same some
-    such than that their them then there these they this those through under until very
-    were what when where which while with would your yours you're that's it's we're they're
-    really right okay yeah think know said says going want like well""".split())
-
-
-def _content_words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z][a-z'-]{3,}|\d+", text.lower()) if w not in _STOP}
-
-
-def _follows_up(question: _Sentence, statement: _Sentence) -> bool:
-    """Whether the rep's question takes up what the buyer just said: it probes ("Why?",
-    "How so?") or reuses the buyer's own words ("Thirty a day at one community?")."""
-    return bool(_PROBE_FOLLOW_UP.search(question.text)
-                or _content_words(question.text) & _content_words(statement.segment.text))
-
-
-def _asks_other(question: _Sentence, criterion: Criterion, rubric: Rubric) -> bool:
-    return any(other.matches("ask", question.text) for other in rubric.criteria
-               if other.key != criterion.key)
 
 
 def _substantive(reply: _Sentence) -> bool:

@@ -59,6 +59,15 @@ def _retry_if_transient(task, exc: BaseException) -> None:
         raise task.retry(exc=exc, countdown=_backoff(task.request.retries, exc)) from exc
 
 
+def _stage_of(meeting_id: int) -> str | None:
+    from core.db import session_scope
+    from core.models import Meeting
+
+    with session_scope() as session:
+        meeting = session.get(Meeting, meeting_id)
+        return meeting.stage if meeting is not None else None
+
+
 def _run_stage(task, stage: str, meeting_id: int, fn) -> bool:
     """Run a stage; transient failures retry with backoff, others are recorded on the meeting."""
     from core.pipeline import record_failure
@@ -102,6 +111,14 @@ def transcribe(self, meeting_id: int) -> None:
     """Transcript for one meeting (platform or ASR), then score it."""
     from core.pipeline import transcribe_meeting
 
+    stage = _stage_of(meeting_id)
+    if stage in ("transcribed", "scored"):
+        # A message delivered again (a worker lost before its ack, or a visibility timeout
+        # shorter than Whisper) for work that is done: running it again would cost a Whisper
+        # pass and wipe the scores. Only make sure scoring was started.
+        if stage == "transcribed":
+            score.delay(meeting_id)
+        return
     if _run_stage(self, "transcribe", meeting_id, transcribe_meeting):
         score.delay(meeting_id)
 
@@ -113,6 +130,8 @@ def score(self, meeting_id: int) -> None:
     from core.models import Meeting
     from core.pipeline import score_meeting
 
+    if _stage_of(meeting_id) == "scored":  # delivered again: scored already
+        return
     if _run_stage(self, "score", meeting_id, score_meeting):
         with session_scope() as session:
             org_id = session.get(Meeting, meeting_id).org_id

@@ -145,6 +145,22 @@ def test_a_real_worker_runs_every_stage(celery_worker, broker, postgres):
     with Session(engine_for(postgres)) as session:
         assert len(session.exec(select(Meeting)).all()) == 2
         assert len(session.exec(select(CallScore)).all()) == 4
+        transcripts = {t.id for t in session.exec(select(Transcript))}
+        meeting_ids = list(session.exec(select(Meeting.id)))
+
+    # A transcribe or score message for a scored meeting (a redelivery after a lost ack) is
+    # done work: no second Whisper pass, the scores stay as they are.
+    asr_runs = log_path.read_text().count("Processing audio")
+    for meeting_id in meeting_ids:
+        client.send_task("coachloop.transcribe", args=[meeting_id], queue="asr")
+        client.send_task("coachloop.score", args=[meeting_id], queue="default")
+    _wait_for(lambda: all(len(re.findall(rf"Task coachloop\.{task}\[\S+\] succeeded",
+                                         log_path.read_text())) >= 4
+                          for task in ("transcribe", "score")), 60, log_path)
+    assert log_path.read_text().count("Processing audio") == asr_runs
+    with Session(engine_for(postgres)) as session:
+        assert {t.id for t in session.exec(select(Transcript))} == transcripts
+        assert set(session.exec(select(Meeting.stage))) == {"scored"}
 
 
 def test_a_worker_killed_mid_transcription_loses_nothing(postgres, broker, tmp_path):

@@ -579,11 +579,12 @@ def _calibrate(labels_dir: Path, scorer: str, out: Path | None) -> None:
                       f"{c.abstained:.2f}", f"{c.run_to_run:.2f}")
     console.print(table)
     fields = Table("MEDDIC field", "n", "found/absent agreement", "κ", "tp/fp/fn/tn",
-                   "run-to-run", title="Field values")
+                   "names the reviewer's terms", "run-to-run", title="Field values")
     for f in report.fields:
         m = f.confusion
+        terms = f"{f.key_terms:.2f} of {f.key_terms_n}" if f.key_terms is not None else "-"
         fields.add_row(f.field, str(f.n), f"{f.agreement:.2f}", k(f.kappa),
-                       f"{m['tp']}/{m['fp']}/{m['fn']}/{m['tn']}", f"{f.run_to_run:.2f}")
+                       f"{m['tp']}/{m['fp']}/{m['fn']}/{m['tn']}", terms, f"{f.run_to_run:.2f}")
     if report.fields:
         console.print(fields)
     pooled = report.pooled

@@ -11,6 +11,7 @@ abstentions, and run-to-run agreement; the same for field values.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -59,7 +60,8 @@ def _load_call(path: Path, index: int) -> LabelledCall:
                 end=float(turn["end"]), text=str(turn["text"]),
                 role=Role.REP if is_rep else Role.BUYER,
                 speaker=rep.get("email") if is_rep else buyers[turn["speaker"]] or turn["speaker"],
-                attribution_confidence=1.0))
+                attribution_confidence=1.0,
+                speaker_name=rep.get("name") if is_rep else turn["speaker"]))
         labels = data["labels"]
         levels = {m: {k: int(v) for k, v in labels[m].items()}
                   for m in labels if m not in ("fields", "notes")}
@@ -125,6 +127,10 @@ class FieldReport:
     kappa: float | None
     confusion: dict[str, int]
     run_to_run: float
+    # Where both filled the field and the reviewer's value names something checkable (a
+    # person, a product, a number): the share of our values that name one of those too.
+    key_terms: float | None = None
+    key_terms_n: int = 0
 
 
 @dataclass
@@ -244,7 +250,7 @@ def _field_reports(calls: list[LabelledCall], runs) -> list[FieldReport]:
     out = []
     keys = sorted({k for call in calls for k in call.fields})
     for key in keys:
-        truth, pred, again = [], [], []
+        truth, pred, again, named = [], [], [], []
         for call in calls:
             if key not in call.fields or (call.id, "meddic") not in runs[0]:
                 continue
@@ -253,6 +259,9 @@ def _field_reports(calls: list[LabelledCall], runs) -> list[FieldReport]:
             truth.append(call.fields[key] is not None)
             pred.append(values[0] is not None)
             again.append(values[0] == values[1])
+            terms = _key_terms(call.fields[key] or "")
+            if values[0] is not None and terms:
+                named.append(bool(terms & _key_terms(values[0], all_words=True)))
         if not truth:
             continue
         n = len(truth)
@@ -260,5 +269,60 @@ def _field_reports(calls: list[LabelledCall], runs) -> list[FieldReport]:
                                                                         strict=True)) / n, 3),
                                cohen_kappa([int(x) for x in truth], [int(x) for x in pred],
                                            [0, 1]),
-                               _confusion(truth, pred), round(sum(again) / n, 3)))
+                               _confusion(truth, pred), round(sum(again) / n, 3),
+                               round(sum(named) / len(named), 3) if named else None,
+                               len(named)))
     return out
+
+
+_UNITS = {w: i for i, w in enumerate("""zero one two three four five six seven eight nine ten
+    eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen""".split())}
+_TENS = {w: 10 * i for i, w in enumerate(
+    "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if w != "_"}
+_SCALES = {"hundred": 100, "thousand": 1000, "k": 1000, "million": 1_000_000, "m": 1_000_000}
+
+
+def _numbers(text: str) -> set[str]:
+    """Every number in `text`, spoken ("eighty-two", "two hundred") or written ("3,000",
+    "$40k"), as digits; a scaled amount also as its leading figure (40k: 40000 and 40)."""
+    out: set[str] = set()
+    for figure, scale in re.findall(r"(\d[\d,]*(?:\.\d+)?)\s*(k|m|thousand|million)?\b",
+                                    text, re.IGNORECASE):
+        figure = figure.replace(",", "").rstrip(".")
+        out.add(figure)
+        if scale:
+            out.add(str(round(float(figure) * _SCALES[scale.lower()])))
+    value, current, seen = 0, 0, False
+    for word in re.findall(r"[a-z]+", text.lower()) + ["."]:
+        if word in _UNITS or word in _TENS:
+            current += _UNITS.get(word, 0) + _TENS.get(word, 0)
+            seen = True
+        elif word in _SCALES and seen and word not in ("k", "m"):
+            out.add(str(current))
+            value += (current or 1) * _SCALES[word]
+            current = 0
+        elif seen:
+            out.update({str(value + current), str(current)} - {"0"})
+            value, current, seen = 0, 0, False
+    return out
+
+
+def _key_terms(text: str, all_words: bool = False) -> set[str]:
+    """The checkable words of a value, lower-cased: names and products (capitalised, but not
+    the first word of a clause), acronyms, and numbers as digits. With `all_words`, every word
+    and number (to look the reviewer's terms up in)."""
+    words = {w.lower() for w in re.findall(r"[A-Za-z][\w'&-]*\w|[A-Za-z]", text)}
+    if all_words:
+        return words | _numbers(text)
+    names = {w.lower() for clause in re.split(r"[;:(]|\s[-–>]+\s", text)
+             for w in re.findall(r"[A-Za-z][\w'&-]*\w", clause)[1:]
+             if w[0].isupper() and w.lower() not in _COMMON}
+    return names | _numbers(text)
+
+
+# Capitalised words in a reviewer's value that name nothing checkable.
+_COMMON = frozenset("""a an the and or but no not none some any all our their his her its my
+    we they he she it i if in on at to for of by with from as is are was were be will would
+    can could may might must should has have had do does did so than then also only about
+    around under over up down off out new old current other another both each every per via
+    yes maybe probably likely unclear tbd n/a""".split())

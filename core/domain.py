@@ -135,6 +135,7 @@ class TranscriptSegment:
     role: Role
     speaker: str | None  # participant email or name
     attribution_confidence: float
+    speaker_name: str | None = None  # the participant's display name, when known
 
 
 @dataclass(frozen=True)

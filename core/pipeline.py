@@ -129,7 +129,8 @@ def transcript_view(session: Session, meeting_id: int, min_confidence: float) ->
             role = Role.UNKNOWN
         speaker = (participant.email or participant.name) if participant else segment.speaker_label
         segments.append(TranscriptSegment(segment.id, segment.start, segment.end, segment.text,
-                                          role, speaker, segment.attribution_confidence))
+                                          role, speaker, segment.attribution_confidence,
+                                          participant.name if participant else None))
     return TranscriptView(meeting_id, tuple(segments), transcript.source)
 
 

@@ -157,6 +157,8 @@ class MethodologyField(_Model):
     # The criterion whose answered question can supply the value when no pattern does
     # (default: the criterion with the same key).
     criterion: Key | None = None
+    # The value is a person: a buyer speaking of themselves ("I'll make the case") is named.
+    person: bool = False
 
     def matches(self, text: str) -> tuple[str, ...]:
         """The supporting patterns `text` matches, in file order."""

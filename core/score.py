@@ -417,7 +417,7 @@ class BuiltinScorer:
         return FieldResult(
             key=field.key,
             label=field.label,
-            value=best[0].sentence.quote if best else None,
+            value=_value(field, best[0].sentence.segment, best[0].sentence.quote) if best else None,
             confidence=round(best[0].strength, 3) if best else 0.0,
             evidence=tuple(_evidence(h.sentence) for h in best),
         )
@@ -436,12 +436,25 @@ def _from_answer(found: FieldResult, rubric: Rubric, criteria: tuple[CriterionRe
     if result is None or result.score is None or \
             result.score < scale.min + (scale.max - scale.min) / 2:
         return found
-    buyers = {s.id for s in segments if s.role == Role.BUYER}
+    buyers = {s.id: s for s in segments if s.role == Role.BUYER}
     answer = next((e for e in result.evidence if e.segment_id in buyers), None)
     if answer is None:
         return found
-    return FieldResult(found.key, found.label, answer.quote,
+    return FieldResult(found.key, found.label, _value(spec, buyers[answer.segment_id], answer.quote),
                        round(min(result.confidence, 0.7), 3), (answer,))
+
+
+_FIRST_PERSON = re.compile(r"(?<!\w)(?:i|i'm|i'll|i've|i'd|me|my|myself)(?!\w)", re.IGNORECASE)
+
+
+def _value(field: MethodologyField, segment: TranscriptSegment, quote: str) -> str:
+    """A field's value from its supporting quote. For a person field, a buyer who speaks of
+    themselves ("I'll make the case myself") is named, as a reviewer would write it."""
+    name = segment.speaker_name
+    if (field.person and segment.role == Role.BUYER and name and name not in quote
+            and _FIRST_PERSON.search(quote.translate(_TYPOGRAPHY))):
+        return f"{name}: {quote}"
+    return quote
 
 
 def _answer_strength(criterion: Criterion, answer: _Sentence, asks: list[_Sentence],

@@ -104,3 +104,30 @@ def test_both_labelled_sets_pass_their_checker():
                              capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, run.stdout + run.stderr
         assert " 0 invalid" in run.stdout
+
+
+def test_key_terms_read_numbers_spoken_or_written_and_names():
+    from core.calibration import _key_terms, _numbers
+
+    assert {"82", "200", "9000", "2600"} <= _numbers(
+        "eighty-two percent, two hundred items, nine thousand students, twenty-six hundred")
+    assert {"40", "40000", "3000"} <= _numbers("$40k a month and 3,000 permits")
+    # The reviewer's "Marcus Lee, CFO": the surname and the title are checkable; the first
+    # word of a clause is not taken for a name.
+    assert _key_terms("Marcus Lee, CFO (signs anything over $50K)") == {"lee", "cfo", "50",
+                                                                        "50000"}
+    ours = _key_terms("Marcus Lee, our CFO.", all_words=True)
+    assert _key_terms("Marcus Lee, CFO") & ours
+
+
+def test_field_reports_say_how_often_values_name_the_reviewers_terms(tmp_path):
+    from cli import app
+
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["calibrate", str(SET / "heldout"), "--out", str(out)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    fields = {f["field"]: f for f in json.loads(out.read_text())["fields"]}
+    assert fields["economic_buyer"]["key_terms_n"] >= 5
+    assert 0 <= fields["economic_buyer"]["key_terms"] <= 1
+    assert "names the reviewer's terms" in result.output

@@ -653,3 +653,16 @@ def test_a_dodge_that_names_the_criterion_does_not_answer_it():
     ]
     _, result = score(lines, "bant")
     assert criterion(result, "budget").score == 1
+
+
+def test_a_buyer_who_names_themselves_as_champion_is_named_in_the_value():
+    view = build_view(AP_DISCOVERY)
+    named = dataclasses.replace(view, segments=tuple(
+        dataclasses.replace(s, speaker_name="Priya Raman" if s.role is BUYER else "Dana Ortiz")
+        for s in view.segments))
+    result = BuiltinScorer().score(named, builtin_rubric("meddic"))
+    champion = field(result, "champion")
+    assert champion.value.startswith("Priya Raman: I'm happy to present it to Dana")
+    assert champion.evidence[0].quote.startswith("I'm happy to present it")  # the quote stays
+    # Someone else's name in the quote is the value as it stands.
+    assert field(result, "economic_buyer").value.startswith("Our CFO, Dana Whitfield")

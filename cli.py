@@ -612,6 +612,65 @@ def calibrate(labels_dir: Path = typer.Argument(..., help="folder of labelled ca
     _run(_calibrate, labels_dir, scorer, out)
 
 
+def _label_export(out_dir: Path, sample: int, seed: int, redact: bool) -> None:
+    import random
+
+    import yaml
+    from sqlmodel import select
+
+    from core.calibration import LABELLING_HEADER, labelling_document
+    from core.db import session_scope
+    from core.errors import InputError
+    from core.models import Meeting
+    from core.pipeline import transcript_view
+    from core.redact import Redactor
+    from core.rubrics import find_rubric
+    from core.settings import get_settings
+
+    if sample < 1:
+        raise InputError("--sample must be at least 1")
+    settings = get_settings()
+    _migrate()
+    rubrics = [find_rubric(key, tuple(settings.scoring.rubric_dirs))
+               for key in settings.scoring.methodologies]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = kept = 0
+    with session_scope() as session:
+        meetings = session.exec(select(Meeting).where(
+            Meeting.org_id == _org_id(), Meeting.stage == "scored").order_by(Meeting.id)).all()
+        if not meetings:
+            raise InputError("there are no scored calls to export yet")
+        picked = random.Random(seed).sample(meetings, min(sample, len(meetings)))
+        for meeting in sorted(picked, key=lambda m: m.id):
+            path = out_dir / f"call-{meeting.id}.yaml"
+            if path.exists():  # a reviewer may be labelling it: never overwrite
+                kept += 1
+                continue
+            view = transcript_view(session, meeting.id,
+                                   settings.scoring.min_attribution_confidence)
+            redactor = Redactor(settings.llm.redact_patterns) if redact else None
+            document = labelling_document(path.stem, meeting.title, meeting.call_stage, view,
+                                          rubrics, redactor)
+            path.write_text(LABELLING_HEADER + yaml.safe_dump(
+                document, sort_keys=False, allow_unicode=True, width=100), encoding="utf-8")
+            written += 1
+    console.print(f"{written} calls written to {out_dir} for labelling"
+                  + (f", {kept} already there kept as they are" if kept else "")
+                  + ("" if redact else " (not redacted: they hold the calls' own words)")
+                  + f". Replace each \"?\", then run: coachloop calibrate {out_dir}")
+
+
+@app.command("label-export")
+def label_export(out_dir: Path = typer.Argument(..., help="folder to write the calls to"),
+                 sample: int = typer.Option(30, help="how many scored calls to pick"),
+                 seed: int = typer.Option(1, help="the same seed picks the same calls"),
+                 redact: bool = typer.Option(True, help="replace e-mails, phone, card and "
+                                             "account numbers with placeholders")):
+    """Export a sample of your scored calls for a reviewer to label; then `coachloop
+    calibrate` measures the scorer against your own reviewers on your own calls."""
+    _run(_label_export, out_dir, sample, seed, redact)
+
+
 # ----------------------------------------------------------------------- crm ----
 
 

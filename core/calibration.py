@@ -23,6 +23,8 @@ from core.errors import InputError
 from core.rubrics import Rubric
 
 FOUND_AT = 2  # a criterion is "found" when asked and answered (the rubric's level 2)
+NOT_LABELLED = "?"
+UNKNOWN_SPEAKER = "unknown"  # a turn nobody could be credited with
 
 
 @dataclass(frozen=True)
@@ -51,27 +53,74 @@ def _load_call(path: Path, index: int) -> LabelledCall:
         rep = data["rep"]
         segments = []
         for number, turn in enumerate(data["turns"], start=1):
-            is_rep = turn["speaker"] == "rep"
-            if not is_rep and turn["speaker"] not in buyers:
-                raise InputError(f"turn {number}: unknown speaker {turn['speaker']!r}",
-                                 file=str(path))
+            speaker = turn["speaker"]
+            if speaker not in ("rep", UNKNOWN_SPEAKER) and speaker not in buyers:
+                raise InputError(f"turn {number}: unknown speaker {speaker!r}", file=str(path))
+            role = {"rep": Role.REP, UNKNOWN_SPEAKER: Role.UNKNOWN}.get(speaker, Role.BUYER)
             segments.append(TranscriptSegment(
                 id=index * 10_000 + number, start=float(turn["start"]),
-                end=float(turn["end"]), text=str(turn["text"]),
-                role=Role.REP if is_rep else Role.BUYER,
-                speaker=rep.get("email") if is_rep else buyers[turn["speaker"]] or turn["speaker"],
-                attribution_confidence=1.0,
-                speaker_name=rep.get("name") if is_rep else turn["speaker"]))
+                end=float(turn["end"]), text=str(turn["text"]), role=role,
+                speaker=(rep.get("email") if role is Role.REP else None if role is Role.UNKNOWN
+                         else buyers[speaker] or speaker),
+                attribution_confidence=1.0 if role is not Role.UNKNOWN else 0.0,
+                speaker_name=(rep.get("name") if role is Role.REP else None
+                              if role is Role.UNKNOWN else speaker)))
         labels = data["labels"]
-        levels = {m: {k: int(v) for k, v in labels[m].items()}
+        # "?" is a label not given yet (an exported call being labelled): left out, not 0.
+        levels = {m: {k: int(v) for k, v in labels[m].items() if v != NOT_LABELLED}
                   for m in labels if m not in ("fields", "notes")}
+        fields = {k: v for k, v in (labels.get("fields") or {}).items() if v != NOT_LABELLED}
         return LabelledCall(str(data["id"]), str(data.get("title", "")),
                             str(data.get("stage", "other")),
-                            TranscriptView(index, tuple(segments), "platform"), levels,
-                            dict(labels.get("fields") or {}))
+                            TranscriptView(index, tuple(segments), "platform"), levels, fields)
     except (KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
         raise InputError(f"not a labelled call ({type(exc).__name__}: {exc})",
                          file=str(path)) from None
+
+
+# ------------------------------------------------------------ labelling export ----
+
+
+def labelling_document(call_id: str, title: str, stage: str | None, view: TranscriptView,
+                       rubrics: list[Rubric], redactor=None) -> dict:
+    """One of your own calls in the labelled-set format, every label "?" for a reviewer to
+    fill in, so `coachloop calibrate` can measure a scorer on your calls, not only ours."""
+    rep_talk: dict[tuple[str, str], float] = {}
+    buyers: dict[str, str | None] = {}
+    turns = []
+    for segment in view.segments:
+        name = segment.speaker_name or segment.speaker or "buyer"
+        if segment.role is Role.REP:
+            key = (segment.speaker_name or "", segment.speaker or "")
+            rep_talk[key] = rep_talk.get(key, 0.0) + segment.end - segment.start
+            speaker = "rep"
+        elif segment.role is Role.BUYER:
+            buyers.setdefault(name, segment.speaker if segment.speaker != name else None)
+            speaker = name
+        else:
+            speaker = UNKNOWN_SPEAKER
+        text = redactor.redact(segment.text).text if redactor else segment.text
+        turns.append({"speaker": speaker, "start": round(segment.start, 2),
+                      "end": round(segment.end, 2), "text": text})
+    rep_name, rep_email = max(rep_talk, key=rep_talk.get) if rep_talk else ("", "")
+    labels: dict = {r.key: {c.key: NOT_LABELLED for c in r.criteria} for r in rubrics}
+    meddic = next((r for r in rubrics if r.key == "meddic"), None)
+    labels["fields"] = {f.key: NOT_LABELLED for f in meddic.fields} if meddic else {}
+    labels["notes"] = ""
+    return {"id": call_id, "title": title, "stage": stage or "other",
+            "rep": {"name": rep_name, "email": rep_email},
+            "buyers": [{"name": n, "email": e} for n, e in buyers.items()],
+            "turns": turns, "labels": labels}
+
+
+LABELLING_HEADER = """\
+# A call exported for labelling. Replace every "?" under labels with the level you judge,
+# from the rubric's scale: 0 not covered; 1 touched on (the buyer mentioned it unprompted, or
+# the rep asked without getting an answer); 2 asked and answered; 3 explored (a follow-up, or
+# a concrete, specific answer); 4 explored and confirmed (the rep played it back). Under
+# fields, write what you would enter in the CRM, or null when the call does not establish it.
+# Labels left at "?" are skipped. Then: coachloop calibrate THIS_FOLDER
+"""
 
 
 # ----------------------------------------------------------------- statistics ----
@@ -202,6 +251,9 @@ def calibrate(calls: list[LabelledCall], rubrics: dict[str, Rubric],
             pooled_pred += found_p
             pooled_levels_t += truth
             pooled_levels_p += pred
+    if not pooled_truth:
+        raise InputError(f'none of these calls has a label yet: replace the "{NOT_LABELLED}" '
+                         "under labels with the levels you judge")
     if "meddic" in rubrics:
         report.fields = _field_reports(calls, runs)
     n = len(pooled_truth)

@@ -444,7 +444,14 @@ def _from_answer(found: FieldResult, rubric: Rubric, criteria: tuple[CriterionRe
                        round(min(result.confidence, 0.7), 3), (answer,))
 
 
-_FIRST_PERSON = re.compile(r"(?<!\w)(?:i|i'm|i'll|i've|i'd|me|my|myself)(?!\w)", re.IGNORECASE)
+# The buyer as the subject ("I'll make the case", "I sign off"), not as an object ("Our CEO
+# asked me") or hedging ("I think the CFO signs").
+_FIRST_PERSON = re.compile(
+    r"(?<!\w)(?:i|i'm|i'll|i've|i'd|i am|i will)(?!\w)(?! (?:think|guess|believe|suppose|"
+    r"assume|mean|don't know|do not know|not sure|'m not sure|am not sure|have to (?:check|ask)|"
+    r"would have to|'d have to))|(?<!\w)(?:my (?:money|budget|call|decision|sign[- ]?off|"
+    r"signature|project)|(?:it's|that's|it is|that is|that would be|that'd be) me)(?!\w)",
+    re.IGNORECASE)
 
 
 def _value(field: MethodologyField, segment: TranscriptSegment, quote: str) -> str:

@@ -666,3 +666,17 @@ def test_a_buyer_who_names_themselves_as_champion_is_named_in_the_value():
     assert champion.evidence[0].quote.startswith("I'm happy to present it")  # the quote stays
     # Someone else's name in the quote is the value as it stands.
     assert field(result, "economic_buyer").value.startswith("Our CFO, Dana Whitfield")
+
+
+def test_a_buyer_mentioned_as_an_object_is_not_named_as_the_person():
+    lines = [
+        (REP, "Thanks for walking me through the clinic workflow, that was really helpful."),
+        (REP, "Who ultimately signs off on a purchase like this one?"),
+        (BUYER, "Our CEO has asked me about it twice, and she signs anything over fifty thousand."),
+        (REP, "Great, that helps me plan the proposal for next week."),
+    ]
+    view = build_view(lines)
+    named = dataclasses.replace(view, segments=tuple(
+        dataclasses.replace(s, speaker_name="Rachel Adams") for s in view.segments))
+    result = BuiltinScorer().score(named, builtin_rubric("meddic"))
+    assert field(result, "economic_buyer").value.startswith("Our CEO has asked me")

@@ -454,7 +454,7 @@ def _rescore(rubric_key: str | None) -> None:
 
     from core.db import session_scope
     from core.models import CallScore, Meeting, Rubric
-    from core.pipeline import score_meeting
+    from core.pipeline import get_scorer, score_meeting
     from core.rubrics import find_rubric
     from core.settings import get_settings
 
@@ -462,15 +462,20 @@ def _rescore(rubric_key: str | None) -> None:
     _migrate()
     keys = [rubric_key] if rubric_key else list(settings.scoring.methodologies)
     current = {k: find_rubric(k, tuple(settings.scoring.rubric_dirs)).version for k in keys}
+    scorer = get_scorer(settings)
+    by = f"{scorer.name} {scorer.version}"
     with session_scope() as session:
         scored = session.exec(select(Meeting.id).where(Meeting.stage == "scored")).all()
-        have = session.exec(select(CallScore.meeting_id, Rubric.key, Rubric.version)
+        have = session.exec(select(CallScore.meeting_id, Rubric.key, Rubric.version,
+                                   CallScore.scorer, CallScore.scorer_version)
                             .join(Rubric, CallScore.rubric_id == Rubric.id)).all()
-    up_to_date = {(m, k) for m, k, v in have if current.get(k) == v}
+    # Stale: an older rubric version, or an older release of the scorer in use.
+    up_to_date = {(m, k) for m, k, v, name, version in have
+                  if current.get(k) == v and f"{name} {version}" == by}
     stale = sorted(m for m in scored if any((m, k) not in up_to_date for k in keys))
     if not stale:
         console.print("every scored call already has the current version of "
-                      + ", ".join(f"{k} ({v})" for k, v in current.items()))
+                      + ", ".join(f"{k} ({v})" for k, v in current.items()) + f", by {by}")
         return
     with Progress(TextColumn("re-scoring"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
@@ -480,13 +485,13 @@ def _rescore(rubric_key: str | None) -> None:
             progress.advance(task)
     _refresh_skills(None)
     console.print(f"re-scored {len(stale)} call(s) with "
-                  + ", ".join(f"{k} {v}" for k, v in current.items()))
+                  + ", ".join(f"{k} {v}" for k, v in current.items()) + f", by {by}")
 
 
 @app.command()
 def rescore(rubric: Optional[str] = typer.Option(None, help="only this rubric key")):
-    """Re-score scored calls whose scores come from an older rubric version (or lack a newly
-    added methodology); scores keep the version they were made with."""
+    """Re-score scored calls whose scores come from an older rubric version or scorer release
+    (or lack a newly added methodology); scores keep the versions they were made with."""
     _run(_rescore, rubric)
 
 

@@ -218,7 +218,7 @@ class BuiltinScorer:
     """
 
     name: ClassVar[str] = "builtin"
-    version: ClassVar[str] = "1.1.0"
+    version: ClassVar[str] = "1.2.0"
 
     MIN_REP_WORDS: ClassVar[int] = 15
     MIN_COVERAGE: ClassVar[float] = 0.5  # share of the call's words attributed to rep or buyer
@@ -417,7 +417,8 @@ class BuiltinScorer:
         return FieldResult(
             key=field.key,
             label=field.label,
-            value=_value(field, best[0].sentence.segment, best[0].sentence.quote) if best else None,
+            value=_value(field, best[0].sentence.segment, best[0].sentence.quote)
+            if best else None,
             confidence=round(best[0].strength, 3) if best else 0.0,
             evidence=tuple(_evidence(h.sentence) for h in best),
         )
@@ -440,8 +441,9 @@ def _from_answer(found: FieldResult, rubric: Rubric, criteria: tuple[CriterionRe
     answer = next((e for e in result.evidence if e.segment_id in buyers), None)
     if answer is None:
         return found
-    return FieldResult(found.key, found.label, _value(spec, buyers[answer.segment_id], answer.quote),
-                       round(min(result.confidence, 0.7), 3), (answer,))
+    value = _value(spec, buyers[answer.segment_id], answer.quote)
+    return FieldResult(found.key, found.label, value, round(min(result.confidence, 0.7), 3),
+                       (answer,))
 
 
 # The buyer as the subject ("I'll make the case", "I sign off"), not as an object ("Our CEO

@@ -76,3 +76,23 @@ def test_an_orgs_fork_scores_calls_and_a_new_version_rescores_them(sqlite_databa
         now = set(session.exec(select(Rubric.version).join(
             CallScore, CallScore.rubric_id == Rubric.id)))
     assert len(now) == 1 and now != versions  # every call on the new version, none left over
+
+
+def test_calls_scored_by_an_older_scorer_release_are_rescored(sqlite_database, tmp_path):
+    from core.db import session_scope
+    from core.models import CallScore
+    from core.score import BuiltinScorer
+
+    ingest_folder(copy_calls(tmp_path / "calls", PLATFORM_CALLS[:2]))
+    run_pending()
+    assert "already has the current version" in invoke("rescore").output
+    with session_scope() as session:  # as if scored before an upgrade
+        for score in session.exec(select(CallScore)):
+            score.scorer_version = "0.9.0"
+            session.add(score)
+    result = invoke("rescore")
+    assert result.exit_code == 0 and "re-scored 2 call(s)" in result.output
+    assert f"by builtin {BuiltinScorer.version}" in result.output
+    with session_scope() as session:
+        assert {s.scorer_version for s in session.exec(select(CallScore))} == {
+            BuiltinScorer.version}

@@ -169,6 +169,15 @@ def score(lines, rubric_key: str) -> tuple[TranscriptView, CallScoreResult]:
     return view, BuiltinScorer().score(view, builtin_rubric(rubric_key))
 
 
+def score_named(lines, buyer: str, rep: str, rubric_key: str = "meddic") -> CallScoreResult:
+    """Score `lines` with display names on the speakers, as the pipeline passes them."""
+    view = build_view(lines)
+    named = dataclasses.replace(view, segments=tuple(
+        dataclasses.replace(s, speaker_name=buyer if s.role is BUYER else rep)
+        for s in view.segments))
+    return BuiltinScorer().score(named, builtin_rubric(rubric_key))
+
+
 def criterion(result: CallScoreResult, key: str):
     return next(c for c in result.criteria if c.key == key)
 
@@ -656,11 +665,7 @@ def test_a_dodge_that_names_the_criterion_does_not_answer_it():
 
 
 def test_a_buyer_who_names_themselves_as_champion_is_named_in_the_value():
-    view = build_view(AP_DISCOVERY)
-    named = dataclasses.replace(view, segments=tuple(
-        dataclasses.replace(s, speaker_name="Priya Raman" if s.role is BUYER else "Dana Ortiz")
-        for s in view.segments))
-    result = BuiltinScorer().score(named, builtin_rubric("meddic"))
+    result = score_named(AP_DISCOVERY, buyer="Priya Raman", rep="Dana Ortiz")
     champion = field(result, "champion")
     assert champion.value.startswith("Priya Raman: I'm happy to present it to Dana")
     assert champion.evidence[0].quote.startswith("I'm happy to present it")  # the quote stays
@@ -675,8 +680,5 @@ def test_a_buyer_mentioned_as_an_object_is_not_named_as_the_person():
         (BUYER, "Our CEO has asked me about it twice, and she signs anything over fifty thousand."),
         (REP, "Great, that helps me plan the proposal for next week."),
     ]
-    view = build_view(lines)
-    named = dataclasses.replace(view, segments=tuple(
-        dataclasses.replace(s, speaker_name="Rachel Adams") for s in view.segments))
-    result = BuiltinScorer().score(named, builtin_rubric("meddic"))
+    result = score_named(lines, buyer="Rachel Adams", rep="Dana Ortiz")
     assert field(result, "economic_buyer").value.startswith("Our CEO has asked me")

@@ -623,7 +623,7 @@ def _label_export(out_dir: Path, sample: int, seed: int, redact: bool) -> None:
     import yaml
     from sqlmodel import select
 
-    from core.calibration import LABELLING_HEADER, labelling_document
+    from core.calibration import labelling_document, labelling_header
     from core.db import session_scope
     from core.errors import InputError
     from core.models import Meeting
@@ -639,10 +639,12 @@ def _label_export(out_dir: Path, sample: int, seed: int, redact: bool) -> None:
     rubrics = [find_rubric(key, tuple(settings.scoring.rubric_dirs))
                for key in settings.scoring.methodologies]
     out_dir.mkdir(parents=True, exist_ok=True)
+    header = labelling_header(rubrics)
+    org_id = _org_id()
     written = kept = 0
     with session_scope() as session:
         meetings = session.exec(select(Meeting).where(
-            Meeting.org_id == _org_id(), Meeting.stage == "scored").order_by(Meeting.id)).all()
+            Meeting.org_id == org_id, Meeting.stage == "scored").order_by(Meeting.id)).all()
         if not meetings:
             raise InputError("there are no scored calls to export yet")
         picked = random.Random(seed).sample(meetings, min(sample, len(meetings)))
@@ -656,7 +658,7 @@ def _label_export(out_dir: Path, sample: int, seed: int, redact: bool) -> None:
             redactor = Redactor(settings.llm.redact_patterns) if redact else None
             document = labelling_document(path.stem, meeting.title, meeting.call_stage, view,
                                           rubrics, redactor)
-            path.write_text(LABELLING_HEADER + yaml.safe_dump(
+            path.write_text(header + yaml.safe_dump(
                 document, sort_keys=False, allow_unicode=True, width=100), encoding="utf-8")
             written += 1
     console.print(f"{written} calls written to {out_dir} for labelling"

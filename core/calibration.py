@@ -20,6 +20,7 @@ import yaml
 
 from core.domain import CallScoreResult, Role, TranscriptSegment, TranscriptView
 from core.errors import InputError
+from core.redact import Redactor
 from core.rubrics import Rubric
 
 FOUND_AT = 2  # a criterion is "found" when asked and answered (the rubric's level 2)
@@ -56,15 +57,16 @@ def _load_call(path: Path, index: int) -> LabelledCall:
             speaker = turn["speaker"]
             if speaker not in ("rep", UNKNOWN_SPEAKER) and speaker not in buyers:
                 raise InputError(f"turn {number}: unknown speaker {speaker!r}", file=str(path))
-            role = {"rep": Role.REP, UNKNOWN_SPEAKER: Role.UNKNOWN}.get(speaker, Role.BUYER)
+            if speaker == "rep":
+                role, who, name = Role.REP, rep.get("email"), rep.get("name")
+            elif speaker == UNKNOWN_SPEAKER:
+                role, who, name = Role.UNKNOWN, None, None
+            else:
+                role, who, name = Role.BUYER, buyers[speaker] or speaker, speaker
             segments.append(TranscriptSegment(
                 id=index * 10_000 + number, start=float(turn["start"]),
-                end=float(turn["end"]), text=str(turn["text"]), role=role,
-                speaker=(rep.get("email") if role is Role.REP else None if role is Role.UNKNOWN
-                         else buyers[speaker] or speaker),
-                attribution_confidence=1.0 if role is not Role.UNKNOWN else 0.0,
-                speaker_name=(rep.get("name") if role is Role.REP else None
-                              if role is Role.UNKNOWN else speaker)))
+                end=float(turn["end"]), text=str(turn["text"]), role=role, speaker=who,
+                attribution_confidence=0.0 if role is Role.UNKNOWN else 1.0, speaker_name=name))
         labels = data["labels"]
         # "?" is a label not given yet (an exported call being labelled): left out, not 0.
         levels = {m: {k: int(v) for k, v in labels[m].items() if v != NOT_LABELLED}
@@ -82,7 +84,7 @@ def _load_call(path: Path, index: int) -> LabelledCall:
 
 
 def labelling_document(call_id: str, title: str, stage: str | None, view: TranscriptView,
-                       rubrics: list[Rubric], redactor=None) -> dict:
+                       rubrics: list[Rubric], redactor: Redactor | None = None) -> dict:
     """One of your own calls in the labelled-set format, every label "?" for a reviewer to
     fill in, so `coachloop calibrate` can measure a scorer on your calls, not only ours."""
     rep_talk: dict[tuple[str, str], float] = {}
@@ -113,14 +115,20 @@ def labelling_document(call_id: str, title: str, stage: str | None, view: Transc
             "turns": turns, "labels": labels}
 
 
-LABELLING_HEADER = """\
-# A call exported for labelling. Replace every "?" under labels with the level you judge,
-# from the rubric's scale: 0 not covered; 1 touched on (the buyer mentioned it unprompted, or
-# the rep asked without getting an answer); 2 asked and answered; 3 explored (a follow-up, or
-# a concrete, specific answer); 4 explored and confirmed (the rep played it back). Under
-# fields, write what you would enter in the CRM, or null when the call does not establish it.
-# Labels left at "?" are skipped. Then: coachloop calibrate THIS_FOLDER
-"""
+def labelling_header(rubrics: list[Rubric]) -> str:
+    """The comment on top of an exported call: how to label it, with each rubric's levels."""
+    lines = ['A call exported for labelling. Replace every "?" under labels with the level',
+             "you judge on the rubric's scale:"]
+    scales: dict[tuple, list[str]] = {}
+    for rubric in rubrics:
+        scales.setdefault(tuple(sorted(rubric.scale.levels.items())), []).append(rubric.key)
+    for levels, keys in scales.items():
+        lines.append(f"  {', '.join(keys)}:")
+        lines += [f"    {level}: {words}" for level, words in levels]
+    lines += ["Under fields, write what you would enter in the CRM, or null when the call does",
+              'not establish it. Labels left at "?" are skipped.',
+              "Then: coachloop calibrate THIS_FOLDER"]
+    return "".join(f"# {line}\n" for line in lines)
 
 
 # ----------------------------------------------------------------- statistics ----
@@ -212,7 +220,6 @@ def calibrate(calls: list[LabelledCall], rubrics: dict[str, Rubric],
                      if key in call.levels})
     first = next(iter(runs[0].values()))
     report = CalibrationReport(first.scorer, first.scorer_version, len(calls))
-    pooled_truth, pooled_pred, pooled_levels_t, pooled_levels_p = [], [], [], []
     by_call: dict[str, list[tuple[int, int]]] = {call.id: [] for call in calls}
     for key, rubric in rubrics.items():
         lo, hi = int(rubric.scale.min), int(rubric.scale.max)
@@ -247,30 +254,35 @@ def calibrate(calls: list[LabelledCall], rubrics: dict[str, Rubric],
                 kappa_levels=cohen_kappa(truth, pred, levels, weights="quadratic"),
                 confusion=_confusion(found_t, found_p), abstained=round(abstained / n, 3),
                 run_to_run=round(sum(again) / n, 3), label_found=sum(found_t)))
-            pooled_truth += found_t
-            pooled_pred += found_p
-            pooled_levels_t += truth
-            pooled_levels_p += pred
-    if not pooled_truth:
+    pairs = [pair for labelled in by_call.values() for pair in labelled]
+    if not pairs:
         raise InputError(f'none of these calls has a label yet: replace the "{NOT_LABELLED}" '
                          "under labels with the levels you judge")
     if "meddic" in rubrics:
         report.fields = _field_reports(calls, runs)
-    n = len(pooled_truth)
+    kappa_found, kappa_levels = _pooled_kappas(pairs)
     report.pooled = {
-        "kappa_found": cohen_kappa([int(x) for x in pooled_truth],
-                                   [int(x) for x in pooled_pred], [0, 1]),
-        "kappa_levels": cohen_kappa(pooled_levels_t, pooled_levels_p, list(range(0, 5)),
-                                    weights="quadratic"),
-        "exact": round(sum(t == p for t, p in zip(pooled_levels_t, pooled_levels_p,
-                                                  strict=True)) / n, 3) if n else None,
-        "found_accuracy": round(sum(t == p for t, p in zip(pooled_truth, pooled_pred,
-                                                           strict=True)) / n, 3) if n else None,
+        "kappa_found": kappa_found,
+        "kappa_levels": kappa_levels,
+        "exact": round(sum(t == p for t, p in pairs) / len(pairs), 3),
+        "found_accuracy": round(sum((t >= FOUND_AT) == (p >= FOUND_AT) for t, p in pairs)
+                                / len(pairs), 3),
         "run_to_run": round(sum(c.run_to_run * c.n for c in report.criteria)
-                            / max(1, sum(c.n for c in report.criteria)), 3),
+                            / sum(c.n for c in report.criteria), 3),
     }
     report.pooled.update(_bootstrap_intervals(list(by_call.values())))
     return report
+
+
+POOLED_LEVELS = list(range(0, 5))  # every shipped methodology scores 0–4
+
+
+def _pooled_kappas(pairs: list[tuple[int, int]]) -> tuple[float | None, float | None]:
+    """κ on found/absent and quadratic κ on levels over (label, prediction) pairs."""
+    truth, pred = [t for t, _ in pairs], [p for _, p in pairs]
+    return (cohen_kappa([int(t >= FOUND_AT) for t in truth], [int(p >= FOUND_AT) for p in pred],
+                        [0, 1]),
+            cohen_kappa(truth, pred, POOLED_LEVELS, weights="quadratic"))
 
 
 BOOTSTRAP_SAMPLES = 1000
@@ -281,14 +293,10 @@ def _bootstrap_intervals(per_call: list[list[tuple[int, int]]]) -> dict[str, lis
     independent of each other), with a fixed seed so the report is repeatable. With a few dozen
     calls they are wide, and the report should say so."""
     rng = random.Random(0)
-    found, levels = [], []
-    for _ in range(BOOTSTRAP_SAMPLES):
-        pairs = [pair for _ in per_call for pair in rng.choice(per_call)]
-        t, p = [a for a, _ in pairs], [b for _, b in pairs]
-        found.append(cohen_kappa([int(x >= FOUND_AT) for x in t],
-                                 [int(x >= FOUND_AT) for x in p], [0, 1]))
-        levels.append(cohen_kappa(t, p, list(range(0, 5)), weights="quadratic"))
-    return {"kappa_found_ci": _interval(found), "kappa_levels_ci": _interval(levels)}
+    samples = [_pooled_kappas([pair for _ in per_call for pair in rng.choice(per_call)])
+               for _ in range(BOOTSTRAP_SAMPLES)]
+    return {"kappa_found_ci": _interval([found for found, _ in samples]),
+            "kappa_levels_ci": _interval([levels for _, levels in samples])}
 
 
 def _interval(values: list[float | None]) -> list[float] | None:
@@ -313,7 +321,7 @@ def _field_reports(calls: list[LabelledCall], runs) -> list[FieldReport]:
             again.append(values[0] == values[1])
             terms = _key_terms(call.fields[key] or "")
             if values[0] is not None and terms:
-                named.append(bool(terms & _key_terms(values[0], all_words=True)))
+                named.append(bool(terms & _words_and_numbers(values[0])))
         if not truth:
             continue
         n = len(truth)
@@ -359,13 +367,15 @@ def _numbers(text: str) -> set[str]:
     return out
 
 
-def _key_terms(text: str, all_words: bool = False) -> set[str]:
-    """The checkable words of a value, lower-cased: names and products (capitalised, but not
-    the first word of a clause), acronyms, and numbers as digits. With `all_words`, every word
-    and number (to look the reviewer's terms up in)."""
-    words = {w.lower() for w in re.findall(r"[A-Za-z][\w'&-]*\w|[A-Za-z]", text)}
-    if all_words:
-        return words | _numbers(text)
+def _words_and_numbers(text: str) -> set[str]:
+    """Every word of `text`, lower-cased, and every number as digits: where a reviewer's key
+    terms are looked up."""
+    return {w.lower() for w in re.findall(r"[A-Za-z][\w'&-]*\w|[A-Za-z]", text)} | _numbers(text)
+
+
+def _key_terms(text: str) -> set[str]:
+    """The checkable words of a reviewer's value, lower-cased: names and products
+    (capitalised, but not the first word of a clause), acronyms, and numbers as digits."""
     names = {w.lower() for clause in re.split(r"[;:(]|\s[-–>]+\s", text)
              for w in re.findall(r"[A-Za-z][\w'&-]*\w", clause)[1:]
              if w[0].isupper() and w.lower() not in _COMMON}

@@ -112,7 +112,7 @@ def test_both_labelled_sets_pass_their_checker():
 
 
 def test_key_terms_read_numbers_spoken_or_written_and_names():
-    from core.calibration import _key_terms, _numbers
+    from core.calibration import _key_terms, _numbers, _words_and_numbers
 
     assert {"82", "200", "9000", "2600"} <= _numbers(
         "eighty-two percent, two hundred items, nine thousand students, twenty-six hundred")
@@ -121,5 +121,5 @@ def test_key_terms_read_numbers_spoken_or_written_and_names():
     # word of a clause is not taken for a name.
     assert _key_terms("Marcus Lee, CFO (signs anything over $50K)") == {"lee", "cfo", "50",
                                                                         "50000"}
-    ours = _key_terms("Marcus Lee, our CFO.", all_words=True)
+    ours = _words_and_numbers("Marcus Lee, our CFO.")
     assert _key_terms("Marcus Lee, CFO") & ours

@@ -84,6 +84,7 @@ class ConversationMetrics:
 
 
 MONOLOGUE_GAP_S = 1.5  # a rep pause shorter than this does not end a monologue
+ENGAGED_BUYER_WORDS = 20  # a buyer-side person who said at least this much took part
 
 
 def conversation_metrics(view: TranscriptView) -> ConversationMetrics:
@@ -100,7 +101,7 @@ def conversation_metrics(view: TranscriptView) -> ConversationMetrics:
         if s.role is Role.BUYER:
             key = s.speaker or "buyer"
             buyer_words[key] = buyer_words.get(key, 0) + len(s.text.split())
-    buyer_speakers = sum(1 for n in buyer_words.values() if n >= 20)
+    buyer_speakers = sum(1 for n in buyer_words.values() if n >= ENGAGED_BUYER_WORDS)
     if attributed <= 0 or talk[Role.REP] <= 0 or unknown_share > 0.5:
         return ConversationMetrics(round(duration, 1), round(talk[Role.REP], 1),
                                    round(talk[Role.BUYER], 1), None, None, None, None,

@@ -22,7 +22,49 @@ def rubric_keys(name):
 
 
 MEDDIC, MEDDIC_FIELDS = rubric_keys("meddic")
-BANT, _ = rubric_keys("bant")
+BANT, BANT_FIELDS = rubric_keys("bant")
+FACT_FIELDS = MEDDIC_FIELDS + BANT_FIELDS
+FACT_STATUSES = ("found", "ambiguous", "absent")
+FACT_KEYS = {"status", "value", "terms", "negative", "note"}
+
+
+def check_facts(facts):
+    """Errors in a call's `facts:` section (see FACTS.md)."""
+    if not isinstance(facts, dict):
+        return ["facts must be a mapping"]
+    errs = []
+    if set(facts) != set(FACT_FIELDS):
+        errs.append(f"facts keys {sorted(facts)} != {sorted(FACT_FIELDS)}")
+    for k, f in facts.items():
+        where = f"facts.{k}"
+        if not isinstance(f, dict):
+            errs.append(f"{where} must be a mapping with a status")
+            continue
+        if set(f) - FACT_KEYS:
+            errs.append(f"{where}: unknown keys {sorted(set(f) - FACT_KEYS)}")
+        status = f.get("status")
+        if status not in FACT_STATUSES:
+            errs.append(f"{where}.status must be one of {FACT_STATUSES} (got {status!r})")
+            continue
+        value = f.get("value")
+        if status == "found":
+            if not (isinstance(value, str) and value.strip()):
+                errs.append(f"{where}: a found fact needs a non-empty value")
+            terms = f.get("terms", [])
+            if not isinstance(terms, list) or not all(isinstance(t, str) and t.strip()
+                                                      for t in terms):
+                errs.append(f"{where}.terms must be a list of non-empty strings")
+            elif any(t.lower() not in value.lower() for t in terms if isinstance(value, str)
+                     and not t.replace(".", "").replace(",", "").isdigit()):
+                errs.append(f"{where}: every non-numeric term must appear in the value")
+        else:
+            if value is not None or f.get("terms") or f.get("negative"):
+                errs.append(f"{where}: only a found fact has a value, terms or negative")
+        if "negative" in f and f["negative"] is not True:
+            errs.append(f"{where}.negative is either true or left out")
+        if "note" in f and not isinstance(f["note"], str):
+            errs.append(f"{where}.note must be a string")
+    return errs
 
 
 def check(path):
@@ -33,7 +75,7 @@ def check(path):
         return [f"YAML error: {e}"], None
     if not isinstance(d, dict):
         return ["top level is not a mapping"], None
-    for k in ("id", "title", "stage", "rep", "buyers", "turns", "labels"):
+    for k in ("id", "title", "stage", "rep", "buyers", "turns", "labels", "facts"):
         if k not in d:
             errs.append(f"missing key {k!r}")
     if errs:
@@ -105,6 +147,7 @@ def check(path):
             errs.append(f"labels.fields.{k} must be a non-empty string or null")
     if not isinstance(labels.get("notes"), str):
         errs.append("labels.notes must be a string")
+    errs += check_facts(d["facts"])
     return errs, d
 
 
@@ -118,6 +161,7 @@ def main():
     dist = {("meddic", k): Counter() for k in MEDDIC}
     dist.update({("bant", k): Counter() for k in BANT})
     fields_set = Counter()
+    facts = {k: Counter() for k in FACT_FIELDS}
     n_turns = 0
     stages = Counter()
     for f in files:
@@ -133,6 +177,8 @@ def main():
             c[d["labels"][m][k]] += 1
         for k, v in d["labels"]["fields"].items():
             fields_set[k] += v is not None
+        for k, f in d["facts"].items():
+            facts[k][f["status"] + ("-negative" if f.get("negative") else "")] += 1
     md = "--markdown" in sys.argv
     print(f"{len(files)} calls, {bad} invalid, {n_turns} turns; stages: "
           + ", ".join(f"{s} {n}" for s, n in sorted(stages.items())))
@@ -148,6 +194,16 @@ def main():
         else:
             print(f"{m:7} {k:18} " + " ".join(f"{c[i]:>3}" for i in range(5)) + f"  {mean:.2f}")
     print("\nfields filled (non-null): " + ", ".join(f"{k} {fields_set[k]}" for k in MEDDIC_FIELDS))
+    columns = ("found", "found-negative", "ambiguous", "absent")
+    if md:
+        print("\n| fact | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns))
+    else:
+        print(f"\n{'fact':18} " + " ".join(f"{c:>14}" for c in columns))
+    for k, c in facts.items():
+        if md:
+            print(f"| {k} | " + " | ".join(str(c[col]) for col in columns) + " |")
+        else:
+            print(f"{k:18} " + " ".join(f"{c[col]:>14}" for col in columns))
     return 1 if bad else 0
 
 

@@ -14,14 +14,18 @@ import json
 import uuid
 from datetime import timedelta
 from collections import defaultdict
-from dataclasses import asdict, astuple, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field, replace
+
+from sqlmodel import select
 
 from connectors.base import CrmWriter, DealMatch, RecordWrite, WriteResult
 from core.connections import read_cursor, save_cursor
 from core.db import session_scope
+from core.deal_facts import CallFact, merge_deal
 from core.domain import CallForCrm
 from core.errors import TransientError
-from core.models import CrmWrite
+from core.models import CrmWrite, Deal
+from core.review import APPROVED, approved_waiting, consent_for, evidence_key, mark_written, propose
 from core.writeback import (audit, calls_due, latest_skill_rows, link_deal, mark_sync_failed,
                             mark_synced)
 from mappings import (CallFindings, FieldDecision, FoundValue, Mapping, ObjectInfo, Policy,
@@ -49,16 +53,33 @@ class SyncReport:
     results: list[WriteResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     skills_stamp: str | None = None  # which skills refresh the skill rows come from
+    deal_names: dict[str, str] = field(default_factory=dict)  # record id → the deal's name
+    # (record, field) → (proposal id, reviewer) of approved values this run writes
+    approvals: dict[tuple[str, str], tuple[int, str | None]] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[tuple[RecordWrite, WriteResult]]:
         return [(w, r) for w, r in zip(self.writes, self.results, strict=True) if not r.ok]
 
 
-def _findings(call: CallForCrm, methodology: str) -> CallFindings:
-    values = {f.key: FoundValue(f.value, f.confidence, tuple(asdict(e) for e in f.evidence))
-              for rubric, f in call.fields if rubric == methodology}
-    return CallFindings(call.meeting_id, call.title, call.started_at.date(), values)
+def _deal_findings(calls: list[CallForCrm], methodology: str) -> CallFindings:
+    """A deal's facts from all its calls (core.deal_facts.merge_deal), as the planner reads
+    them: each field carries the call whose statement won."""
+    per_field: dict[str, list[CallFact]] = defaultdict(list)
+    for call in calls:
+        for rubric, found in call.fields:
+            if rubric == methodology:
+                per_field[found.key].append(CallFact(call.meeting_id, call.started_at,
+                                                     call.title, found))
+    titles = {c.meeting_id: c.title for c in calls}
+    values = {}
+    for key, facts in per_field.items():
+        fact, meeting_id = merge_deal(facts)
+        values[key] = FoundValue(fact.value, fact.confidence,
+                                 tuple(asdict(e) for e in fact.evidence), fact.status,
+                                 meeting_id, titles.get(meeting_id))
+    newest = max(calls, key=lambda c: (c.started_at, c.meeting_id))
+    return CallFindings(newest.meeting_id, newest.title, newest.started_at.date(), values)
 
 
 def _activity_values(call: CallForCrm, deal_id: str | None, mapping: Mapping,
@@ -67,7 +88,7 @@ def _activity_values(call: CallForCrm, deal_id: str | None, mapping: Mapping,
                        for m, o in call.overall)
     lines = [f"Scored by coachloop ({scores})."]
     for rubric, found in call.fields:
-        if rubric == mapping.methodology and found.value:
+        if rubric == mapping.methodology and found.writable:
             lines.append(f"{found.label}: {found.value}")
     lines.append(f"Call in coachloop: {public_url.rstrip('/')}/meetings/{call.meeting_id}")
     values = {"Subject": f"Call: {call.title}"[:255],
@@ -115,6 +136,36 @@ def _skill_writes(writer: CrmWriter, mapping: Mapping, describe: dict[str, Objec
     return writes
 
 
+def _apply_consent(report: SyncReport, mapping: Mapping, crm: str, deal_id: str,
+                   plan) -> None:
+    """Values in review mode are written only once a person approved them; a rejected one
+    stays out unless new evidence arrives."""
+    with session_scope() as session:
+        for index, decision in enumerate(plan.decisions):
+            if decision.status != "review":
+                continue
+            key = evidence_key(decision.field, decision.after, decision.evidence)
+            consent = consent_for(session, report.org_id, crm, mapping.object, deal_id,
+                                  decision.field, key)
+            if consent.state == APPROVED:
+                value = consent.value or decision.after
+                plan.decisions[index] = replace(decision, status="write", after=value,
+                                                reason=f"approved by {consent.actor}")
+                plan.values[decision.field] = value
+                report.approvals[(deal_id, decision.field)] = (consent.proposal_id,
+                                                               consent.actor)
+            elif consent.state in ("rejected", "written"):
+                when = consent.decided_at.date().isoformat() if consent.decided_at else ""
+                plan.decisions[index] = replace(
+                    decision, status="skip",
+                    reason=f"rejected by {consent.actor} {when}; proposed again only with new "
+                           "evidence" if consent.state == "rejected"
+                    else "this value was approved and written before")
+            elif consent.state == "pending":
+                plan.decisions[index] = replace(
+                    decision, reason=f"{decision.reason} (waiting: proposal {consent.proposal_id})")
+
+
 def sync(org_id: int, writer: CrmWriter, mapping: Mapping, *, apply: bool,
          meeting_ids: list[int] | None = None, include_synced: bool = False,
          public_url: str = "") -> SyncReport:
@@ -142,6 +193,17 @@ def sync(org_id: int, writer: CrmWriter, mapping: Mapping, *, apply: bool,
     for call in report.calls:
         if deal_of[call.meeting_id]:
             by_deal[deal_of[call.meeting_id]].append(call)
+    with session_scope() as session:
+        waiting = approved_waiting(session, org_id, writer.name)
+        # A deal's facts come from all its calls, not only the ones due now.
+        for earlier in calls_due(session, org_id, writer.name, include_synced=True):
+            record = earlier.deal_record_id
+            if record and (record in by_deal or record in waiting) and earlier.meeting_id not in {
+                    c.meeting_id for c in by_deal[record]}:
+                by_deal[record].append(earlier)
+        report.deal_names = {d.external_id: d.name for d in session.exec(
+            select(Deal).where(Deal.org_id == org_id, Deal.crm == writer.name,
+                               Deal.external_id.in_(list(by_deal))))} if by_deal else {}
     info = describe[mapping.object.lower()]
     targets = sorted({info.field(r.target).name for r in mapping.fields
                       if r.policy is not Policy.NEVER})
@@ -152,7 +214,8 @@ def sync(org_id: int, writer: CrmWriter, mapping: Mapping, *, apply: bool,
                                   "integration user")
             continue
         plan = plan_record(mapping, info, deal_id, current[deal_id],
-                           [_findings(c, mapping.methodology) for c in calls])
+                           [_deal_findings(calls, mapping.methodology)])
+        _apply_consent(report, mapping, writer.name, deal_id, plan)
         report.decisions += [(deal_id, d) for d in plan.decisions]
         if plan.values:
             report.writes.append(RecordWrite(mapping.object, plan.values, record_id=deal_id))
@@ -182,20 +245,29 @@ def _record(org_id: int, crm: str, mapping: Mapping, report: SyncReport) -> None
     result_of = {(w.sobject, w.ref): r for w, r in zip(report.writes, report.results, strict=True)}
     rows: list[CrmWrite] = []
     failed_calls: dict[int, str] = {}
+    written_proposals: list[int] = []
+    to_propose = []
     for record_id, decision in report.decisions:
         result = result_of.get((mapping.object, record_id))
         status, reason = decision.status, decision.reason
+        approval = report.approvals.get((record_id, decision.field))
         if decision.status == "write":
             status = "written" if result and result.ok else "failed"
             if result and not result.ok:
                 reason = result.error
                 failed_calls[decision.meeting_id] = f"{mapping.object} {record_id}: {result.error}"
+            elif approval:
+                written_proposals.append(approval[0])
+        elif decision.status == "review" and "(waiting: proposal" not in decision.reason:
+            to_propose.append((record_id, decision))
         rows.append(CrmWrite(org_id=org_id, run_id=report.run_id, crm=crm,
                              sobject=mapping.object, record_id=record_id,
                              meeting_id=decision.meeting_id, field=decision.field,
                              policy=decision.policy.value, before=decision.before,
-                             after=decision.after, confidence=decision.confidence,
-                             evidence=list(decision.evidence), status=status, reason=reason))
+                             after=decision.after if decision.status != "review" else
+                             decision.before, confidence=decision.confidence,
+                             evidence=list(decision.evidence), status=status, reason=reason,
+                             actor=approval[1] if approval and status == "written" else None))
     meeting_of_key = {c.key: c.meeting_id for c in report.calls}
     for write, result in zip(report.writes, report.results, strict=True):
         if write.record_id is not None:
@@ -222,6 +294,15 @@ def _record(org_id: int, crm: str, mapping: Mapping, report: SyncReport) -> None
             if match.record_id and call.deal_record_id is None:
                 link_deal(session, org_id, call.meeting_id, crm, match.record_id, match.reason)
         audit(session, rows)
+        mark_written(session, written_proposals)
+        for record_id, decision in to_propose:
+            propose(session, org_id=org_id, crm=crm, sobject=mapping.object,
+                    record_id=record_id, deal_name=report.deal_names.get(record_id),
+                    field=decision.field, source=decision.source,
+                    meeting_id=decision.meeting_id, call_title=decision.call_title,
+                    before=decision.before, proposed=decision.after or "",
+                    confidence=decision.confidence, evidence=decision.evidence,
+                    key=evidence_key(decision.field, decision.after, decision.evidence))
         mark_synced(session, [c.meeting_id for c in report.calls
                               if c.meeting_id not in failed_calls])
         for meeting_id, message in failed_calls.items():

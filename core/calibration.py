@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from core.domain import CallScoreResult, Role, TranscriptSegment, TranscriptView
+from core.domain import CallScoreResult, FieldResult, Role, TranscriptSegment, TranscriptView
+from core.numbers import numbers_in
 from core.errors import InputError
 from core.redact import Redactor
 from core.rubrics import Rubric
@@ -35,7 +36,18 @@ class LabelledCall:
     stage: str
     view: TranscriptView
     levels: dict[str, dict[str, int]]  # methodology → criterion → 0–4
-    fields: dict[str, str | None]  # MEDDIC field → value or None
+    facts: dict[str, LabelledFact]  # methodology field → the reviewer's deal fact
+
+
+@dataclass(frozen=True)
+class LabelledFact:
+    """A reviewer's deal fact (tests/calibration/FACTS.md): status, value, checkable terms."""
+
+    status: str  # found | ambiguous | absent
+    value: str | None = None
+    terms: tuple[str, ...] = ()
+    negative: bool = False
+    three_way: bool = True  # False when only found/absent was labelled (older `fields:`)
 
 
 def load_labelled_set(folder: str | Path) -> list[LabelledCall]:
@@ -71,13 +83,27 @@ def _load_call(path: Path, index: int) -> LabelledCall:
         # "?" is a label not given yet (an exported call being labelled): left out, not 0.
         levels = {m: {k: int(v) for k, v in labels[m].items() if v != NOT_LABELLED}
                   for m in labels if m not in ("fields", "notes")}
-        fields = {k: v for k, v in (labels.get("fields") or {}).items() if v != NOT_LABELLED}
         return LabelledCall(str(data["id"]), str(data.get("title", "")),
                             str(data.get("stage", "other")),
-                            TranscriptView(index, tuple(segments), "platform"), levels, fields)
+                            TranscriptView(index, tuple(segments), "platform"), levels,
+                            _labelled_facts(data))
     except (KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
         raise InputError(f"not a labelled call ({type(exc).__name__}: {exc})",
                          file=str(path)) from None
+
+
+def _labelled_facts(data: dict) -> dict[str, LabelledFact]:
+    """The call's `facts:` labels; a set labelled before facts existed gives found/absent
+    from its `labels.fields` values."""
+    facts = data.get("facts")
+    if facts:
+        return {key: LabelledFact(str(f["status"]), f.get("value"),
+                                  tuple(str(t) for t in f.get("terms") or ()),
+                                  bool(f.get("negative")))
+                for key, f in facts.items() if f.get("status") != NOT_LABELLED}
+    return {key: LabelledFact("found" if value else "absent", value, three_way=False)
+            for key, value in (data["labels"].get("fields") or {}).items()
+            if value != NOT_LABELLED}
 
 
 # ------------------------------------------------------------ labelling export ----
@@ -106,13 +132,13 @@ def labelling_document(call_id: str, title: str, stage: str | None, view: Transc
                       "end": round(segment.end, 2), "text": text})
     rep_name, rep_email = max(rep_talk, key=rep_talk.get) if rep_talk else ("", "")
     labels: dict = {r.key: {c.key: NOT_LABELLED for c in r.criteria} for r in rubrics}
-    meddic = next((r for r in rubrics if r.key == "meddic"), None)
-    labels["fields"] = {f.key: NOT_LABELLED for f in meddic.fields} if meddic else {}
     labels["notes"] = ""
+    facts = {f.key: {"status": NOT_LABELLED, "value": None, "terms": []}
+             for r in rubrics for f in r.fields}
     return {"id": call_id, "title": title, "stage": stage or "other",
             "rep": {"name": rep_name, "email": rep_email},
             "buyers": [{"name": n, "email": e} for n, e in buyers.items()],
-            "turns": turns, "labels": labels}
+            "turns": turns, "labels": labels, "facts": facts}
 
 
 def labelling_header(rubrics: list[Rubric]) -> str:
@@ -125,8 +151,10 @@ def labelling_header(rubrics: list[Rubric]) -> str:
     for levels, keys in scales.items():
         lines.append(f"  {', '.join(keys)}:")
         lines += [f"    {level}: {words}" for level, words in levels]
-    lines += ["Under fields, write what you would enter in the CRM, or null when the call does",
-              'not establish it. Labels left at "?" are skipped.',
+    lines += ["Under facts, give each field's status (found, ambiguous or absent) and, when",
+              "found, the distilled value you would enter in the CRM and its terms (names,",
+              "vendors, numbers in digits); see FACTS.md in coachloop's tests/calibration.",
+              'Labels left at "?" are skipped.',
               "Then: coachloop calibrate THIS_FOLDER"]
     return "".join(f"# {line}\n" for line in lines)
 
@@ -177,17 +205,18 @@ class CriterionReport:
 
 
 @dataclass
-class FieldReport:
+class FactReport:
+    """Agreement with the reviewers on one deal-fact field."""
+
     field: str
     n: int
-    agreement: float  # found/absent agrees with the label
-    kappa: float | None
-    confusion: dict[str, int]
+    found_accuracy: float  # found vs not found agrees with the label
+    status_accuracy: float | None  # found / ambiguous / absent agrees (three-way labels only)
+    value_match: float | None  # where both found and the label has terms: all terms named
+    value_n: int
+    confusion: dict[str, int]  # "label→ours" counts over found / ambiguous / absent
     run_to_run: float
-    # Where both filled the field and the reviewer's value names something checkable (a
-    # person, a product, a number): the share of our values that name one of those too.
-    key_terms: float | None = None
-    key_terms_n: int = 0
+    person: bool = False  # the value is a person: value_match is the person-name match
 
 
 @dataclass
@@ -196,8 +225,9 @@ class CalibrationReport:
     scorer_version: str
     calls: int
     criteria: list[CriterionReport] = field(default_factory=list)
-    fields: list[FieldReport] = field(default_factory=list)
+    facts: list[FactReport] = field(default_factory=list)
     pooled: dict[str, float | list[float] | None] = field(default_factory=dict)
+    facts_pooled: dict[str, float | int | list[float] | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -258,8 +288,7 @@ def calibrate(calls: list[LabelledCall], rubrics: dict[str, Rubric],
     if not pairs:
         raise InputError(f'none of these calls has a label yet: replace the "{NOT_LABELLED}" '
                          "under labels with the levels you judge")
-    if "meddic" in rubrics:
-        report.fields = _field_reports(calls, runs)
+    report.facts, report.facts_pooled = _fact_reports(calls, rubrics, runs)
     kappa_found, kappa_levels = _pooled_kappas(pairs)
     report.pooled = {
         "kappa_found": kappa_found,
@@ -306,85 +335,95 @@ def _interval(values: list[float | None]) -> list[float] | None:
     return [known[int(0.025 * len(known))], known[int(0.975 * len(known)) - 1]]
 
 
-def _field_reports(calls: list[LabelledCall], runs) -> list[FieldReport]:
-    out = []
-    keys = sorted({k for call in calls for k in call.fields})
-    for key in keys:
-        truth, pred, again, named = [], [], [], []
-        for call in calls:
-            if key not in call.fields or (call.id, "meddic") not in runs[0]:
+def _fact_reports(calls: list[LabelledCall], rubrics: dict[str, Rubric],
+                  runs) -> tuple[list[FactReport], dict]:
+    """Per field and pooled: found-vs-not and three-way status accuracy, value match (all the
+    reviewer's terms named), person-name match, with 95% intervals resampling whole calls."""
+    kinds = {f.key: (key, f.kind) for key, rubric in rubrics.items() for f in rubric.fields}
+    per_call: list[list[tuple[str, LabelledFact, FieldResult, bool]]] = []
+    for call in calls:
+        rows = []
+        for key, label in call.facts.items():
+            if key not in kinds or (call.id, kinds[key][0]) not in runs[0]:
                 continue
-            values = [{f.key: f.value for f in run[(call.id, "meddic")].fields}.get(key)
-                      for run in runs]
-            truth.append(call.fields[key] is not None)
-            pred.append(values[0] is not None)
-            again.append(values[0] == values[1])
-            terms = _key_terms(call.fields[key] or "")
-            if values[0] is not None and terms:
-                named.append(bool(terms & _words_and_numbers(values[0])))
-        if not truth:
-            continue
-        n = len(truth)
-        out.append(FieldReport(key, n, round(sum(t == p for t, p in zip(truth, pred,
-                                                                        strict=True)) / n, 3),
-                               cohen_kappa([int(x) for x in truth], [int(x) for x in pred],
-                                           [0, 1]),
-                               _confusion(truth, pred), round(sum(again) / n, 3),
-                               round(sum(named) / len(named), 3) if named else None,
-                               len(named)))
-    return out
+            ours = [{f.key: f for f in run[(call.id, kinds[key][0])].fields}.get(key)
+                    for run in runs]
+            if ours[0] is None:
+                continue
+            same = (ours[0].status, ours[0].value) == (ours[1].status, ours[1].value)
+            rows.append((key, label, ours[0], same))
+        per_call.append(rows)
+    reports = []
+    for key in [k for k in kinds if any(r[0] == k for rows in per_call for r in rows)]:
+        rows = [r for rows in per_call for r in rows if r[0] == key]
+        stats = _fact_stats(rows)
+        confusion: dict[str, int] = {}
+        for _, label, ours, _ in rows:
+            name = f"{label.status}→{ours.status}"
+            confusion[name] = confusion.get(name, 0) + 1
+        reports.append(FactReport(key, len(rows), stats["found_accuracy"],
+                                  stats["status_accuracy"], stats["value_match"],
+                                  stats["value_n"], confusion,
+                                  round(sum(r[3] for r in rows) / len(rows), 3),
+                                  person=kinds[key][1] == "person"))
+    every = [r for rows in per_call for r in rows]
+    if not every:
+        return reports, {}
+    pooled: dict = dict(_fact_stats(every))
+    people = [r for r in every if kinds[r[0]][1] == "person"]
+    person = _fact_stats(people) if people else {}
+    pooled["person_match"], pooled["person_n"] = person.get("value_match"), \
+        person.get("value_n", 0)
+    rng = random.Random(0)
+    samples = []
+    for _ in range(BOOTSTRAP_SAMPLES):
+        drawn = [r for _ in per_call for r in rng.choice(per_call)]
+        if drawn:
+            stats = _fact_stats(drawn)
+            stats["person_match"] = _fact_stats(
+                [r for r in drawn if kinds[r[0]][1] == "person"]).get("value_match")
+            samples.append(stats)
+    for name in ("found_accuracy", "status_accuracy", "value_match", "person_match"):
+        pooled[f"{name}_ci"] = _interval([s.get(name) for s in samples]) \
+            if pooled.get(name) is not None else None
+    return reports, pooled
 
 
-_UNITS = {w: i for i, w in enumerate("""zero one two three four five six seven eight nine ten
-    eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen""".split())}
-_TENS = {w: 10 * i for i, w in enumerate(
-    "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if w != "_"}
-_SCALES = {"hundred": 100, "thousand": 1000, "k": 1000, "million": 1_000_000, "m": 1_000_000}
+_PERSON_FIELDS = {"economic_buyer", "champion", "authority"}
 
 
-def _numbers(text: str) -> set[str]:
-    """Every number in `text`, spoken ("eighty-two", "two hundred") or written ("3,000",
-    "$40k"), as digits; a scaled amount also as its leading figure (40k: 40000 and 40)."""
-    out: set[str] = set()
-    for figure, scale in re.findall(r"(\d[\d,]*(?:\.\d+)?)\s*(k|m|thousand|million)?\b",
-                                    text, re.IGNORECASE):
-        figure = figure.replace(",", "").rstrip(".")
-        out.add(figure)
-        if scale:
-            out.add(str(round(float(figure) * _SCALES[scale.lower()])))
-    value, current, seen = 0, 0, False
-    for word in re.findall(r"[a-z]+", text.lower()) + ["."]:
-        if word in _UNITS or word in _TENS:
-            current += _UNITS.get(word, 0) + _TENS.get(word, 0)
-            seen = True
-        elif word in _SCALES and seen and word not in ("k", "m"):
-            out.add(str(current))
-            value += (current or 1) * _SCALES[word]
-            current = 0
-        elif seen:
-            out.update({str(value + current), str(current)} - {"0"})
-            value, current, seen = 0, 0, False
-    return out
+def _fact_stats(rows) -> dict:
+    if not rows:
+        return {"value_match": None, "value_n": 0}
+    found = [(label.status == "found") == (ours.status == "found") for _, label, ours, _ in rows]
+    three = [label.status == ours.status for _, label, ours, _ in rows if label.three_way]
+    # A person value is judged on the principal person (the first term); other values on the
+    # share of the reviewer's terms they name (a metrics label often lists several numbers).
+    named = [terms_named(ours.value, label.terms[:1] if ours.key in _PERSON_FIELDS
+                         else label.terms)
+             for _, label, ours, _ in rows
+             if label.status == "found" and ours.status == "found" and label.terms]
+    return {"found_accuracy": round(sum(found) / len(found), 3),
+            "status_accuracy": round(sum(three) / len(three), 3) if three else None,
+            "value_match": round(sum(named) / len(named), 3) if named else None,
+            "value_n": len(named)}
 
 
-def _words_and_numbers(text: str) -> set[str]:
-    """Every word of `text`, lower-cased, and every number as digits: where a reviewer's key
-    terms are looked up."""
-    return {w.lower() for w in re.findall(r"[A-Za-z][\w'&-]*\w|[A-Za-z]", text)} | _numbers(text)
-
-
-def _key_terms(text: str) -> set[str]:
-    """The checkable words of a reviewer's value, lower-cased: names and products
-    (capitalised, but not the first word of a clause), acronyms, and numbers as digits."""
-    names = {w.lower() for clause in re.split(r"[;:(]|\s[-–>]+\s", text)
-             for w in re.findall(r"[A-Za-z][\w'&-]*\w", clause)[1:]
-             if w[0].isupper() and w.lower() not in _COMMON}
-    return names | _numbers(text)
-
-
-# Capitalised words in a reviewer's value that name nothing checkable.
-_COMMON = frozenset("""a an the and or but no not none some any all our their his her its my
-    we they he she it i if in on at to for of by with from as is are was were be will would
-    can could may might must should has have had do does did so than then also only about
-    around under over up down off out new old current other another both each every per via
-    yes maybe probably likely unclear tbd n/a""".split())
+def terms_named(value: str | None, terms: tuple[str, ...]) -> float:
+    """The share of the reviewer's checkable terms our value names: numbers compared as
+    numbers however written ("$14K" names "14000"), a person by first or last name, other
+    words case-insensitively."""
+    if not value or not terms:
+        return 0.0
+    ours_numbers = numbers_in(value)
+    words = {w.lower() for w in re.findall(r"[\w'&.-]+", value)}
+    lowered = value.lower()
+    named = 0
+    for term in terms:
+        wanted = numbers_in(term) if re.fullmatch(r"[\d.,$£€%kKmM ]+", term.strip()) else None
+        if wanted:
+            named += bool(wanted & ours_numbers)
+        else:
+            named += term.lower() in lowered or any(
+                part.lower() in words for part in term.split() if len(part) > 2)
+    return named / len(terms)

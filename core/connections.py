@@ -43,7 +43,13 @@ class ConnectionInfo:
     scopes: tuple[str, ...]
     expires_at: datetime | None
     last_error: str | None
+    instance_url: str | None = None
+    last_sync_at: datetime | None = None  # the newest saved sync cursor, if any
+    updated_at: datetime | None = None
 
+
+# A connection in one of these states holds no tokens: it is kept for the audit only.
+ENDED = ("disconnected", "replaced")
 
 
 def save_connection(session: Session, *, org_id: int, provider: str, tokens: TokenSet,
@@ -63,14 +69,76 @@ def save_connection(session: Session, *, org_id: int, provider: str, tokens: Tok
     connection.updated_at = utcnow()
     session.add(connection)
     session.flush()
+    # One active connection per org and vendor: any other one is replaced (its tokens
+    # dropped, the row kept for the audit). Whoever calls this revokes them at the vendor
+    # first where it can (connectors.oauth_apps.end_connections).
+    for other in session.exec(select(Connection).where(
+            Connection.org_id == org_id, Connection.provider == provider,
+            Connection.id != connection.id, Connection.status.not_in(ENDED))).all():
+        _end(other, "replaced", f"replaced by connection {connection.id}")
+        session.add(other)
     return connection
 
 
-def list_connections(session: Session, org_id: int) -> list[ConnectionInfo]:
-    rows = session.exec(select(Connection).where(Connection.org_id == org_id)
-                        .order_by(Connection.provider, Connection.id)).all()
+def _end(row: Connection, status: str, note: str) -> None:
+    row.status, row.last_error, row.updated_at = status, note, utcnow()
+    row.token_ciphertext, row.expires_at, row.refreshing_until = None, None, None
+
+
+def end_connection(connection_id: int, status: str, note: str) -> None:
+    """Delete a connection's tokens and mark it `disconnected` or `replaced` (with `note`:
+    what happened at the vendor); the row stays for the audit."""
+    if status not in ENDED:
+        raise ValueError(f"not an ended status: {status!r}")
+    with session_scope() as session:
+        row = session.get(Connection, connection_id)
+        if row is None:
+            raise NotFound(f"connection {connection_id} does not exist")
+        _end(row, status, note)
+        session.add(row)
+
+
+def stored_tokens(connection_id: int, cipher) -> TokenSet | None:
+    """The tokens a connection holds as stored (even a broken one's, to revoke them); None
+    when it holds none."""
+    with session_scope() as session:
+        row = session.get(Connection, connection_id)
+        if row is None or not row.token_ciphertext:
+            return None
+        secret = cipher.decrypt(row.token_ciphertext)
+        return TokenSet(secret["access_token"], secret.get("refresh_token"),
+                        as_utc(row.expires_at), tuple(row.scopes), row.instance_url,
+                        row.account_ref)
+
+
+def mark_broken(connection_id: int, reason: str) -> None:
+    """The vendor refused this connection's credentials: an admin must reconnect it."""
+    with session_scope() as session:
+        row = session.get(Connection, connection_id)
+        if row is not None and row.status not in ENDED:
+            row.status, row.last_error, row.updated_at = "broken", reason, utcnow()
+            session.add(row)
+
+
+def list_connections(session: Session, org_id: int, provider: str | None = None
+                     ) -> list[ConnectionInfo]:
+    """The org's connections (to one vendor, if given), ended ones included; never a token."""
+    from sqlmodel import func
+
+    from core.models import SyncCursor
+
+    query = select(Connection).where(Connection.org_id == org_id)
+    if provider is not None:
+        query = query.where(Connection.provider == provider)
+    rows = session.exec(query.order_by(Connection.provider, Connection.id)).all()
+    synced = dict(session.exec(
+        select(SyncCursor.connection_id, func.max(SyncCursor.updated_at))
+        .where(SyncCursor.connection_id.in_([c.id for c in rows]),
+               SyncCursor.stream.not_like("lease:%"))
+        .group_by(SyncCursor.connection_id)).all()) if rows else {}
     return [ConnectionInfo(c.id, c.provider, c.account_ref, c.auth_kind, c.status,
-                           tuple(c.scopes), as_utc(c.expires_at), c.last_error) for c in rows]
+                           tuple(c.scopes), as_utc(c.expires_at), c.last_error, c.instance_url,
+                           as_utc(synced.get(c.id)), as_utc(c.updated_at)) for c in rows]
 
 
 def active_connection_id(org_id: int | None, provider: str,
@@ -84,13 +152,18 @@ def active_connection_id(org_id: int | None, provider: str,
             query = query.where(Connection.org_id == org_id)
         if account_ref is not None:
             query = query.where(Connection.account_ref == account_ref)
-        rows = session.exec(query.order_by(Connection.id)).all()
+        # Newest first: the connection an admin made last is the one they meant.
+        rows = session.exec(query.order_by(Connection.id.desc())).all()
         usable = [c for c in rows if c.status == "active"]
         if usable:
             return usable[0].id
-        if rows:
-            raise ConnectionBroken(f"the {provider} connection is broken ({rows[0].last_error});"
+        broken = [c for c in rows if c.status == "broken"]
+        if broken:
+            raise ConnectionBroken(f"the {provider} connection is broken ({broken[0].last_error});"
                                    f" reconnect it with `coachloop connect {provider}`")
+        if rows:
+            raise ConfigError(f"the {provider} connection {rows[0].id} is {rows[0].status}: "
+                              f"connect again with `coachloop connect {provider}`")
         raise ConfigError(f"no {provider} connection" + (f" for account {account_ref}"
                                                          if account_ref else "")
                           + f": connect one with `coachloop connect {provider}`")
@@ -116,6 +189,10 @@ class TokenVault:
             if connection.status == "broken":
                 raise ConnectionBroken(f"the {connection.provider} connection is broken "
                                        f"({connection.last_error}); reconnect it")
+            if connection.status in ENDED or not connection.token_ciphertext:
+                raise ConnectionBroken(f"the {connection.provider} connection {connection_id} "
+                                       f"is {connection.status} and holds no tokens; connect "
+                                       f"again with `coachloop connect {connection.provider}`")
             secret = self._cipher.decrypt(connection.token_ciphertext)
             tokens = TokenSet(secret["access_token"], secret.get("refresh_token"),
                               as_utc(connection.expires_at), tuple(connection.scopes),
@@ -181,6 +258,9 @@ class TokenVault:
                          fresh.instance_url or tokens.instance_url, tokens.account_ref)
         with session_scope() as session:
             row = session.get(Connection, connection.id)
+            if row.status in ENDED:  # disconnected while we refreshed: keep nothing
+                raise ConnectionBroken(f"the {connection.provider} connection {connection.id} "
+                                       f"was {row.status}")
             row.token_ciphertext = self._cipher.encrypt(fresh.to_secret())
             row.expires_at, row.scopes = fresh.expires_at, list(fresh.scopes)
             row.instance_url, row.updated_at = fresh.instance_url, utcnow()
@@ -188,10 +268,7 @@ class TokenVault:
         return fresh
 
     def _mark_broken(self, connection_id: int, reason: str) -> None:
-        with session_scope() as session:
-            row = session.get(Connection, connection_id)
-            row.status, row.last_error, row.updated_at = "broken", reason, utcnow()
-            session.add(row)
+        mark_broken(connection_id, reason)
 
 
 def begin_connect(provider: OAuthProvider, *, org_id: int, redirect_uri: str, cipher) -> str:

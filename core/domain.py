@@ -179,13 +179,27 @@ class CriterionResult:
 
 @dataclass(frozen=True)
 class FieldResult:
-    """A methodology field value (e.g. MEDDIC Economic Buyer); `value is None` = not found."""
+    """A deal fact: a methodology field (e.g. MEDDIC Economic Buyer) as one call or one deal
+    establishes it. `status` is found, ambiguous (hedged, vague or conflicting: never written)
+    or absent; `value` is distilled (a name and title, a number and unit), `negative` marks a
+    found "none" ("no other vendor")."""
 
     key: str
     label: str
     value: str | None
     confidence: float
     evidence: tuple[Evidence, ...] = ()
+    status: str = ""  # found | ambiguous | absent; empty: from the value (older results)
+    negative: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            object.__setattr__(self, "status", "found" if self.value else "absent")
+
+    @property
+    def writable(self) -> bool:
+        """Whether this value may reach a CRM field at all."""
+        return self.status == "found" and bool(self.value)
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,8 @@ class FieldExtraction(SQLModel, table=True):
     value: str | None = Field(default=None, sa_column=Column(Text))
     confidence: float = 0.0
     evidence: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = "absent"  # found | ambiguous | absent (a deal fact; core.deal_facts)
+    negative: bool = False  # a found "none" ("no other vendor")
 
 
 class SkillSnapshot(SQLModel, table=True):
@@ -329,9 +331,41 @@ class CrmWrite(SQLModel, table=True):
     after: str | None = Field(default=None, sa_column=Column(Text))
     confidence: float | None = None
     evidence: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    status: str  # planned | written | skipped | unchanged | failed
+    status: str  # planned | written | skipped | unchanged | failed | review | approved | rejected
     reason: str | None = Field(default=None, sa_column=Column(Text))
+    actor: str | None = None  # who approved or rejected it (review mode); None: coachloop
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class CrmProposal(SQLModel, table=True):
+    """A value waiting for a person's consent before it reaches a CRM field (review mode).
+
+    One row per (record, field, value, evidence): a rejected value is not proposed again for
+    that record unless new evidence arrives; an approved or edited one is written by the next
+    write-back, and the audit says who approved it.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    crm: str
+    sobject: str
+    record_id: str = Field(index=True)
+    deal_name: str | None = None
+    field: str  # the CRM field
+    source: str  # the methodology field it comes from
+    meeting_id: int | None = Field(default=None, foreign_key="meeting.id")
+    call_title: str | None = None
+    before: str | None = Field(default=None, sa_column=Column(Text))  # CRM value when proposed
+    proposed: str = Field(sa_column=Column(Text, nullable=False))
+    final: str | None = Field(default=None, sa_column=Column(Text))  # edited by the reviewer
+    confidence: float | None = None
+    evidence: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    evidence_key: str = Field(index=True)  # hash of value + quotes: "new evidence" test
+    status: str = Field(default="pending", index=True)  # pending|approved|rejected|written|superseded
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class LlmCache(SQLModel, table=True):

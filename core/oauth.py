@@ -48,6 +48,11 @@ class OAuthProvider:
     # Who the token belongs to, for vendors whose token response does not say (Zoom):
     # access token → the vendor's account id. Webhooks are matched to connections by it.
     identify: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
+    # Revocation (RFC 7009 style): where, and which of our tokens ends the whole grant there
+    # ("refresh_token": Salesforce revokes its access tokens with it; "access_token": Zoom
+    # deauthorizes the app for that user). None: the vendor offers no revocation.
+    revoke_url: str | None = None
+    revoke_token: str = "refresh_token"
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,47 @@ def client_credentials(provider: OAuthProvider, extra: dict[str, str],
                        now: datetime | None = None) -> TokenSet:
     """Server-to-server tokens (Zoom `account_credentials`): no refresh token, mint anew."""
     return _token_request(provider, extra, now)
+
+
+def revoke(provider: OAuthProvider, tokens: TokenSet) -> None:
+    """Revoke the grant behind `tokens` at the vendor. Raises `TransientError` when the vendor
+    cannot be reached or is down, `CoachloopError` when it refuses (the message says why,
+    never the token); returns quietly when the vendor confirmed."""
+    import httpx
+
+    if provider.revoke_url is None:
+        raise CoachloopError(f"{provider.name} offers no token revocation")
+    token = (tokens.refresh_token if provider.revoke_token == "refresh_token" else None) \
+        or tokens.access_token
+    auth = (provider.client_id, provider.client_secret) \
+        if provider.client_auth == "basic" else None
+    try:
+        response = httpx.post(provider.revoke_url, data={"token": token}, auth=auth, timeout=15,
+                              verify=tls_verify(provider.verify),
+                              headers={"Accept": "application/json"})
+    except httpx.HTTPError as exc:
+        raise TransientError(f"{provider.name} ({_origin(provider.revoke_url)}) cannot be "
+                             f"reached ({type(exc).__name__})") from None
+    if response.status_code == 429 or response.status_code >= 500:
+        raise TransientError(f"{provider.name} revocation endpoint answered "
+                             f"{response.status_code}")
+    if response.status_code != 200:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        reason = body.get("error_description") or body.get("reason") or body.get("error") \
+            or f"HTTP {response.status_code}"
+        raise CoachloopError(f"{provider.name} refused to revoke the token: {reason}")
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port of a URL: enough to say which server, nothing from its query."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def tls_verify(verify: str | bool):

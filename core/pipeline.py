@@ -210,7 +210,8 @@ def score_meeting(meeting_id: int, *, settings: Settings | None = None) -> list[
                 session.add(FieldExtraction(
                     org_id=org_id, call_score_id=call.id, meeting_id=meeting_id, field=found.key,
                     label=found.label, value=found.value, confidence=found.confidence,
-                    evidence=[asdict(e) for e in found.evidence]))
+                    evidence=[asdict(e) for e in found.evidence], status=found.status,
+                    negative=found.negative))
         _advance(meeting, "scored")
         meeting.call_stage = stage.stage
         meeting.conversation = {**metrics.as_dict(), "stage_confidence": stage.confidence,
@@ -290,6 +291,13 @@ def record_failure(meeting_id: int, stage: str, exc: BaseException) -> Resolutio
     """Remember why a stage failed, on the meeting, unless it is worth retrying."""
     resolution = classify(exc)
     if resolution is Resolution.TRANSIENT:
+        # Worth retrying: the stage stays pending, but the reason is kept so reports can say
+        # why the call is not scored yet.
+        with session_scope() as session:
+            meeting = session.get(Meeting, meeting_id)
+            if meeting is not None:
+                meeting.error, meeting.updated_at = user_message(exc), utcnow()
+                session.add(meeting)
         return resolution
     with session_scope() as session:
         meeting = session.get(Meeting, meeting_id)

@@ -365,3 +365,75 @@ def team_table(session: Session, org_id: int, *, as_of: date | None = None,
         skills.add(snapshot.skill)
     return TeamTable(as_of=as_of, window_days=window_days, skills=sorted(skills),
                      rows=list(by_rep.values()))
+
+
+# ------------------------------------------------------------ calls not scored ----
+
+STAGE_WORDS = {"transcribe": "transcription", "score": "scoring", "ingest": "ingest"}
+
+
+class NotScored(BaseModel):
+    """Calls that were ingested but do not count toward any rep's skills, by reason."""
+
+    total: int
+    reasons: dict[str, int]  # reason → calls, most common first
+
+    def line(self) -> str:
+        """'3 calls not scored: 2 no speech ... attributed to the rep, 1 transcription
+        failed: …' ('' when every call is scored)."""
+        if not self.total:
+            return ""
+        parts = ", ".join(f"{n} {reason}" for reason, n in self.reasons.items())
+        return f"{self.total} call{'s' if self.total != 1 else ''} not scored: {parts}"
+
+
+def _general(reason: str) -> str:
+    """An abstention reason without its per-call figures, so like calls group together."""
+    import re
+
+    return re.sub(r"\s*\([^)]*\)", "", reason).strip().rstrip(".")
+
+
+def not_scored(session: Session, org_id: int, *, meeting_ids: list[int] | None = None,
+               rep_id: int | None = None, as_of: date | None = None,
+               window_days: int | None = None) -> NotScored:
+    """Why calls (all the org's; or these; or one rep's) have no scores that count: failed
+    stages (with the stored error), scorer abstentions (with the stored reason), no rep of
+    ours on the call, or still waiting for `coachloop process` (with the last transient
+    error, if any)."""
+    query = select(Meeting).where(Meeting.org_id == org_id)
+    if meeting_ids is not None:
+        query = query.where(Meeting.id.in_(meeting_ids or [-1]))
+    if rep_id is not None:
+        query = query.where((Meeting.host_id == rep_id) | Meeting.id.in_(
+            select(Participant.meeting_id).where(Participant.user_id == rep_id)))
+    if as_of is not None and window_days:  # the window the skill tables show
+        query = query.where(
+            Meeting.started_at > datetime.combine(as_of - timedelta(days=window_days), time.max,
+                                                  timezone.utc),
+            Meeting.started_at <= datetime.combine(as_of, time.max, timezone.utc))
+    meetings = session.exec(query).all()
+    ids = [m.id for m in meetings]
+    scores: dict[int, list[CallScore]] = defaultdict(list)
+    if ids:
+        for call in session.exec(select(CallScore).where(CallScore.meeting_id.in_(ids))):
+            scores[call.meeting_id].append(call)
+    reasons: dict[str, int] = defaultdict(int)
+    for meeting in meetings:
+        reason = None
+        if meeting.stage == "failed":
+            stage = STAGE_WORDS.get(meeting.error_stage or "", meeting.error_stage or "a stage")
+            reason = f"{stage} failed: {meeting.error or 'no reason recorded'}"
+        elif meeting.stage != "scored":
+            reason = "not processed yet" + (f" (last try: {meeting.error})" if meeting.error
+                                            else "; run `coachloop process`")
+        else:
+            calls = scores.get(meeting.id, [])
+            if calls and all(c.overall is None and c.abstain_reason for c in calls):
+                reason = _general(calls[0].abstain_reason)
+            elif calls and all(c.rep_id is None for c in calls):
+                reason = "no rep of ours identified on the call"
+        if reason is not None:
+            reasons[reason] += 1
+    ordered = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+    return NotScored(total=sum(ordered.values()), reasons=ordered)

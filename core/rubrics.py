@@ -142,27 +142,51 @@ class Criterion(_Model):
         return _matching(getattr(self, kind), text)
 
 
-class MethodologyField(_Model):
-    """A methodology field filled from the call, e.g. MEDDIC's Economic Buyer.
+FactKind = Literal["person", "metric", "vendors", "money", "date", "steps", "list", "phrase"]
 
-    `patterns` find a sentence that supports a value; `concrete` marks a sentence that
-    carries the value itself (a title, an amount); `side` is who usually says it.
+
+class MethodologyField(_Model):
+    """A methodology field filled from the call, e.g. MEDDIC's Economic Buyer: a deal fact.
+
+    `patterns` find a sentence about the field; `kind` says what its value is and so how it is
+    distilled (a person's name and title, a number with its unit, vendor names, an amount, a
+    date, process steps, a list, a short phrase); `negative` patterns state a clear "none"
+    (`negative_value` is what is written then); `excludes` mark sentences that match a pattern
+    but are about something else; `side` is who usually says it.
     """
 
     key: Key
     label: Text
     side: Literal["buyer", "rep"] = "buyer"
+    kind: FactKind = "phrase"
     patterns: tuple[Phrase, ...] = Field(min_length=1)
+    negative: tuple[Phrase, ...] = ()
+    negative_value: str = "none"
+    excludes: tuple[Phrase, ...] = ()
     concrete: tuple[Phrase, ...] = ()
-    # The criterion whose answered question can supply the value when no pattern does
-    # (default: the criterion with the same key).
+    # The criterion whose questions ask for this field (default: the one with the same key).
     criterion: Key | None = None
-    # The value is a person: a buyer speaking of themselves ("I'll make the case") is named.
+    # Kept for rubric files written before `kind`: `person: true` is `kind: person`.
     person: bool = False
 
+    @model_validator(mode="after")
+    def _person_kind(self) -> MethodologyField:
+        if self.person and self.kind == "phrase":
+            object.__setattr__(self, "kind", "person")
+        object.__setattr__(self, "person", self.kind == "person")
+        return self
+
     def matches(self, text: str) -> tuple[str, ...]:
-        """The supporting patterns `text` matches, in file order."""
+        """The topic patterns `text` matches, in file order."""
         return _matching(self.patterns, text)
+
+    def states_none(self, text: str) -> bool:
+        """Whether `text` states a clear "none" for this field."""
+        return bool(_matching(self.negative, text))
+
+    def excluded(self, text: str) -> bool:
+        """Whether `text` is about something else although it matches a pattern."""
+        return bool(_matching(self.excludes, text))
 
     def is_concrete(self, text: str) -> bool:
         """Whether `text` matches one of the value-bearing phrases."""

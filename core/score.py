@@ -25,7 +25,8 @@ from core.domain import (
     TranscriptSegment,
     TranscriptView,
 )
-from core.rubrics import Criterion, MethodologyField, Rubric
+from core.deal_facts import extract_facts
+from core.rubrics import Criterion, Rubric
 
 
 @runtime_checkable
@@ -248,9 +249,9 @@ class BuiltinScorer:
                              for c in rubric.criteria)
         else:
             criteria = tuple(_abstained(c, rubric, reason) for c in rubric.criteria)
-        fields = tuple(self._extract_field(f, rep, buyer) for f in rubric.fields)
-        if reason is None:
-            fields = tuple(_from_answer(f, rubric, criteria, segments) for f in fields)
+        # Deal facts are whatever the call established, whoever said it: never gated by how
+        # much the rep spoke.
+        fields = extract_facts(transcript, rubric)
         return CallScoreResult(
             rubric_key=rubric.key,
             rubric_version=rubric.version,
@@ -391,79 +392,6 @@ class BuiltinScorer:
                                  confirms, _distinct(other.name for _, _, other in drawn)),
             evidence=tuple(_evidence(h.sentence) for h in evidence_hits),
         )
-
-    def _extract_field(self, field: MethodologyField, rep: list[_Sentence],
-                       buyer: list[_Sentence]) -> FieldResult:
-        primary, secondary = (buyer, rep) if field.side == "buyer" else (rep, buyer)
-        candidates: list[_Hit] = []
-        for weight, pool in ((1.0, primary), (0.8, secondary)):
-            for s in pool:
-                from_rep = s.segment.role == Role.REP
-                # The rep's own words only count as a value when they play the buyer's back.
-                if weight < 1.0 and from_rep and not s.in_recap:
-                    continue
-                if s.is_question and not (from_rep and s.in_recap):
-                    continue
-                matched = field.matches(s.text)
-                if not matched:
-                    continue
-                support = 0.55 + 0.15 * min(len(matched) - 1, 2)
-                support += 0.2 if field.is_concrete(s.text) else 0.0
-                strength = min(1.0, support) * weight * s.segment.attribution_confidence
-                if strength >= self.FIELD_THRESHOLD:
-                    candidates.append(_Hit(s, "value", strength))
-        candidates.sort(key=_hit_rank)
-        best = candidates[: self.MAX_EVIDENCE]
-        return FieldResult(
-            key=field.key,
-            label=field.label,
-            value=_value(field, best[0].sentence.segment, best[0].sentence.quote)
-            if best else None,
-            confidence=round(best[0].strength, 3) if best else 0.0,
-            evidence=tuple(_evidence(h.sentence) for h in best),
-        )
-
-
-def _from_answer(found: FieldResult, rubric: Rubric, criteria: tuple[CriterionResult, ...],
-                 segments: list[TranscriptSegment]) -> FieldResult:
-    """A field the patterns missed takes the buyer's answer to its criterion's question, when
-    the criterion was asked and answered (level 2 or more): the buyer said it, in reply."""
-    if found.value is not None:
-        return found
-    spec = next(f for f in rubric.fields if f.key == found.key)
-    key = spec.criterion or spec.key
-    result = next((c for c in criteria if c.key == key), None)
-    scale = rubric.scale
-    if result is None or result.score is None or \
-            result.score < scale.min + (scale.max - scale.min) / 2:
-        return found
-    buyers = {s.id: s for s in segments if s.role == Role.BUYER}
-    answer = next((e for e in result.evidence if e.segment_id in buyers), None)
-    if answer is None:
-        return found
-    value = _value(spec, buyers[answer.segment_id], answer.quote)
-    return FieldResult(found.key, found.label, value, round(min(result.confidence, 0.7), 3),
-                       (answer,))
-
-
-# The buyer as the subject ("I'll make the case", "I sign off"), not as an object ("Our CEO
-# asked me") or hedging ("I think the CFO signs").
-_FIRST_PERSON = re.compile(
-    r"(?<!\w)(?:i|i'm|i'll|i've|i'd|i am|i will)(?!\w)(?! (?:think|guess|believe|suppose|"
-    r"assume|mean|don't know|do not know|not sure|'m not sure|am not sure|have to (?:check|ask)|"
-    r"would have to|'d have to))|(?<!\w)(?:my (?:money|budget|call|decision|sign[- ]?off|"
-    r"signature|project)|(?:it's|that's|it is|that is|that would be|that'd be) me)(?!\w)",
-    re.IGNORECASE)
-
-
-def _value(field: MethodologyField, segment: TranscriptSegment, quote: str) -> str:
-    """A field's value from its supporting quote. For a person field, a buyer who speaks of
-    themselves ("I'll make the case myself") is named, as a reviewer would write it."""
-    name = segment.speaker_name
-    if (field.person and segment.role == Role.BUYER and name and name not in quote
-            and _FIRST_PERSON.search(quote.translate(_TYPOGRAPHY))):
-        return f"{name}: {quote}"
-    return quote
 
 
 def _answer_strength(criterion: Criterion, answer: _Sentence, asks: list[_Sentence],

@@ -54,7 +54,7 @@ def calls_due(session: Session, org_id: int, crm: str, *, meeting_ids: list[int]
     for row, rubric_key in session.exec(extracted):
         found[row.meeting_id].append((rubric_key, FieldResult(
             row.field, row.label, row.value, row.confidence,
-            tuple(Evidence(**e) for e in row.evidence))))
+            tuple(Evidence(**e) for e in row.evidence), row.status, row.negative)))
     out = []
     for meeting in meetings:
         rep = reps.get(rep_of.get(meeting.id) or meeting.host_id)

@@ -35,8 +35,16 @@ class Policy(StrEnum):
     NEVER = "never"
 
 
+class Approval(StrEnum):
+    """Whose consent a value needs before it is written."""
+
+    REVIEW = "review"  # a person approves, edits or rejects it first (`coachloop crm review`)
+    AUTO = "auto"  # written without review at or above the mapping's `auto_confidence`
+    NEVER = "never"  # never written
+
+
 class FieldRule(BaseModel):
-    """One methodology field → one CRM field, with its write policy."""
+    """One methodology field → one CRM field, with its write policy and approval mode."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -45,6 +53,14 @@ class FieldRule(BaseModel):
     policy: Policy
     min_confidence: float | None = Field(None, ge=0, le=1)
     shadow_field: str | None = None
+    # Default: `review` for every field a rep owns; `auto` for our own AI copy (`shadow`).
+    approval: Approval | None = None
+
+    @property
+    def approval_mode(self) -> Approval:
+        if self.approval is not None:
+            return self.approval
+        return Approval.AUTO if self.policy is Policy.SHADOW else Approval.REVIEW
 
     @property
     def target(self) -> str:
@@ -72,6 +88,7 @@ class Mapping(BaseModel):
     object: str
     min_confidence: float = Field(0.6, ge=0, le=1)
     overwrite_confidence: float = Field(0.8, ge=0, le=1)
+    auto_confidence: float = Field(0.85, ge=0, le=1)  # `approval: auto` writes from here up
     fields: list[FieldRule] = Field(default_factory=list)
     activity: RecordRule | None = None
     skill_scores: RecordRule | None = None
@@ -222,11 +239,14 @@ def check_against(mapping: Mapping, describe: dict[str, ObjectInfo]) -> None:
 
 @dataclass(frozen=True)
 class FoundValue:
-    """A methodology field value found in one call."""
+    """A deal fact for one methodology field, and the call it comes from."""
 
     value: str | None
     confidence: float
     evidence: tuple[dict[str, Any], ...] = ()
+    status: str = "found"  # found | ambiguous | absent: only found values are ever written
+    meeting_id: int | None = None  # the call whose statement it is (default: the findings')
+    call_title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -249,10 +269,12 @@ class FieldDecision:
     policy: Policy
     before: str | None
     after: str | None
-    status: str  # write | unchanged | skip
+    status: str  # write | review (waits for a person's consent) | unchanged | skip
     reason: str
     confidence: float | None = None
     evidence: tuple[dict[str, Any], ...] = ()
+    approval: Approval = Approval.AUTO
+    call_title: str | None = None
 
 
 @dataclass
@@ -292,15 +314,22 @@ def decide(mapping: Mapping, rule: FieldRule, info: FieldInfo | None, current: A
     before = None if current is None else str(current)
 
     def result(status: str, reason: str, after: str | None = None) -> FieldDecision:
-        return FieldDecision(call.meeting_id, rule.source, rule.target, rule.policy, before,
-                             after if status == "write" else before, status, reason,
+        return FieldDecision((found.meeting_id if found else None) or call.meeting_id,
+                             rule.source, rule.target, rule.policy, before,
+                             after if status in ("write", "review") else before, status, reason,
                              found.confidence if found else None,
-                             found.evidence if found else ())
+                             found.evidence if found else (), rule.approval_mode,
+                             (found.call_title if found else None) or call.title)
 
     if rule.policy is Policy.NEVER:
         return result("skip", "policy is never")
-    if found is None or found.value is None:
-        return result("skip", "not found in this call")
+    if rule.approval_mode is Approval.NEVER:
+        return result("skip", "approval is never")
+    if found is None or found.status == "absent" or (found.value is None
+                                                     and found.status == "found"):
+        return result("skip", "not found on this deal's calls")
+    if found.status != "found":
+        return result("skip", "ambiguous (hedged, vague or conflicting): never written")
     threshold = mapping.threshold(rule)
     if found.confidence < threshold:
         return result("skip", f"confidence {found.confidence:.2f} is below {threshold:.2f}")
@@ -312,7 +341,7 @@ def decide(mapping: Mapping, rule: FieldRule, info: FieldInfo | None, current: A
         after = f"{before.rstrip()}\n{line}" if before and before.strip() else line
         if info and info.length and len(after) > info.length:
             return result("skip", f"appending would pass the field's {info.length} characters")
-        return result("write", "appended", after)
+        return _consent(mapping, rule, found, result, "appended", after)
     value, note = _fit(found.value, info)
     if value is None:
         return result("skip", note)
@@ -322,7 +351,23 @@ def decide(mapping: Mapping, rule: FieldRule, info: FieldInfo | None, current: A
         return result("skip", "the field already has a value (fill_empty never overwrites)")
     reason = {Policy.FILL_EMPTY: "the field was empty", Policy.OVERWRITE: "confident enough to "
               "overwrite", Policy.SHADOW: "the AI copy keeps our latest value"}[rule.policy]
-    return result("write", f"{reason}; {note}" if note else reason, value)
+    return _consent(mapping, rule, found, result, f"{reason}; {note}" if note else reason,
+                    value)
+
+
+def _consent(mapping: Mapping, rule: FieldRule, found: FoundValue, result, reason: str,
+             value: str) -> FieldDecision:
+    """A write the policy allows still needs consent unless its approval mode is `auto` and
+    the value is confident enough."""
+    # An explicit `approval: auto` on a rep's field needs `auto_confidence`; our own AI copy
+    # (`shadow`, auto by default) only the rule's threshold, checked already.
+    floor = mapping.auto_confidence if rule.approval is Approval.AUTO else 0.0
+    if rule.approval_mode is Approval.AUTO and found.confidence >= floor:
+        return result("write", reason, value)
+    why = "needs approval (review mode)" if rule.approval_mode is Approval.REVIEW else \
+        f"confidence {found.confidence:.2f} is below auto_confidence " \
+        f"{mapping.auto_confidence:.2f}: needs approval"
+    return result("review", f"{reason}; {why}", value)
 
 
 def plan_record(mapping: Mapping, info: ObjectInfo | None, record_id: str,

@@ -128,40 +128,93 @@ def test_write_back_fills_fields_logs_calls_and_upserts_skill_scores(crm, databa
     assert crm.box.get("Task", crm.box.find("Task", Coachloop_Meeting_Key__c=
                                             "files:demo-call-04")[0]["Id"])["WhatId"] \
         == crm.ids["opportunities"]["OPP-BH-002"]
-    # MEDDIC fields were found and written, each with the AI copy beside it.
-    written = {k: v for k, v in opps.items() if any(v.values())}
-    assert written, opps
-    for fields in written.values():
-        for name, value in fields.items():
-            if not name.startswith("AI_") and value and name != "Identify_Pain__c":
-                assert fields["AI_" + name] == value  # filled from empty: same as the copy
+    # Review mode: nothing reaches a rep's field before a person approves it; our own AI
+    # copies are written, and every rep-field value waits in the queue.
+    assert all(not v for o in opps.values() for k, v in o.items() if not k.startswith("AI_"))
+    assert any(v for o in opps.values() for k, v in o.items() if k.startswith("AI_"))
+    from core.db import session_scope
+    from core.models import CrmWrite, Meeting, MeetingDeal
+    from core.review import decide, queue
+
+    with session_scope() as session:
+        pending = queue(session, crm.org_id)
+    assert pending and all(p.quote and p.call_title and p.confidence for p in pending)
+    assert {p.field for p in pending} <= {n for n, _ in MEDDIC_FIELDS}
     # Skill scores: one row per rep x skill x window, keyed deterministically.
     assert scores and all(key.endswith(f"d:{AS_OF.isoformat()}") for key, *_ in scores)
     assert len({k for k, *_ in scores}) == len(scores)
-    from core.db import session_scope
-    from core.models import CrmWrite, Meeting, MeetingDeal
-
     with session_scope() as session:
         rows = session.exec(select(CrmWrite).where(CrmWrite.run_id == report.run_id)).all()
-        assert {r.status for r in rows} >= {"written", "created", "skipped"}
+        assert {r.status for r in rows} >= {"written", "created", "skipped", "review"}
         field_writes = [r for r in rows if r.field and r.status == "written"]
         assert field_writes and all(r.evidence for r in field_writes)
-        assert all(r.before in (None, "") for r in field_writes if r.policy == "fill_empty")
+        assert all(r.field.startswith("AI_") for r in field_writes)
         synced = session.exec(select(Meeting).where(Meeting.crm_synced_at.is_not(None))).all()
         assert len(synced) == len(PLATFORM_CALLS)
         assert any("contact role" in link.reason for link in session.exec(select(MeetingDeal)))
+    # A re-run proposes nothing new while the queue waits.
+    assert sync(crm.org_id, include_synced=True).failed == []
+    with session_scope() as session:
+        assert [p.id for p in queue(session, crm.org_id)] == [p.id for p in pending]
+        decide(session, crm.org_id, None, "approve", by="morgan@acme.example")
+    approved = sync(crm.org_id, include_synced=True)
+    assert not approved.failed
+    opps, tasks, scores = state(crm.box)
+    for p in pending:
+        record = crm.box.get("Opportunity", p.record_id)
+        if p.field == "Identify_Pain__c":  # append: a dated line with the value
+            assert p.proposed.splitlines()[-1] in record[p.field]
+        else:
+            assert record[p.field] == p.proposed
+    with session_scope() as session:
+        rows = session.exec(select(CrmWrite).where(CrmWrite.run_id == approved.run_id,
+                                                   CrmWrite.status == "written")).all()
+        assert {r.actor for r in rows if r.field and not r.field.startswith("AI_")} == \
+            {"morgan@acme.example"}
+        assert queue(session, crm.org_id) == []
     # Nothing is due any more; forcing a second run changes nothing in Salesforce.
     assert sync(crm.org_id).calls == []
     again = sync(crm.org_id, include_synced=True)
     assert not again.failed
     assert state(crm.box) == (opps, tasks, scores)
-    assert all(d.status != "write" for _, d in again.decisions)
+    assert all(d.status not in ("write", "review") for _, d in again.decisions)
+
+
+def test_a_rejected_value_is_not_proposed_again_and_an_edited_one_is_written(crm):
+    from core.db import session_scope
+    from core.models import CrmWrite
+    from core.review import decide, history, queue
+
+    sync(crm.org_id)
+    with session_scope() as session:
+        pending = queue(session, crm.org_id)
+        first, second = pending[0], pending[1]
+        decide(session, crm.org_id, [first.id], "reject", by="rep@acme.example")
+        decide(session, crm.org_id, [second.id], "edit", by="rep@acme.example",
+               value="Edited by the rep")
+    report = sync(crm.org_id, include_synced=True)
+    assert not report.failed
+    assert crm.box.get("Opportunity", first.record_id)[first.field] is None
+    if second.field != "Identify_Pain__c":
+        assert crm.box.get("Opportunity", second.record_id)[second.field] == "Edited by the rep"
+    rejected = [d for rec, d in report.decisions
+                if rec == first.record_id and d.field == first.field]
+    assert rejected and all(d.status == "skip" and "rejected by rep@acme.example" in d.reason
+                            for d in rejected)
+    with session_scope() as session:
+        # Not proposed again: the queue holds neither the rejected value nor a copy of it.
+        assert first.id not in [p.id for p in queue(session, crm.org_id)]
+        assert not [p for p in queue(session, crm.org_id)
+                    if (p.record_id, p.field) == (first.record_id, first.field)]
+        lines = history(session, crm.org_id, deal=first.record_id)
+        assert any(h.status == "rejected" and h.actor == "rep@acme.example" for h in lines)
+        assert session.exec(select(CrmWrite).where(CrmWrite.status == "approved")).first()
 
 
 def test_fill_empty_never_overwrites_what_a_rep_entered(crm):
     plan = sync(crm.org_id, apply=False)
     proposed = [(rec, d) for rec, d in plan.decisions
-                if d.status == "write" and d.policy.value == "fill_empty"]
+                if d.status == "review" and d.policy.value == "fill_empty"]
     assert proposed, "the demo calls should fill at least one empty MEDDIC field"
     record_id, decision = proposed[0]
     crm.box.update("Opportunity", record_id, {decision.field: "Rep's own words"})
@@ -272,7 +325,7 @@ def test_values_that_are_not_picklist_values_are_not_written(crm, tmp_path):
                       " min_confidence: 0.1}\n")
     report = sync(crm.org_id, mapping=load_mapping(custom))
     found = [d for _, d in report.decisions if d.source == "economic_buyer"
-             and d.reason != "not found in this call"]
+             and not d.reason.startswith(("not found", "ambiguous"))]
     assert found and all(d.status == "skip" and "picklist" in d.reason for d in found)
     assert all(o.get("MEDDIC_Confidence__c") is None for o in crm.box.records("Opportunity"))
 
@@ -329,11 +382,29 @@ def test_cli_plans_applies_and_pulls(crm):
     assert plan.exit_code == 0, plan.output
     assert "would be written" in plan.output and "fill_empty" in plan.output
     assert "not linked" in plan.output and not crm.box.records("Task")
+    assert "Discovery call" in plan.output  # call titles, not only ids
     applied = runner.invoke(app, ["crm", "apply"], env=env)
     assert applied.exit_code == 0, applied.output
-    assert "0 failed" in applied.output
+    assert "0 failed" in applied.output and "wait for approval" in applied.output
     assert len(crm.box.records("Task")) == len(PLATFORM_CALLS)
     assert "nothing to write back" in runner.invoke(app, ["crm", "apply"], env=env).output
+    listed = runner.invoke(app, ["crm", "review"], env=env)
+    assert listed.exit_code == 0 and "waiting for approval" in listed.output, listed.output
+    from core.db import session_scope
+    from core.review import queue
+    with session_scope() as session:
+        first = queue(session, crm.org_id)[0]
+    assert first.field in listed.output
+    approved = runner.invoke(app, ["crm", "review", "approve", str(first.id), "--by", "ana"],
+                             env=env)
+    assert approved.exit_code == 0 and "approved 1 value(s) as ana" in approved.output, \
+        approved.output
+    if first.field != "Identify_Pain__c":
+        assert crm.box.get("Opportunity", first.record_id)[first.field] == first.proposed
+    again = runner.invoke(app, ["crm", "review", "approve", str(first.id)], env=env)
+    assert again.exit_code == 1 and "no pending proposal" in again.output
+    hist = runner.invoke(app, ["crm", "history", "--deal", first.record_id], env=env)
+    assert hist.exit_code == 0 and "approved" in hist.output and "ana" in hist.output
     pulled = runner.invoke(app, ["crm", "pull"], env=env)
     assert pulled.exit_code == 0 and f"pulled {len(crm.ids['opportunities'])} deal" in \
         pulled.output

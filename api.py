@@ -12,10 +12,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import date
+from typing import Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -79,6 +81,17 @@ def _enqueue_webhook(event_id: int) -> None:
 def wait_for_local_events() -> None:
     """Block until the in-process webhook queue is empty (the demo and tests use it)."""
     _local_events.join()
+
+
+class ReviewDecision(BaseModel):
+    """A reviewer's decision on queued CRM values."""
+
+    action: Literal["approve", "reject", "edit"]
+    by: str = Field(min_length=1, description="who decides; the audit records it")
+    ids: list[int] | None = Field(None, description="proposal ids; none: every pending one "
+                                  "(of `deal`, when given)")
+    deal: str | None = None
+    value: str | None = Field(None, description="edit: the value to write instead")
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -162,6 +175,49 @@ def create_app() -> FastAPI:
         from core.connections import list_connections
 
         return [asdict(c) for c in list_connections(session, org.id)]
+
+    @app.get("/crm/review", tags=["crm"])
+    def crm_review(deal: str | None = None,
+                   status: Literal["pending", "approved", "rejected", "written", "superseded",
+                                   "all"] = "pending",
+                   session: Session = Depends(_session), org: Org = Depends(_org)) -> list[dict]:
+        """CRM values waiting for approval (review mode), with current value, evidence quote,
+        call and confidence."""
+        from core.review import queue
+
+        return [p.as_dict() for p in queue(session, org.id, status=status, deal=deal)]
+
+    @app.post("/crm/review", tags=["crm"])
+    def crm_review_decide(decision: ReviewDecision, session: Session = Depends(_session),
+                          org: Org = Depends(_org)) -> dict:
+        """Approve, edit or reject queued values, one by one or in bulk. Approved values are
+        written by the next write-back, which records who approved them."""
+        from core.review import decide
+
+        done = decide(session, org.id, decision.ids, decision.action, by=decision.by,
+                      value=decision.value, deal=decision.deal)
+        session.commit()
+        return {"decided": [p.as_dict() for p in done]}
+
+    @app.post("/crm/review/{proposal_id}/{action}", tags=["crm"])
+    def crm_review_one(proposal_id: int, action: Literal["approve", "reject", "edit"],
+                       by: str = Query(..., min_length=1), value: str | None = None,
+                       session: Session = Depends(_session), org: Org = Depends(_org)) -> dict:
+        """Approve, edit (with `value`) or reject one queued value."""
+        from core.review import decide
+
+        done = decide(session, org.id, [proposal_id], action, by=by, value=value)
+        session.commit()
+        return done[0].as_dict()
+
+    @app.get("/crm/history", tags=["crm"])
+    def crm_history(deal: str | None = None, limit: int = Query(200, ge=1, le=1000),
+                    session: Session = Depends(_session), org: Org = Depends(_org)) -> list[dict]:
+        """Who approved, rejected or wrote which field value, with before and after."""
+        from core.review import history
+
+        return [{**asdict(h), "at": h.at.isoformat()}
+                for h in history(session, org.id, deal=deal, limit=limit)]
 
     @app.get("/meetings", tags=["meetings"], response_model=list[reports.MeetingSummary])
     def meetings(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),

@@ -76,7 +76,8 @@ _CORRECTION = _rx(r"actually|correction|sorry|to be clear|scratch that|not (?:hi
 _TITLE = (
     r"(?:chief [a-z]+ officer|c[efortmi]o|cfo|ceo|coo|cio|cto|cro|cmo|chro|ciso|cso|cdo|cco|"
     r"(?:senior |executive |group |regional |area )?(?:vp|vice president|svp|evp|director|"
-    r"head|manager|lead)(?: of| for)? ?(?:[A-Za-z&]+(?: [A-Za-z&]+)?)?|"
+    r"head|manager|lead)(?: (?:of|for) (?!us\b|you\b|them\b|me\b|this\b|that\b|it\b)"
+    r"[A-Za-z&]+)?|"
     r"managing director|finance director|fd|md|general manager|gm|president|founder|"
     r"co-founder|owner|partner|managing partner|principal|superintendent|dean|provost|"
     r"controller|comptroller|treasurer|chair(?:man|woman|person)?|board|trustees|"
@@ -224,6 +225,11 @@ def _stem(email_or_name: str | None) -> str | None:
     return email_or_name.split("@", 1)[1].split(".")[0].lower()
 
 
+# What follows a person's name as a subject: "Priya has been…", "Rick signs…".
+_PERSON_VERB = re.compile(r"(?:'s)? (?:has|had|is|was|will|would|can|signs|approves|decides|"
+                          r"owns|runs|said|says|thinks|wants|told|reports|handles|leads)\b")
+
+
 def _names(text: str, call: _Call | None = None) -> list[str]:
     """Capitalised names in `text` that are people or products, not titles, days or companies.
     A capitalised word that opens a sentence counts only when the call uses it mid-sentence
@@ -235,7 +241,8 @@ def _names(text: str, call: _Call | None = None) -> list[str]:
         before = text[:match.start()]
         opening = (not before.strip() or re.search(r"[.!?]\s*[\"']?$", before)) and \
             not re.search(r"(?<!\w)(?:Dr|Mr|Mrs|Ms|Prof)\.?\s*$", before)
-        if opening and call is not None and words[0] not in call.known:
+        if opening and call is not None and words[0] not in call.known and not (
+                len(words) == 1 and _PERSON_VERB.match(text[match.end():])):
             words.pop(0)
         while words and words[0].split("'")[0] in _NOT_NAMES:
             words.pop(0)

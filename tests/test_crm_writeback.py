@@ -413,3 +413,35 @@ def test_cli_plans_applies_and_pulls(crm):
     broken = runner.invoke(app, ["crm", "apply", "--all"], env=env)
     assert broken.exit_code == 1 and "reconnect" in broken.output
     assert "Traceback" not in broken.output
+
+
+def test_review_queue_over_the_json_api(crm):
+    from fastapi.testclient import TestClient
+
+    from api import create_app
+
+    sync(crm.org_id)
+    client = TestClient(create_app())
+    pending = client.get("/crm/review").json()
+    assert pending and {"id", "proposed", "current", "quote", "quote_at", "call_title",
+                        "confidence", "deal_name"} <= set(pending[0])
+    one = pending[0]
+    bad = client.post(f"/crm/review/{one['id']}/edit", params={"by": "ana"})
+    assert bad.status_code == 422 and "value" in bad.json()["error"]["message"]
+    edited = client.post(f"/crm/review/{one['id']}/edit",
+                         params={"by": "ana", "value": "Dana Ruiz, COO"})
+    assert edited.status_code == 200 and edited.json()["final"] == "Dana Ruiz, COO"
+    assert client.post(f"/crm/review/{one['id']}/approve", params={"by": "ana"}).status_code \
+        == 404  # no longer pending
+    rest = client.post("/crm/review", json={"action": "reject", "by": "ana",
+                                            "deal": pending[-1]["record_id"]})
+    assert rest.status_code == 200
+    assert all(p["status"] == "rejected" for p in rest.json()["decided"])
+    assert client.post("/crm/review", json={"action": "approve"}).status_code == 422
+    history = client.get("/crm/history", params={"deal": one["record_id"]}).json()
+    assert any(h["status"] == "approved" and h["actor"] == "ana" and
+               h["after"] == "Dana Ruiz, COO" for h in history)
+    written = sync(crm.org_id, include_synced=True)
+    assert not written.failed
+    if one["field"] != "Identify_Pain__c":
+        assert crm.box.get("Opportunity", one["record_id"])[one["field"]] == "Dana Ruiz, COO"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import date
 from pathlib import Path
@@ -110,7 +111,7 @@ def _ingest(folder: Path, roster_dir: Path | None = None) -> tuple[int, int]:
     settings = get_settings()
     roster_dir = roster_dir or folder
     team = load_team(roster_dir)
-    table = Table("meeting", "outcome", "detail", title=f"ingest {folder}")
+    table = Table("meeting", "outcome", "detail", title=escape(f"ingest {folder}"))
     problems = 0
     with session_scope() as session:
         if team is not None:
@@ -121,10 +122,10 @@ def _ingest(folder: Path, roster_dir: Path | None = None) -> tuple[int, int]:
         org_id = org.id
     ok = 0
     for item in FilesSource(folder).list_meetings():
+        # Everything from files is escaped: Rich would take "[field]" for markup and drop it.
         if isinstance(item, SourceProblem):
             problems += 1
-            where = f"{item.origin}" + (f" [{item.field}]" if item.field else "")
-            table.add_row(Path(item.origin).name, "[red]error[/red]", f"{where}: {item.message}")
+            table.add_row(escape(Path(item.origin).name), "[red]error[/red]", escape(str(item)))
             continue
         try:
             with session_scope() as session:
@@ -132,10 +133,10 @@ def _ingest(folder: Path, roster_dir: Path | None = None) -> tuple[int, int]:
 
                 result = ingest_record(session, session.get(Org, org_id), item)
             ok += 1
-            table.add_row(item.external_id, result.outcome.value, result.message)
+            table.add_row(escape(item.external_id), result.outcome.value, escape(result.message))
         except CoachloopError as exc:
             problems += 1
-            table.add_row(item.external_id, "[red]error[/red]", exc.message)
+            table.add_row(escape(item.external_id), "[red]error[/red]", escape(exc.message))
     deals = load_deals(roster_dir)
     if deals:
         with session_scope() as session:
@@ -177,6 +178,8 @@ def _process(retry_failed: bool, as_of: date | None) -> None:
         _process_here(pending)
     else:
         _process_on_workers(pending)
+    if pending:
+        _print_not_scored(meeting_ids=[m for m, _ in pending])
     org_id = _refresh_skills(as_of)
     if settings.runs_in_process:
         from connectors.crm_sync import crm_connected
@@ -211,7 +214,22 @@ def _process_here(pending: list[tuple[int, str]]) -> None:
             progress.advance(overall)
         progress.update(current, visible=False)
     for meeting_id, message in failures:
-        console.print(f"[red]meeting {meeting_id} failed:[/red] {message}")
+        console.print(f"[red]meeting {meeting_id} failed:[/red] {escape(message)}")
+
+
+def _print_not_scored(**scope) -> None:
+    """One line saying how many calls (in `scope`: see `reports.not_scored`) are not scored,
+    and why; nothing when all are."""
+    from core import reports
+    from core.db import session_scope
+    from core.ingest import current_org
+    from core.settings import get_settings
+
+    with session_scope() as session:
+        org = current_org(session, get_settings().org.name)
+        line = reports.not_scored(session, org.id, **scope).line()
+    if line:
+        console.print(f"[yellow]{escape(line)}[/yellow]")
 
 
 def _process_on_workers(pending: list[tuple[int, str]]) -> None:
@@ -298,6 +316,7 @@ def _team_report(as_of: date | None, window: int) -> None:
                 cells.append(f"{s.shrunk:.0f} · p{_fmt(s.percentile)}")
         table.add_row(row.rep.name, str(row.n_calls), *cells)
     console.print(table)
+    _print_not_scored(as_of=team.as_of, window_days=window)
 
 
 def _rep_report(email: str, as_of: date | None, window: int) -> None:
@@ -332,8 +351,9 @@ def _rep_report(email: str, as_of: date | None, window: int) -> None:
     calls = Table("date", "meeting", "scores", title="Recent calls")
     for m in card.recent_calls:
         scores = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(m.scores.items()))
-        calls.add_row(m.started_at.date().isoformat(), m.title, scores or m.stage)
+        calls.add_row(m.started_at.date().isoformat(), escape(m.title), scores or m.stage)
     console.print(calls)
+    _print_not_scored(rep_id=card.rep.id, as_of=card.as_of, window_days=window)
 
 
 def _clock(seconds: float) -> str:
@@ -369,9 +389,11 @@ def _sync_zoom(days: int | None, process: bool) -> None:
 
     def on_item(item, result) -> None:
         if isinstance(item, SourceProblem):
-            table.add_row(_short(item.origin, 40), "[yellow]later[/yellow]", item.message)
+            table.add_row(escape(_short(item.origin, 40)), "[yellow]later[/yellow]",
+                          escape(item.message))
         else:
-            table.add_row(_short(item.title, 40), result.outcome.value, result.message)
+            table.add_row(escape(_short(item.title, 40)), result.outcome.value,
+                          escape(result.message))
 
     with Progress(TextColumn("Zoom"), BarColumn(), TextColumn("{task.fields[note]}"),
                   TimeElapsedColumn(), console=console) as bar:
@@ -583,15 +605,29 @@ def _calibrate(labels_dir: Path, scorer: str, out: Path | None) -> None:
                       k(c.kappa_levels), f"{m['tp']}/{m['fp']}/{m['fn']}/{m['tn']}",
                       f"{c.abstained:.2f}", f"{c.run_to_run:.2f}")
     console.print(table)
-    fields = Table("MEDDIC field", "n", "found/absent agreement", "κ", "tp/fp/fn/tn",
-                   "names the reviewer's terms", "run-to-run", title="Field values")
-    for f in report.fields:
-        m = f.confusion
-        terms = f"{f.key_terms:.2f} of {f.key_terms_n}" if f.key_terms is not None else "-"
-        fields.add_row(f.field, str(f.n), f"{f.agreement:.2f}", k(f.kappa),
-                       f"{m['tp']}/{m['fp']}/{m['fn']}/{m['tn']}", terms, f"{f.run_to_run:.2f}")
-    if report.fields:
-        console.print(fields)
+    facts = Table("field", "n", "found vs not", "status (3-way)", "value match", "label→ours",
+                  "run-to-run", title="Deal facts (found / ambiguous / absent, distilled value)")
+    for f in report.facts:
+        matched = "—" if f.value_match is None else f"{f.value_match:.2f} of {f.value_n}" + (
+            " (person)" if f.person else "")
+        confusion = " ".join(f"{name}:{count}" for name, count in sorted(f.confusion.items())
+                             if name.split("→")[0] != name.split("→")[1])
+        facts.add_row(f.field, str(f.n), f"{f.found_accuracy:.2f}", k(f.status_accuracy),
+                      matched, confusion or "all agree", f"{f.run_to_run:.2f}")
+    if report.facts:
+        console.print(facts)
+        fp = report.facts_pooled
+
+        def fci(key: str) -> str:
+            bounds = fp.get(f"{key}_ci")
+            return f" ({bounds[0]:.2f}–{bounds[1]:.2f})" if bounds else ""
+
+        console.print(f"deal facts pooled: found vs not {k(fp.get('found_accuracy'))}"
+                      f"{fci('found_accuracy')}, 3-way {k(fp.get('status_accuracy'))}"
+                      f"{fci('status_accuracy')}, value match {k(fp.get('value_match'))}"
+                      f"{fci('value_match')} over {fp.get('value_n', 0)}, person-name match "
+                      f"{k(fp.get('person_match'))}{fci('person_match')} over "
+                      f"{fp.get('person_n', 0)} (95% intervals)")
     pooled = report.pooled
 
     def ci(key: str) -> str:
@@ -697,7 +733,10 @@ def _short(value: str | None, width: int = 48) -> str:
     return value if len(value) <= width else value[:width - 1] + "…"
 
 
-def _crm_sync(apply: bool, include_synced: bool, show_skips: bool = False):
+def _crm_sync(apply: bool, include_synced: bool, show_skips: bool = False,
+              deal: str | None = None, rep: str | None = None):
+    from rich.markup import escape
+
     from connectors.crm_sync import sync_configured
 
     _migrate()
@@ -705,31 +744,51 @@ def _crm_sync(apply: bool, include_synced: bool, show_skips: bool = False):
     if not report.calls and not report.writes:
         console.print("CRM: nothing to write back")
         return report
+    titles = {c.meeting_id: c.title for c in report.calls}
+    rep_of = {c.meeting_id: (c.rep_email or "").lower() for c in report.calls}
+
+    def shown(record_id: str | None, meeting_id: int | None) -> bool:
+        name = report.deal_names.get(record_id or "", "")
+        return ((not deal or deal in (record_id, name)) and
+                (not rep or rep_of.get(meeting_id) == rep.lower()))
+
     links = Table("call", "deal", "why", title="Calls → deals")
     for call in report.calls:
         match = report.deals[call.meeting_id]
-        links.add_row(_short(call.title, 40), match.record_id or "[yellow]not linked[/yellow]",
-                      _short(match.reason, 70))
+        if not shown(match.record_id, call.meeting_id) and (deal or rep):
+            continue
+        name = report.deal_names.get(match.record_id or "", "")
+        links.add_row(escape(_short(call.title, 40)),
+                      escape(f"{name} ({match.record_id})" if name else match.record_id or "")
+                      or "[yellow]not linked[/yellow]", escape(_short(match.reason, 70)))
     console.print(links)
     changes = Table("deal", "field", "policy", "current", "proposed", "evidence", "decision",
                     title="Field changes" + ("" if apply else " (plan: nothing written)"))
     for record_id, d in report.decisions:
-        if d.status == "skip" and not show_skips and d.reason == "not found in this call":
+        if d.status == "skip" and not show_skips and d.reason.startswith("not found"):
             continue
-        colour = {"write": "green", "unchanged": "dim", "skip": "yellow"}[d.status]
+        if (deal or rep) and not shown(record_id, d.meeting_id):
+            continue
+        colour = {"write": "green", "review": "cyan", "unchanged": "dim",
+                  "skip": "yellow"}[d.status]
         quote = ""
         if d.evidence:
             first = d.evidence[0]
-            minutes, seconds = divmod(int(first.get("start", 0)), 60)
-            quote = f"call {d.meeting_id} {minutes}:{seconds:02d} \"{_short(first['quote'], 40)}\""
-        changes.add_row(record_id, d.field, d.policy.value, _short(d.before, 24),
-                        _short(d.after if d.status == "write" else None, 36), quote,
-                        f"[{colour}]{d.status}[/{colour}]: {_short(d.reason, 44)}")
+            title = d.call_title or titles.get(d.meeting_id) or f"call {d.meeting_id}"
+            quote = (f"{_short(title, 28)} {_clock(float(first.get('start', 0)))} "
+                     f"\"{_short(first['quote'], 40)}\"")
+        name = report.deal_names.get(record_id)
+        changes.add_row(escape(_short(name, 24) if name else record_id), d.field,
+                        d.policy.value, escape(_short(d.before, 24)),
+                        escape(_short(d.after if d.status in ("write", "review") else None, 36)),
+                        escape(quote), f"[{colour}]{d.status}[/{colour}]: "
+                        + escape(_short(d.reason, 60)))
     console.print(changes)
     kinds: dict[str, int] = {}
     for write in report.writes:
         kinds[write.sobject] = kinds.get(write.sobject, 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    waiting = sum(1 for _, d in report.decisions if d.status == "review")
     if not apply:
         console.print(f"plan: {summary} record(s) would be written; run `coachloop crm apply`")
     else:
@@ -737,25 +796,117 @@ def _crm_sync(apply: bool, include_synced: bool, show_skips: bool = False):
         console.print(f"applied: {summary} record(s), {len(failed)} failed "
                       f"(audit run {report.run_id})")
         for write, result in failed:
-            console.print(f"[red]failed[/red] {write.sobject} {write.ref}: {result.error}")
+            console.print(f"[red]failed[/red] {escape(write.sobject)} {escape(write.ref)}: "
+                          f"{escape(result.error or '')}")
+    if waiting:
+        console.print(f"{waiting} value(s) wait for approval: `coachloop crm review`")
     for note in report.skipped:
-        console.print(f"[yellow]skipped:[/yellow] {note}")
+        console.print(f"[yellow]skipped:[/yellow] {escape(note)}")
     return report
 
 
 @crm_app.command("plan")
 def crm_plan(all_calls: bool = typer.Option(False, "--all", help="include calls already "
                                             "written back"),
-             show_skips: bool = typer.Option(False, help="also list fields not found in a call")):
+             show_skips: bool = typer.Option(False, help="also list fields not found"),
+             deal: Optional[str] = typer.Option(None, help="only this deal (CRM id or name)"),
+             rep: Optional[str] = typer.Option(None, help="only calls of this rep (e-mail)")):
     """Show what write-back would change in the CRM (current vs proposed, and why)."""
-    _run(_crm_sync, False, all_calls, show_skips)
+    _run(_crm_sync, False, all_calls, show_skips, deal, rep)
 
 
 @crm_app.command("apply")
 def crm_apply(all_calls: bool = typer.Option(False, "--all", help="include calls already "
                                              "written back")):
-    """Write methodology fields, call activities and skill scores to the CRM (idempotent)."""
+    """Write call activities, skill scores and approved or auto-approved field values to the
+    CRM (idempotent); values in review mode go to the review queue."""
     _run(_crm_sync, True, all_calls)
+
+
+def _reviewer(by: str | None) -> str:
+    import getpass
+
+    return by or os.environ.get("COACHLOOP_REVIEWER") or getpass.getuser()
+
+
+def _crm_review(action: str | None, ids: list[int], all_pending: bool, deal: str | None,
+                value: str | None, by: str | None, write: bool) -> None:
+    from rich.markup import escape
+
+    from core.db import session_scope
+    from core.review import decide, queue
+
+    _migrate()
+    org_id = _org_id()
+    if action is None:
+        with session_scope() as session:
+            pending = queue(session, org_id, deal=deal)
+        if not pending:
+            console.print("review queue: nothing waiting")
+            return
+        table = Table("id", "deal", "field", "current", "proposed", "evidence", "confidence",
+                      title=f"CRM values waiting for approval ({len(pending)})")
+        for p in pending:
+            at = _clock(p.quote_at or 0.0)
+            table.add_row(str(p.id), escape(f"{p.deal_name or p.record_id}"), p.field,
+                          escape(_short(p.current, 24)), escape(_short(p.proposed, 40)),
+                          escape(f"{_short(p.call_title, 28)} {at} \"{_short(p.quote, 48)}\""),
+                          f"{p.confidence:.2f}" if p.confidence is not None else "—")
+        console.print(table)
+        console.print("approve / edit / reject: `coachloop crm review approve ID…` (or --all "
+                      "[--deal D]), `… edit ID --value TEXT`, `… reject ID…`")
+        return
+    if not ids and not all_pending:
+        _fail("name the proposal ids, or --all (with --deal to limit it to one deal)")
+    with session_scope() as session:
+        done = decide(session, org_id, ids or None, action, by=_reviewer(by), value=value,
+                      deal=deal)
+    verb = {"approve": "approved", "edit": "edited and approved", "reject": "rejected"}[action]
+    console.print(f"{verb} {len(done)} value(s) as {escape(_reviewer(by))}")
+    if action != "reject" and done and write:
+        from core.settings import get_settings
+        if get_settings().salesforce.client_id:
+            _crm_sync(True, False)
+
+
+@crm_app.command("review")
+def crm_review(action: Optional[str] = typer.Argument(None, help="approve, edit or reject; "
+                                                      "none: list what waits"),
+               ids: list[int] = typer.Argument(None, help="proposal ids"),
+               all_pending: bool = typer.Option(False, "--all", help="every pending value"),
+               deal: Optional[str] = typer.Option(None, help="only this deal (CRM id or name)"),
+               value: Optional[str] = typer.Option(None, help="edit: the value to write"),
+               by: Optional[str] = typer.Option(None, help="who decides (default: you)"),
+               write: bool = typer.Option(True, help="write approved values right away")):
+    """The review queue: CRM values waiting for a person's approval, with their evidence."""
+    _run(_crm_review, action, ids or [], all_pending, deal, value, by, write)
+
+
+def _crm_history(deal: str | None, limit: int) -> None:
+    from rich.markup import escape
+
+    from core.db import session_scope
+    from core.review import history
+
+    _migrate()
+    with session_scope() as session:
+        entries = history(session, _org_id(), deal=deal, limit=limit)
+    if not entries:
+        console.print("CRM history: nothing yet")
+        return
+    table = Table("when", "deal", "field", "what", "before", "after", "by", title="CRM history")
+    for e in entries:
+        table.add_row(e.at.strftime("%Y-%m-%d %H:%M"), escape(e.record_id or ""),
+                      escape(e.field or ""), e.status, escape(_short(e.before, 24)),
+                      escape(_short(e.after, 36)), escape(e.actor or "coachloop"))
+    console.print(table)
+
+
+@crm_app.command("history")
+def crm_history(deal: Optional[str] = typer.Option(None, help="only this deal (CRM id)"),
+                limit: int = typer.Option(200, help="newest N entries")):
+    """Who approved, rejected or wrote what, with before and after."""
+    _run(_crm_history, deal, limit)
 
 
 def _crm_pull(full: bool) -> None:
@@ -782,22 +933,45 @@ def crm_pull(full: bool = typer.Option(False, help="pull every deal, not only ch
 # --------------------------------------------------------------- connections ----
 
 
-def _connect(provider: str, callback_url: str | None, follow: bool) -> None:
-    from connectors.oauth_apps import connect_following_consent, start_connect
+def _connect(provider: str, callback_url: str | None, follow: bool, yes: bool) -> None:
+    from connectors.oauth_apps import LABELS, oauth_provider, replace_connection, start_connect
+    from core.connections import ENDED, list_connections
     from core.db import session_scope
     from core.ingest import current_org
     from core.settings import get_settings
 
     settings = get_settings()
     _migrate()
+    oauth_provider(provider, settings)  # unknown or unconfigured: say so before asking
     with session_scope() as session:
         org_id = current_org(session, settings.org.name).id
+        existing = [c for c in list_connections(session, org_id, provider)
+                    if c.status not in ENDED]
+    label = LABELS.get(provider, provider)
+    if existing and not yes:
+        names = ", ".join(f"connection {c.id} (account {c.account_ref or '—'}, {c.status})"
+                          for c in existing)
+        console.print(escape(f"{label} is already connected: {names}."), highlight=False)
+        if not typer.confirm(f"Replace it? The old connection is revoked at {label} first",
+                             default=False):
+            console.print("nothing changed")
+            raise typer.Exit(1)
     if not follow and not callback_url:
         url = start_connect(provider, org_id, settings)
         console.print(f"Open this URL, approve, then paste the address you land on:\n{url}")
         callback_url = typer.prompt("redirected URL")
-    info = connect_following_consent(provider, org_id, settings, callback_url)
-    console.print(f"connected {provider} (connection {info.id}, account {info.account_ref or '—'})")
+    info, ended = replace_connection(provider, org_id, settings, callback_url)
+    _print_ended(ended, "replaced")
+    console.print(escape(f"connected {provider} (connection {info.id}, account "
+                         f"{info.account_ref or '—'})"), highlight=False)
+
+
+def _print_ended(ended, verb: str) -> None:
+    for e in ended:
+        colour = "green" if e.revoked else "yellow"
+        console.print(f"[{colour}]{verb}[/{colour}] " + escape(
+            f"{e.provider} connection {e.id} (account {e.account or '—'}): {e.note}; "
+            f"its tokens are deleted here"), highlight=False)
 
 
 @app.command()
@@ -805,33 +979,88 @@ def connect(provider: str = typer.Argument(..., help="zoom or salesforce"),
             callback_url: Optional[str] = typer.Option(None, help="the redirected URL, if you "
                                                        "already have it"),
             follow: bool = typer.Option(False, help="follow the consent URL yourself "
-                                        "(sandbox vendors consent automatically)")):
-    """Connect a vendor account with OAuth, without a browser on this machine."""
-    _run(_connect, provider, callback_url, follow)
+                                        "(sandbox vendors consent automatically)"),
+            yes: bool = typer.Option(False, "--yes", "-y", help="replace an existing "
+                                     "connection to this vendor without asking")):
+    """Connect a vendor account with OAuth, without a browser on this machine (replaces the
+    org's earlier connection to that vendor, after asking)."""
+    _run(_connect, provider, callback_url, follow, yes)
 
 
 def _connections() -> None:
-    from core.connections import list_connections
-    from core.db import session_scope
-    from core.ingest import current_org
+    from connectors.oauth_apps import check_connections
     from core.settings import get_settings
 
-    with session_scope() as session:
-        rows = list_connections(session, current_org(session, get_settings().org.name).id)
-    table = Table("id", "provider", "account", "kind", "status", "expires", "last error",
-                  title="Connections")
+    _migrate()
+    rows = check_connections(_org_id(), get_settings())
+    table = Table("id", "provider", "account", "status", "scopes", "last sync",
+                  "last error / what to do", title="Connections (checked live)")
+    colours = {"active": "green", "unreachable": "yellow", "broken": "red"}
     for c in rows:
-        status = "[green]active[/green]" if c.status == "active" else f"[red]{c.status}[/red]"
-        table.add_row(str(c.id), c.provider, c.account_ref or "—", c.auth_kind, status,
-                      c.expires_at.isoformat(timespec="minutes") if c.expires_at else "—",
-                      c.last_error or "")
+        colour = colours.get(c.status, "dim")
+        account = c.account or "—"
+        if c.note:
+            account += f" · {c.note}"
+        table.add_row(str(c.id), c.provider, escape(account),
+                      f"[{colour}]{c.status}[/{colour}]", escape(" ".join(c.scopes) or "—"),
+                      c.last_sync_at.isoformat(timespec="minutes") if c.last_sync_at else "—",
+                      escape(c.problem or ""))
+    if not rows:
+        console.print("no connections yet: `coachloop connect zoom` or "
+                      "`coachloop connect salesforce`")
+        return
     console.print(table)
+    for c in rows:
+        if c.status in ("broken", "unreachable"):
+            console.print(f"[{colours[c.status]}]{c.status}:[/] {escape(c.problem or '')}",
+                          highlight=False, soft_wrap=True)
 
 
 @app.command()
 def connections():
-    """Vendor connections, their status, and why any is broken."""
+    """Vendor connections checked live: status, account, scopes, last sync, what to fix."""
     _run(_connections)
+
+
+def _disconnect(provider: str, yes: bool) -> None:
+    from connectors.oauth_apps import LABELS, end_connections, oauth_provider
+    from core.connections import ENDED, list_connections
+    from core.db import session_scope
+    from core.errors import ConfigError
+    from core.settings import get_settings
+
+    settings = get_settings()
+    _migrate()
+    org_id = _org_id()
+    try:  # an unknown vendor stops here
+        oauth_provider(provider, settings)
+    except ConfigError:
+        pass  # unconfigured: it cannot be revoked there, but its tokens still go here
+    with session_scope() as session:
+        live = [c for c in list_connections(session, org_id, provider) if c.status not in ENDED]
+    if not live:
+        console.print(escape(f"no {provider} connection to disconnect"), highlight=False)
+        return
+    label = LABELS.get(provider, provider)
+    if not yes and not typer.confirm(
+            f"Disconnect {label} (connection {', '.join(str(c.id) for c in live)})? Its "
+            f"tokens are revoked at {label} and deleted here", default=False):
+        console.print("nothing changed")
+        raise typer.Exit(1)
+    ended = end_connections(org_id, provider, settings, status="disconnected")
+    _print_ended(ended, "disconnected")
+    if not all(e.revoked for e in ended):
+        console.print(escape(f"{label} did not confirm the revocation: remove the app's "
+                             f"access in {label}'s own admin settings to be sure"),
+                      style="yellow", highlight=False)
+
+
+@app.command()
+def disconnect(provider: str = typer.Argument(..., help="zoom or salesforce"),
+               yes: bool = typer.Option(False, "--yes", "-y", help="don't ask")):
+    """Revoke the org's connection to a vendor there, delete its tokens here, and mark it
+    disconnected (the row stays for the audit)."""
+    _run(_disconnect, provider, yes)
 
 
 @app.command()
@@ -855,7 +1084,6 @@ def _demo(fresh: bool, rep: str | None) -> None:
 
     from connectors.crm_sync import sync_configured
     from connectors.files import load_team
-    from connectors.oauth_apps import connect_following_consent
     from core.db import session_scope
     from core.ingest import apply_team, ensure_org
     from core.models import Meeting
@@ -885,9 +1113,7 @@ def _demo(fresh: bool, rep: str | None) -> None:
             org_id = org.id
         console.print(f"sandboxes: Zoom {boxes.zoom_server.url}, Salesforce "
                       f"{boxes.salesforce_server.url} (`coachloop sandbox` runs them alone)")
-        for provider in ("zoom", "salesforce"):
-            info = connect_following_consent(provider, org_id, settings)
-            console.print(f"connected {provider} with OAuth (connection {info.id})")
+        replaced = _demo_connect(org_id, settings)
         api_server = _serve_api(boxes.tls)
         webhook_url = f"{api_server.url}/webhooks/zoom"
         verify = str(boxes.tls.ca_path)
@@ -899,7 +1125,9 @@ def _demo(fresh: bool, rep: str | None) -> None:
             latest = session.exec(select(func.max(Meeting.started_at))).one()
         as_of = latest.date() if latest else None
         refresh_skills(org_id, as_of)  # the demo calls are dated Sep–Nov 2026
-        report = sync_configured(org_id)  # this refresh's skill scores
+        # This refresh's skill scores; after an earlier run, every call too: this run's
+        # Salesforce sandbox starts empty, whatever the earlier one was sent.
+        report = sync_configured(org_id, include_synced="salesforce" in replaced)
         if report.failed:
             raise CoachloopError(f"{len(report.failed)} CRM write(s) failed")
         _team_report(as_of, 90)
@@ -910,6 +1138,27 @@ def _demo(fresh: bool, rep: str | None) -> None:
         if api_server is not None:
             api_server.stop()
         boxes.stop()
+
+
+def _demo_connect(org_id: int, settings) -> set[str]:
+    """Connect both sandboxes with OAuth. An earlier run's connections point at sandboxes
+    that stopped with it (random ports, tokens held in memory): they are replaced, so the
+    org keeps one active connection per vendor and every call goes to this run's sandboxes."""
+    from connectors.oauth_apps import replace_connection
+
+    replaced = set()
+    for provider in ("zoom", "salesforce"):
+        info, ended = replace_connection(provider, org_id, settings)
+        note = ""
+        if ended:
+            replaced.add(provider)  # the same sandbox account reuses its row; another one gets a new row
+            others = [str(e.id) for e in ended if e.id != info.id]
+            note = (" [dim](an earlier run's sandbox has stopped: "
+                    + ("this connection was renewed" if len(others) < len(ended) else "")
+                    + (" and " if others and len(others) < len(ended) else "")
+                    + (f"connection {', '.join(others)} replaced" if others else "") + ")[/dim]")
+        console.print(f"connected {provider} with OAuth (connection {info.id}){note}")
+    return replaced
 
 
 def _serve_api(tls):
@@ -969,13 +1218,29 @@ def _crm_diff(org_id: int, boxes) -> None:
                                                    CrmWrite.field.is_not(None),
                                                    CrmWrite.status == "written")
                             .order_by(CrmWrite.record_id, CrmWrite.id)).all()
+    from core.review import queue
+
     names = {o["Id"]: o["Name"] for o in boxes.salesforce.records("Opportunity")}
     table = Table("opportunity", "field", "policy", "before", "after", title="Salesforce: "
-                  "fields written (audit trail)")
+                  "fields written (audit trail; our AI copies, no review needed)")
     for row in rows:
-        table.add_row(_short(names.get(row.record_id, row.record_id), 34), row.field or "",
-                      row.policy, _short(row.before, 16), _short(row.after, 60))
+        table.add_row(escape(_short(names.get(row.record_id, row.record_id), 34)),
+                      row.field or "", row.policy, escape(_short(row.before, 16)),
+                      escape(_short(row.after, 60)))
     console.print(table)
+    with session_scope() as session:
+        pending = queue(session, org_id)
+    review = Table("id", "opportunity", "rep's field", "proposed", "evidence", "confidence",
+                   title="Waiting for a person's approval (review mode: nothing is written to "
+                         "a rep's field before it is approved)")
+    for p in pending:
+        review.add_row(str(p.id), escape(_short(names.get(p.record_id, p.record_id), 30)),
+                       p.field, escape(_short(p.proposed, 40)),
+                       escape(f"{_clock(p.quote_at or 0.0)} \"{_short(p.quote, 44)}\""),
+                       f"{p.confidence:.2f}" if p.confidence is not None else "—")
+    console.print(review)
+    console.print(f"{len(pending)} value(s) wait in `coachloop crm review` "
+                  "(approve, edit or reject)")
     tasks = [t for t in boxes.salesforce.records("Task") if t.get("Coachloop_Meeting_Key__c")]
     scores = boxes.salesforce.records("Rep_Skill_Score__c")
     console.print(f"Salesforce now holds {len(tasks)} call Task(s) "

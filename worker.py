@@ -15,7 +15,7 @@ from datetime import date
 
 from celery import Celery
 
-from core.errors import Resolution, TransientError, classify
+from core.errors import CoachloopError, Resolution, classify, user_message
 from core.settings import get_settings
 
 log = logging.getLogger("coachloop.worker")
@@ -79,8 +79,9 @@ def _run_stage(task, stage: str, meeting_id: int, fn) -> bool:
         resolution = record_failure(meeting_id, stage, exc)
         _retry_if_transient(task, exc)
         if resolution is Resolution.TRANSIENT:  # out of retries: now it is terminal
-            record_failure(meeting_id, stage, TransientError(
-                f"{stage} kept failing after {task.max_retries} retries: {exc}"))
+            # (a TransientError here would be "worth retrying" again and never recorded)
+            record_failure(meeting_id, stage, CoachloopError(
+                f"{stage} kept failing after {task.max_retries} retries: {user_message(exc)}"))
         log.warning("meeting %s: %s failed (%s)", meeting_id, stage, classify(exc).value)
         return False
 

@@ -1,13 +1,19 @@
-"""Which vendors can be connected with OAuth, by name."""
+"""Which vendors can be connected with OAuth, by name; connecting, checking, replacing and
+disconnecting an org's connections."""
 
 from __future__ import annotations
 
-from core.connections import TokenVault
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from core.connections import ConnectionInfo, TokenVault
 from core.errors import NotFound
 from core.oauth import OAuthProvider
 from core.settings import Settings
 
 OAUTH_PROVIDERS = ("zoom", "salesforce")
+log = logging.getLogger("coachloop.connections")
 
 
 def oauth_provider(name: str, settings: Settings) -> OAuthProvider:
@@ -64,3 +70,146 @@ def connect_following_consent(provider: str, org_id: int, settings: Settings,
     if "code" not in query or "state" not in query:
         raise CoachloopError("that address has no code and state in it")
     return finish_connect(oauth, code=query["code"][0], state=query["state"][0], cipher=cipher)
+
+
+# ------------------------------------------------------------ manage connections ----
+
+LABELS = {"zoom": "Zoom", "salesforce": "Salesforce"}
+
+
+def _vendor(name: str):
+    """The vendor module that knows how to probe a connection of `name`."""
+    if name == "zoom":
+        import connectors.zoom as vendor
+    elif name == "salesforce":
+        import connectors.salesforce as vendor
+    else:
+        raise NotFound(f"no connector {name!r} (available: {', '.join(OAUTH_PROVIDERS)})")
+    return vendor
+
+
+@dataclass(frozen=True)
+class ConnectionHealth:
+    """A connection checked live: `status` active | broken | unreachable (or its ended
+    status, disconnected | replaced, without a call); `problem` says what is wrong and what
+    to do. Never a token."""
+
+    id: int
+    provider: str
+    account: str
+    status: str
+    scopes: tuple[str, ...]
+    last_sync_at: datetime | None
+    note: str = ""  # what the live call told us (who it acts as, API calls left)
+    problem: str | None = None
+
+
+def check_connection(info: ConnectionInfo, settings: Settings) -> ConnectionHealth:
+    """One cheap authenticated call through the token vault and the vendor's client; the
+    outcome classified by `core.errors.classify` (transient → unreachable, else broken)."""
+    from core.connections import ENDED, ConnectionBroken, mark_broken
+    from core.errors import CoachloopError, Resolution, classify, user_message
+    from core.oauth import AuthRefused
+
+    def health(status: str, note: str = "", problem: str | None = None) -> ConnectionHealth:
+        return ConnectionHealth(info.id, info.provider, info.account_ref, status, info.scopes,
+                                info.last_sync_at, note, problem)
+
+    if info.status in ENDED:
+        return health(info.status, problem=info.last_error)
+    label = LABELS.get(info.provider, info.provider)
+    again = f"run `coachloop connect {info.provider}` again"
+    if info.status == "broken":  # the vault will not use it until an admin reconnects
+        return health("broken", problem=f"{info.last_error}; {again}")
+    try:
+        vendor = _vendor(info.provider)
+        return health("active", vendor.probe(info.id, settings))
+    except Exception as exc:  # classified just below; nothing escapes as a traceback
+        if classify(exc) is Resolution.TRANSIENT:
+            origin = vendor.api_origin(settings, info.instance_url)
+            reason = user_message(exc)
+            log.info("connection %s unreachable: %s (%s)", info.id, reason,
+                     getattr(exc, "detail", None))
+            # Network failures say "reach"; a vendor that answers 429/5xx is up but busy.
+            busy = "" if "reach" in reason.lower() else f" right now ({reason})"
+            return health("unreachable", problem=(
+                f"the {label} connection {info.id} ({origin}) cannot be reached{busy}: check "
+                f"the instance URL or {again}"))
+        if not isinstance(exc, CoachloopError):
+            log.exception("checking connection %s", info.id)
+        message = user_message(exc)
+        if isinstance(exc, (ConnectionBroken, AuthRefused)):
+            mark_broken(info.id, message)  # the vendor said no: admins see it everywhere
+            if "coachloop connect" not in message:
+                message += f"; {again}"
+        return health("broken", problem=message)
+
+
+def check_connections(org_id: int, settings: Settings) -> list[ConnectionHealth]:
+    """Every connection of the org, each checked live (ended ones only listed)."""
+    from core.connections import list_connections
+    from core.db import session_scope
+
+    with session_scope() as session:
+        infos = list_connections(session, org_id)
+    return [check_connection(info, settings) for info in infos]
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A connection we ended: whether the vendor revoked its grant, and what it said."""
+
+    id: int
+    provider: str
+    account: str
+    revoked: bool
+    note: str
+
+
+def end_connections(org_id: int, provider: str, settings: Settings, *,
+                    status: str = "disconnected") -> list[Ended]:
+    """Revoke each live connection of the org to `provider` at the vendor (best effort), then
+    delete its tokens and mark it `status` (disconnected | replaced), keeping the row."""
+    from core.connections import ENDED, TokenVault, end_connection, list_connections, \
+        stored_tokens
+    from core.crypto import cipher_from_settings
+    from core.db import session_scope
+    from core.errors import CoachloopError, user_message
+    from core.oauth import revoke
+
+    label = LABELS.get(provider, provider)
+    cipher = cipher_from_settings(settings)
+    with session_scope() as session:
+        infos = [c for c in list_connections(session, org_id, provider) if c.status not in ENDED]
+    ended = []
+    for info in infos:
+        tokens = stored_tokens(info.id, cipher)
+        revoked, note = False, "it held no tokens"
+        if tokens is not None:
+            try:
+                oauth = oauth_provider(provider, settings)
+                if oauth.revoke_token == "access_token" and not tokens.fresh(timedelta(0)):
+                    try:  # the vendor wants a live access token: refresh one if we can
+                        tokens = TokenVault(lambda _: oauth, cipher).access_token(info.id)
+                    except CoachloopError:
+                        pass  # try with the stored one; the vendor decides
+                revoke(oauth, tokens)
+                revoked, note = True, f"revoked at {label}"
+            except Exception as exc:  # whatever happened there, our tokens still go
+                if not isinstance(exc, CoachloopError):
+                    log.exception("revoking connection %s", info.id)
+                note = f"not revoked at {label}: {user_message(exc)}"
+        end_connection(info.id, status, note)
+        ended.append(Ended(info.id, provider, info.account_ref, revoked, note))
+    return ended
+
+
+def replace_connection(provider: str, org_id: int, settings: Settings,
+                       callback_url: str | None = None) -> tuple[ConnectionInfo, list[Ended]]:
+    """Connect `provider` for the org as its only connection to that vendor: end (revoke,
+    drop tokens, mark `replaced`) whatever it had, then run the connect flow. The old grant
+    goes first because Zoom's revocation deauthorizes the app for that user, which would
+    also end a new grant for the same user."""
+    oauth_provider(provider, settings)  # unconfigured: say so before ending anything
+    ended = end_connections(org_id, provider, settings, status="replaced")
+    return connect_following_consent(provider, org_id, settings, callback_url), ended

@@ -273,8 +273,8 @@ def _people(call_lines: list[_Line], titles: dict[str, str] | None) -> dict[str,
     """Names with the title said beside them ("Rick, our COO", "our CFO, Dana Ruiz")."""
     found = dict(titles or {})
     apposition = re.compile(
-        rf"([A-Z][a-z]+(?: [A-Z][a-z]+)?),? (?:he's |she's |who's |is )?(?:our|the|their|my) "
-        rf"({_TITLE})|(?:our|the|their|my) ({_TITLE}),? ([A-Z][a-z]+(?: [A-Z][a-z]+)?)")
+        rf"([A-Z][a-z]+(?: [A-Z][a-z]+)?),? (?:he's |she's |who's |is )?(?i:our|the|their|my) "
+        rf"((?i:{_TITLE}))|(?i:our|the|their|my) ((?i:{_TITLE})),? ([A-Z][a-z]+(?: [A-Z][a-z]+)?)")
     for line in call_lines:
         for match in apposition.finditer(line.text):
             name = match.group(1) or match.group(4)
@@ -370,8 +370,9 @@ _DATE = re.compile(
     r"(?:(?:by|before|until|in|within|for|around|at|from|end of|start of|early|mid|late|"
     r"the end of|the start of|no later than|ahead of|after)\s+)?(?:the\s+)?"
     r"(?:(?:end|start|beginning|middle) of (?:the )?)?"
-    r"(?:january|february|march|april|may|june|july|august|september|october|november|december|"
-    r"jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|q[1-4]|h[12]|fy ?\d{2,4}|"
+    r"(?:(?:january|february|march|april|may|june|july|august|september|october|november|december|"
+    r"jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)(?: \d{1,2}(?:st|nd|rd|th)?(?!\w))?|"
+    r"q[1-4]|h[12]|fy ?\d{2,4}|"
     r"(?:this|next|the) (?:quarter|month|year|fiscal year|financial year|week|summer|spring|"
     r"autumn|fall|winter|term|semester|season)|(?:summer|spring|autumn|fall|winter)|"
     r"year[- ]end|quarter[- ]end|month[- ]end|christmas|black friday|new year|"

@@ -750,7 +750,8 @@ class SalesforceSandbox:
             with self._lock:
                 self.requests["POST /services/oauth2/revoke"] += 1
                 tok = self._tokens.get(form.get("token", ""))
-                if tok is None:
+                # A revoked token is gone at Salesforce: revoking it again is an error too.
+                if tok is None or tok.revoked:
                     return JSONResponse({"error": "unsupported_token_type",
                                          "error_description": "this token type is not "
                                                               "supported"}, status_code=400)

@@ -421,6 +421,15 @@ class ZoomSandbox:
             return JSONResponse(sandbox._token_grant(request.headers.get("authorization"), form,
                                                      base_of(request)))
 
+        @app.post("/oauth/revoke")
+        async def revoke(request: Request):
+            await sandbox._gate("POST /oauth/revoke")
+            form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+            for key, value in request.query_params.items():   # Zoom also reads the query
+                form.setdefault(key, value)
+            sandbox._revoke(request.headers.get("authorization"), form)
+            return JSONResponse({"status": "success"})
+
         @app.get("/v2/users/{userId}")
         async def get_user(userId: str, request: Request):
             await sandbox._gate("GET /v2/users/{userId}")
@@ -566,7 +575,8 @@ class ZoomSandbox:
 
     # OAuth ------------------------------------------------------------------
 
-    def _token_grant(self, authorization: str | None, form: dict, base: str) -> dict:
+    def _client(self, authorization: str | None, form: dict) -> str:
+        """The OAuth app authenticating (HTTP Basic, or client_id/secret parameters)."""
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         if authorization and authorization.lower().startswith("basic "):
             try:
@@ -579,6 +589,27 @@ class ZoomSandbox:
         if not (hmac.compare_digest(client_id, self.client_id)
                 and hmac.compare_digest(client_secret, self.client_secret)):
             raise _oauth_error(401, "invalid_client", "Invalid client_id or client_secret")
+        return client_id
+
+    def _revoke(self, authorization: str | None, form: dict) -> None:
+        """`POST /oauth/revoke`: revoking a token deauthorizes the app for that user, so every
+        token of theirs for this app ends (access and refresh); unknown tokens are refused."""
+        client_id = self._client(authorization, form)
+        value = form.get("token") or ""
+        if not value:
+            raise _oauth_error(400, "invalid_request", "Token cannot be empty.")
+        with self._lock:
+            tok = self._tokens.get(value)
+            if tok is None or tok.kind not in ("access", "refresh") \
+                    or tok.client_id != client_id:
+                raise _oauth_error(400, "invalid_request", "Invalid Token!")
+            for key, other in list(self._tokens.items()):
+                if other.client_id == client_id and other.user_email == tok.user_email \
+                        and other.kind in ("access", "refresh"):
+                    del self._tokens[key]
+
+    def _token_grant(self, authorization: str | None, form: dict, base: str) -> dict:
+        client_id = self._client(authorization, form)
         grant = form.get("grant_type")
         if not grant:
             raise _oauth_error(400, "invalid_request", "Missing grant type.")

@@ -48,6 +48,46 @@ def test_errors_are_one_clear_line(tmp_path):
     assert bad_date.exit_code == 1 and "YYYY-MM-DD" in bad_date.output
 
 
+def test_ingest_problem_lines_keep_file_line_and_field(tmp_path):
+    """`[started_at]` is user data, not Rich markup: it must reach the terminal."""
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    (folder / "team.yaml").write_text((DEMO_CALLS.parent / "team.yaml").read_text())
+    (folder / "late.yaml").write_text('title: "Intro [draft]"\nstarted_at: "not a date"\n'
+                                      "transcript: late.vtt\n")
+    result = runner.invoke(app, ["ingest", str(folder)], env={"COLUMNS": "400"})
+    assert result.exit_code == 1, result.output
+    assert "late.yaml:2 [started_at]: not an ISO 8601 date" in result.output
+
+
+def test_calls_not_scored_say_why(tmp_path):
+    """Ingested calls that count toward no rep say why, in `process` and in both reports."""
+    folder = copy_calls(tmp_path / "calls", ["demo-call-03"])
+    for name in ("team.yaml", "deals.yaml"):
+        (folder / name).write_text((DEMO_CALLS.parent / name).read_text())
+    manifest = (folder / "demo-call-03.yaml").read_text()
+    vtt = (folder / "demo-call-03.vtt").read_text()
+    for stem, day in (("buyer-only", "11"), ("garbled", "12")):
+        (folder / f"{stem}.vtt").write_text(vtt.replace("<v Tyler Reed>", "<v Brian Walker>"))
+        (folder / f"{stem}.yaml").write_text(
+            manifest.replace("demo-call-03.vtt", f"{stem}.vtt")
+            .replace("external_id: demo-call-03", f"external_id: {stem}")
+            .replace("2026-09-10T14", f"2026-09-{day}T14").replace("recording: demo-call-03.ogg\n", ""))
+    assert invoke("ingest", str(folder)).exit_code == 0
+    (folder / "garbled.vtt").write_bytes(b"WEBVTT\n\n1\n00:00:00.600 --> 00:00:03.318\n\xff\xfe\n")
+    processed = invoke("process", "--as-of", "2026-11-20")
+    assert processed.exit_code == 0, processed.output
+    expected = ("2 calls not scored: 1 no speech in this call is attributed to the rep, "
+                "1 transcription failed: ")
+    assert expected in processed.output and "not UTF-8" in processed.output
+    team = invoke("report", "team", "--as-of", "2026-11-20")
+    assert expected in team.output
+    rep = invoke("report", "rep", "tyler.reed@acme-analytics.example", "--as-of", "2026-11-20")
+    assert expected in rep.output
+    maya = invoke("report", "rep", "maya.chen@acme-analytics.example", "--as-of", "2026-11-20")
+    assert "not scored" not in maya.output  # not her calls
+
+
 def test_demo_runs_end_to_end(tmp_path):
     """What `make demo` runs, as a user would: a fresh process, the embedded default."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COACHLOOP_")}
@@ -64,6 +104,15 @@ def test_demo_runs_end_to_end(tmp_path):
         assert rep in out
     assert "Scorecard" in out and "Strengths" in out and '"' in out  # quotes as evidence
     assert "Coaching agenda" in out and "Tyler Reed" in out and "what good looks like" in out
-    assert "fields written (audit trail)" in out and "fill_empty" in out
+    assert "fields written (audit trail" in out and "shadow" in out
+    assert "Waiting for a person's approval" in out and "wait in `coachloop crm review`" in out
     assert "Salesforce now holds 15 call Task(s)" in out
     assert "failed" not in out
+    # Again, as `make demo` twice: this run's sandboxes are new (other ports, empty
+    # Salesforce); the earlier run's connections point at stopped ones and must not be used.
+    again = subprocess.run([sys.executable, "-m", "cli", "demo"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "an earlier run's sandbox has stopped" in again.stdout
+    assert "Salesforce now holds 15 call Task(s)" in again.stdout
+    assert "failed" not in again.stdout and "cannot reach" not in again.stdout

@@ -40,13 +40,15 @@ def test_exported_calls_label_and_calibrate(sqlite_database, tmp_path):
     assert document["rep"]["email"] and document["buyers"]
     speakers = {t["speaker"] for t in document["turns"]}
     assert "rep" in speakers and speakers & {b["name"] for b in document["buyers"]}
-    assert set(document["labels"]) >= {"meddic", "bant", "fields", "notes"}
+    assert set(document["labels"]) >= {"meddic", "bant", "notes"}
+    assert document["facts"]["economic_buyer"]["status"] == "?"
     assert set(document["labels"]["meddic"].values()) == {"?"}
 
     # A reviewer labels two criteria of one call; only those are measured.
     document["labels"]["meddic"]["economic_buyer"] = 3
     document["labels"]["bant"]["budget"] = 0
-    document["labels"]["fields"]["economic_buyer"] = "Someone, CFO"
+    document["facts"]["economic_buyer"] = {"status": "found", "value": "Someone, CFO",
+                                           "terms": ["Someone"]}
     files[0].write_text(yaml.safe_dump(document, sort_keys=False))
     report_path = tmp_path / "report.json"
     measured = invoke("calibrate", str(out), "--out", str(report_path))
@@ -55,7 +57,7 @@ def test_exported_calls_label_and_calibrate(sqlite_database, tmp_path):
     assert {(c["methodology"], c["criterion"]) for c in report["criteria"]} == {
         ("meddic", "economic_buyer"), ("bant", "budget")}
     assert all(c["n"] == 1 for c in report["criteria"])
-    assert [f["field"] for f in report["fields"]] == ["economic_buyer"]
+    assert [(f["field"], f["n"]) for f in report["facts"]] == [("economic_buyer", 1)]
 
 
 def test_export_never_overwrites_a_reviewers_file_and_redacts_by_default(sqlite_database,

@@ -109,6 +109,25 @@ def test_a_failed_stage_is_recorded_and_the_rest_continue(sqlite_database, tmp_p
     assert [m for m, _ in pending_meetings(include_failed=True)]
 
 
+def test_a_transient_failure_keeps_the_call_pending_with_its_reason(sqlite_database, tmp_path):
+    from core import reports
+    from core.errors import TransientError
+    from core.pipeline import record_failure
+
+    ingest_folder(copy_calls(tmp_path / "calls", PLATFORM_CALLS[:1]))
+    ((meeting_id, stage),) = pending_meetings()
+    record_failure(meeting_id, "transcribe", TransientError("Zoom is unavailable (HTTP 503)"))
+    assert pending_meetings() == [(meeting_id, stage)]  # still retried, not failed
+    with session_scope() as session:
+        org_id = session.get(Meeting, meeting_id).org_id
+        line = reports.not_scored(session, org_id).line()
+    assert line == "1 call not scored: 1 not processed yet (last try: Zoom is unavailable " \
+                   "(HTTP 503))"
+    transcribe_meeting(meeting_id)  # a later try that works forgets the reason
+    with session_scope() as session:
+        assert session.get(Meeting, meeting_id).error is None
+
+
 @pytest.mark.audio
 def test_mixed_audio_without_transcript_never_scores_the_rep(sqlite_database, tmp_path):
     """Mono audio with no platform transcript: nobody can be credited, so every criterion abstains."""

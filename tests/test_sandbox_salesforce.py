@@ -405,6 +405,36 @@ def test_refresh_rotation_and_family_revocation_on_reuse(org, tls):
         assert refresh(third["refresh_token"]).status_code == 400
 
 
+def test_revoke_endpoint_as_salesforce_documents_it(org, tls):
+    """POST /services/oauth2/revoke `token=`: a refresh token takes its access tokens with
+    it; an access token goes alone; an unknown or already revoked token is a 400."""
+    box, url = org
+    with httpx.Client(base_url=url, verify=ssl.create_default_context(cafile=str(tls.ca_path))) as http:
+        verifier, challenge = _pkce()
+        first = _exchange(http, _authorize(http, challenge), verifier).json()
+        verifier, challenge = _pkce()
+        second = _exchange(http, _authorize(http, challenge), verifier).json()
+        api = "/services/data/v59.0/limits"
+
+        def works(token: str) -> bool:
+            return http.get(api, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+        assert http.post("/services/oauth2/revoke",
+                         data={"token": second["access_token"]}).status_code == 200
+        assert not works(second["access_token"]) and works(first["access_token"])
+        assert http.post("/services/oauth2/revoke",
+                         data={"token": first["refresh_token"]}).status_code == 200
+        denied = http.get(api, headers={"Authorization": f"Bearer {first['access_token']}"})
+        assert denied.status_code == 401
+        assert denied.json()[0]["errorCode"] == "INVALID_SESSION_ID"
+        refresh = http.post("/services/oauth2/token", data={
+            "grant_type": "refresh_token", "refresh_token": first["refresh_token"],
+            "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET})
+        assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
+        again = http.post("/services/oauth2/revoke", data={"token": first["refresh_token"]})
+        assert again.status_code == 400 and again.json()["error"] == "unsupported_token_type"
+
+
 def test_demo_seed_loads_team_and_deals(org, sf):
     box, _ = org
     ids = demo_seed(box, DEMO)

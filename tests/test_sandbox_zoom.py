@@ -236,6 +236,42 @@ def test_revoked_tokens_fail_and_cannot_refresh(zoom, http):
     assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
 
 
+def test_revoke_ends_the_users_grant_as_zoom_does(zoom, http):
+    """POST /oauth/revoke (Basic client auth, `token=`): the app is deauthorized for that
+    user, so the access and refresh tokens both stop working; unknown tokens are refused."""
+    zoom.add_user(HOST)
+    verifier, challenge = _pkce()
+    auth, token_url = (zoom.client_id, zoom.client_secret), f"{zoom.base_url}/oauth/token"
+    grant = {"grant_type": "authorization_code", "redirect_uri": "https://app.example/cb",
+             "code_verifier": verifier}
+    tokens = http.post(token_url, auth=auth,
+                       data={**grant, "code": _authorize(zoom, http, challenge)}).json()
+    other = s2s_token(zoom, http)  # the account-level grant is someone else's: it survives
+    revoke_url = f"{zoom.base_url}/oauth/revoke"
+    no_client = http.post(revoke_url, data={"token": tokens["access_token"]})
+    assert no_client.status_code == 401 and no_client.json()["error"] == "invalid_client"
+    wrong = http.post(revoke_url, auth=(zoom.client_id, "nope"),
+                      data={"token": tokens["access_token"]})
+    assert wrong.status_code == 401
+    assert http.get(f"{zoom.base_url}/v2/users/me", headers=bearer(
+        tokens["access_token"])).status_code == 200  # refused attempts revoked nothing
+
+    done = http.post(revoke_url, auth=auth, data={"token": tokens["access_token"]})
+    assert done.status_code == 200 and done.json() == {"status": "success"}
+    me = http.get(f"{zoom.base_url}/v2/users/me", headers=bearer(tokens["access_token"]))
+    assert me.status_code == 401 and me.json() == {"code": 124,
+                                                   "message": "Invalid access token."}
+    refresh = http.post(token_url, auth=auth, data={"grant_type": "refresh_token",
+                                                    "refresh_token": tokens["refresh_token"]})
+    assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
+    again = http.post(revoke_url, auth=auth, data={"token": tokens["access_token"]})
+    assert again.status_code == 400 and again.json() == {"reason": "Invalid Token!",
+                                                         "error": "invalid_request"}
+    empty = http.post(revoke_url, auth=auth, data={})
+    assert empty.status_code == 400 and empty.json()["reason"] == "Token cannot be empty."
+    assert http.get(f"{zoom.base_url}/v2/users/me", headers=bearer(other)).status_code == 200
+
+
 def test_download_redirects_to_signed_url_once_processing_completes(zoom, http):
     muuid = zoom.add_meeting("Fresh", "2026-09-10T14:00:00Z", HOST, audio_path=AUDIO,
                              processing_polls=2)      # processing for two reads

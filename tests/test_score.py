@@ -419,27 +419,24 @@ def test_a_buyer_question_is_not_an_answer():
 # ------------------------------------------------------------------ fields ----
 
 
-def test_meddic_fields_are_found_verbatim_for_stated_facts():
+def test_meddic_fields_are_distilled_from_stated_facts():
     view, result = score(AP_DISCOVERY, "meddic")
     economic_buyer = field(result, "economic_buyer")
-    assert economic_buyer.value == ("Our CFO, Dana Whitfield, has the final say on anything "
-                                    "over $50,000.")
+    assert economic_buyer.status == "found" and economic_buyer.value == "Dana Whitfield, CFO"
     assert economic_buyer.confidence >= 0.7
     assert economic_buyer.evidence[0].segment_id == view.segments[11].id
-    assert "SOC 2" in field(result, "decision_criteria").value
+    assert economic_buyer.evidence[0].quote.startswith("Our CFO, Dana Whitfield")  # verbatim
     assert "pilot" in field(result, "decision_process").value
-    assert "Tipalti" in field(result, "competition").value
-    assert "$180,000" in field(result, "metrics").value
-    assert field(result, "champion").value.startswith("I'm happy to present it to Dana")
+    assert "Tipalti" in field(result, "competition").value.split("; ")
+    assert "300" in field(result, "metrics").value
 
 
-def test_bant_fields_are_found_verbatim_for_stated_facts():
+def test_bant_fields_are_distilled_from_stated_facts():
     _, result = score(FLEET_QUALIFICATION, "bant")
-    assert field(result, "budget").value == ("Yes, we've earmarked around $60k for this fiscal "
-                                             "year, out of the operations budget.")
-    assert "COO" in field(result, "authority").value
+    assert field(result, "budget").value.startswith("$60k")
+    assert field(result, "authority").value.endswith("COO")
     assert "March 1st" in field(result, "timeline").value
-    assert "no visibility" in field(result, "need").value
+    assert field(result, "need").status == "found"
 
 
 def test_fields_are_none_when_the_call_never_states_them():
@@ -667,10 +664,10 @@ def test_a_dodge_that_names_the_criterion_does_not_answer_it():
 def test_a_buyer_who_names_themselves_as_champion_is_named_in_the_value():
     result = score_named(AP_DISCOVERY, buyer="Priya Raman", rep="Dana Ortiz")
     champion = field(result, "champion")
-    assert champion.value.startswith("Priya Raman: I'm happy to present it to Dana")
+    assert champion.value == "Priya Raman"
     assert champion.evidence[0].quote.startswith("I'm happy to present it")  # the quote stays
-    # Someone else's name in the quote is the value as it stands.
-    assert field(result, "economic_buyer").value.startswith("Our CFO, Dana Whitfield")
+    # The person the sentence is about, not the speaker.
+    assert field(result, "economic_buyer").value == "Dana Whitfield, CFO"
 
 
 def test_a_buyer_mentioned_as_an_object_is_not_named_as_the_person():
@@ -681,4 +678,4 @@ def test_a_buyer_mentioned_as_an_object_is_not_named_as_the_person():
         (REP, "Great, that helps me plan the proposal for next week."),
     ]
     result = score_named(lines, buyer="Rachel Adams", rep="Dana Ortiz")
-    assert field(result, "economic_buyer").value.startswith("Our CEO has asked me")
+    assert field(result, "economic_buyer").value == "the CEO"

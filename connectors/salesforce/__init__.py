@@ -20,7 +20,35 @@ def oauth_provider(settings: Settings) -> OAuthProvider:
                          client_secret=sf.client_secret.get_secret_value(),
                          scopes=tuple(sf.scopes), client_auth="body",
                          default_lifetime_s=sf.session_lifetime_s,
-                         verify=settings.ca_bundle or True)
+                         verify=settings.ca_bundle or True,
+                         # The refresh token revokes its access tokens with it.
+                         revoke_url=f"{base}/services/oauth2/revoke",
+                         revoke_token="refresh_token")
+
+
+def probe(connection_id: int, settings: Settings) -> str:
+    """One cheap authenticated call (`GET /services/data/vXX.X/limits`) through the
+    connection's tokens and the writer's own client; returns the daily API calls left."""
+    from connectors.oauth_apps import token_vault
+    from connectors.salesforce.writer import SalesforceWriter
+
+    writer = SalesforceWriter.for_connection(connection_id, token_vault(settings),
+                                             verify=settings.ca_bundle or True,
+                                             version=settings.salesforce.api_version)
+    writer.call_retries = 0  # a status check reports what it sees; it does not wait it out
+    try:
+        limits = writer.check() or {}
+    finally:
+        writer.close()
+    daily = limits.get("DailyApiRequests") or {}
+    if "Remaining" in daily and "Max" in daily:
+        return f"{daily['Remaining']:,} of {daily['Max']:,} API calls left today"
+    return ""
+
+
+def api_origin(settings: Settings, instance_url: str | None = None) -> str:
+    """The server a Salesforce connection's API calls go to: its instance (My Domain)."""
+    return instance_url or settings.salesforce.login_url
 
 
 def writer_for_org(org_id: int, settings: Settings):

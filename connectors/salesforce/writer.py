@@ -42,6 +42,7 @@ CALL_RETRIES = 3
 DESCRIBE_TTL_S = 900.0
 _DESCRIBED: dict[tuple[str, str], tuple[float, ObjectInfo | None]] = {}
 MAX_INLINE_WAIT_S = 10.0
+CHECK_TIMEOUT_S = 15.0
 
 
 def soql_quote(value: str) -> str:
@@ -74,6 +75,7 @@ class SalesforceWriter(CrmWriter):
         self._version = version
         self._sleep = sleep
         self.calls = 0  # API requests made, for benchmarks
+        self.call_retries = CALL_RETRIES  # in-place retries of transient failures
         self._retry_after: float | None = None
         self._connect(tokens)
 
@@ -109,11 +111,11 @@ class SalesforceWriter(CrmWriter):
     def _call(self, fn: Any) -> Any:
         """Run one API call. Every call we make is idempotent (reads, updates by id, upserts
         by external id), so brief outages are retried here; longer ones reach the task."""
-        for attempt in range(CALL_RETRIES + 1):
+        for attempt in range(self.call_retries + 1):
             try:
                 return self._call_once(fn)
             except TransientError as exc:
-                if attempt == CALL_RETRIES or (exc.retry_after or 0) > MAX_INLINE_WAIT_S:
+                if attempt == self.call_retries or (exc.retry_after or 0) > MAX_INLINE_WAIT_S:
                     raise
                 self._sleep(exc.retry_after or 0.2 * 2**attempt)
         raise AssertionError("unreachable")
@@ -158,8 +160,9 @@ class SalesforceWriter(CrmWriter):
 
     # ---- the CrmWriter contract -------------------------------------------------------------
 
-    def check(self) -> None:
-        self._restful("limits/")
+    def check(self) -> dict:
+        """`GET limits/`: raises unless the org answers with this session; returns the limits."""
+        return self._restful("limits/", timeout=CHECK_TIMEOUT_S)
 
     def describe(self, objects: list[str]) -> dict[str, ObjectInfo]:
         out = {}

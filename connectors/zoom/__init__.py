@@ -21,7 +21,28 @@ def oauth_provider(settings: Settings) -> OAuthProvider:
                          client_secret=zoom.client_secret.get_secret_value(),
                          scopes=tuple(zoom.scopes), client_auth="basic",
                          verify=settings.ca_bundle or True,
-                         identify=lambda token: _account_of(token, settings))
+                         identify=lambda token: _account_of(token, settings),
+                         # Zoom revokes with the access token; doing so deauthorizes the app
+                         # for that user (every token of the grant ends).
+                         revoke_url=f"{base}/oauth/revoke", revoke_token="access_token")
+
+
+def probe(connection_id: int, settings: Settings) -> str:
+    """One cheap authenticated call (`GET /users/me`) through the connection's tokens and the
+    source's own client; returns who the connection acts as. Raises the classified error."""
+    from connectors.zoom.source import ZoomSource
+
+    source = ZoomSource.for_connection(connection_id, settings)
+    try:
+        me = source.api.me()
+    finally:
+        source.close()
+    return str(me.get("email") or me.get("id") or "")
+
+
+def api_origin(settings: Settings, instance_url: str | None = None) -> str:
+    """The server a Zoom connection's API calls go to (for "cannot be reached" messages)."""
+    return settings.zoom.api_base
 
 
 def _account_of(access_token: str, settings: Settings) -> str:

@@ -97,6 +97,7 @@ class ZoomApi:
     def __init__(self, base_uri: str, token: Callable[[str | None], str], *,
                  verify: str | bool = True, page_size: int = PAGE_SIZE):
         self.page_size = page_size
+        self.base_uri = base_uri
         self._token_for = token
         self._token: str | None = None
         self.session = requests.Session()
@@ -140,6 +141,10 @@ class ZoomApi:
         return response
 
     # The endpoints ---------------------------------------------------------
+
+    def me(self) -> dict:
+        """`GET /users/me`: the user the token acts for (a cheap check that it works)."""
+        return self.get(f"{self.base_uri}/users/me").json()
 
     def list_recordings(self, frm: date, to: date, page_token: str | None = None, *,
                         user_id: str = "me") -> dict:
@@ -333,7 +338,7 @@ class ZoomSource(LocalMediaSource):
                 raise ConfigError(f"Zoom connection {connection_id} does not exist: connect "
                                   "one with `coachloop connect zoom`")
             if connection.status != "active":
-                raise ConnectionBroken(f"the Zoom connection is broken "
+                raise ConnectionBroken(f"the Zoom connection is {connection.status} "
                                        f"({connection.last_error}); reconnect it with "
                                        "`coachloop connect zoom`")
             org_id = connection.org_id

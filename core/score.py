@@ -225,7 +225,6 @@ class BuiltinScorer:
     MIN_COVERAGE: ClassVar[float] = 0.5  # share of the call's words attributed to rep or buyer
     MIN_ATTRIBUTION: ClassVar[float] = 0.3  # below this a segment's role is treated as unknown
     LINK_WINDOW: ClassVar[int] = 3  # an answer within this many segments of a question
-    FIELD_THRESHOLD: ClassVar[float] = 0.5
     MAX_EVIDENCE: ClassVar[int] = 3
     TOP_LEVEL: ClassVar[int] = 4
 

@@ -316,7 +316,15 @@ def _team_report(as_of: date | None, window: int) -> None:
                 cells.append(f"{s.shrunk:.0f} · p{_fmt(s.percentile)}")
         table.add_row(row.rep.name, str(row.n_calls), *cells)
     console.print(table)
+    _print_not_measured(team.not_measured)
     _print_not_scored(as_of=team.as_of, window_days=window)
+
+
+def _print_not_measured(skills) -> None:
+    if skills:
+        console.print("[bold]Not measured[/bold]")
+    for s in skills:
+        console.print(f"  {s.label}: {escape(s.reason)}")
 
 
 def _rep_report(email: str, as_of: date | None, window: int) -> None:
@@ -340,6 +348,7 @@ def _rep_report(email: str, as_of: date | None, window: int) -> None:
                        _fmt(s.raw_mean), _fmt(s.percentile), _fmt(s.slope_per_30d, 1),
                        s.state.replace("_", " "))
     console.print(skills)
+    _print_not_measured(card.not_measured)
     for title, items in (("Strengths", card.strengths), ("Gaps", card.gaps)):
         console.print(f"[bold]{title}[/bold]" + ("" if items else "  none in this window"))
         for c in items:

@@ -20,10 +20,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from core.domain import Evidence, FieldResult, Role, TranscriptSegment, TranscriptView
-from core.numbers import spoken_to_digits
+from core.numbers import numbers_in, spoken_to_digits
 from core.rubrics import MethodologyField, Rubric, compile_phrase
 
 FOUND, AMBIGUOUS, ABSENT = "found", "ambiguous", "absent"
+FIELD_STATUSES = (FOUND, AMBIGUOUS, ABSENT)
 MAX_EVIDENCE = 3
 MAX_VALUE_WORDS = 14
 
@@ -772,33 +773,63 @@ class CallFact:
 
 
 def merge_deal(facts: list[CallFact]) -> tuple[FieldResult, int | None]:
-    """A deal's field from all its calls, and the meeting whose statement won.
+    """A deal's field from all its calls, and the meeting whose statement won (see
+    `merge_in_order`)."""
+    if not facts:
+        raise ValueError("merge_deal needs at least one call's fact")
+    ordered = sorted(facts, key=lambda f: (f.started_at, f.meeting_id))
+    merged, winner = merge_in_order([f.fact for f in ordered])
+    return merged, (ordered[winner].meeting_id if winner is not None else None)
+
+
+def merge_in_order(facts: list[FieldResult]) -> tuple[FieldResult, int | None]:
+    """One field from statements in time order (a deal's calls, or the parts of a long call),
+    and the index of the one that won.
 
     The newest found value wins over older ones when they agree or when the newer one is
-    specific and unhedged; two different found values from different calls that a later call
-    does not settle are ambiguous, with both quotes; a later absent never erases a found.
+    specific and unhedged; two different found values that a later one does not settle are
+    ambiguous, with both quotes; a later absent never erases a found.
     """
-    ordered = sorted(facts, key=lambda f: (f.started_at, f.meeting_id))
-    found = [f for f in ordered if f.fact.status == FOUND]
+    found = [i for i, f in enumerate(facts) if f.status == FOUND]
     if not found:
-        ambiguous = [f for f in ordered if f.fact.status == AMBIGUOUS]
+        ambiguous = [i for i, f in enumerate(facts) if f.status == AMBIGUOUS]
         if ambiguous:
-            newest = ambiguous[-1]
-            return newest.fact, newest.meeting_id
-        if not ordered:
-            raise ValueError("merge_deal needs at least one call's fact")
-        return ordered[-1].fact, None
-    newest = found[-1]
-    earlier = [f for f in found[:-1] if _comparable(f.fact.value) != _comparable(
-        newest.fact.value)]
-    if earlier and newest.fact.key in _SINGLE_VALUED and not newest.fact.negative:
+            return facts[ambiguous[-1]], ambiguous[-1]
+        return facts[-1], None
+    newest = facts[found[-1]]
+    earlier = [facts[i] for i in found[:-1]
+               if _comparable(facts[i].value) != _comparable(newest.value)]
+    if earlier and newest.key in _SINGLE_VALUED and not newest.negative:
         previous = earlier[-1]
-        if not _contains(newest.fact.value, previous.fact.value):
-            evidence = (previous.fact.evidence[:1] + newest.fact.evidence[:1])
-            return replace(newest.fact, status=AMBIGUOUS, value=None,
-                           confidence=min(0.35, newest.fact.confidence),
-                           evidence=evidence), newest.meeting_id
-    return newest.fact, newest.meeting_id
+        if not _contains(newest.value, previous.value):
+            evidence = previous.evidence[:1] + newest.evidence[:1]
+            return replace(newest, status=AMBIGUOUS, value=None,
+                           confidence=min(0.35, newest.confidence),
+                           evidence=evidence), found[-1]
+    return newest, found[-1]
+
+
+def distillation_problem(field: MethodologyField, value: str, source: str,
+                         negative: bool = False) -> str | None:
+    """Why `value` is not a distilled value of `field` (a sentence, a person who is not named
+    in `source`, a metric with no number), or None when it is one. Used on values we did not
+    distil ourselves (the LLM's)."""
+    words = value.split()
+    if len(words) > MAX_VALUE_WORDS:
+        return f"{len(words)} words is a sentence, not a value"
+    if negative:
+        return None
+    if field.kind == "person":
+        names = _names(value)
+        if not names and not _TITLE_RE.search(value) and not _BODY.search(value):
+            return "names no person or title"
+        missing = [n for n in names if n.split()[0] not in source]
+        if missing:
+            return f"{missing[0]} is not named in the call"
+    if field.kind in ("metric", "money") and not numbers_in(value) \
+            and not re.search(r"approved|allocated", value, re.IGNORECASE):
+        return "has no number"
+    return None
 
 
 # Fields that hold one thing (a person, an amount, a date): two different values conflict.

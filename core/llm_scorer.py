@@ -37,14 +37,22 @@ from core.errors import (
     TransientError,
     classify,
 )
+from core.deal_facts import (
+    ABSENT,
+    AMBIGUOUS,
+    FIELD_STATUSES,
+    FOUND,
+    distillation_problem,
+    merge_in_order,
+)
 from core.redact import RedactedText, Redactor
-from core.rubrics import Rubric
+from core.rubrics import MethodologyField, Rubric
 from core.score import BuiltinScorer, _overall
 from core.settings import LlmSettings, Settings
 
 log = logging.getLogger(__name__)
 
-PROMPT_VERSION = "llm-rubric-2025.1"
+PROMPT_VERSION = "llm-rubric-2026.1"
 MAX_EVIDENCE = 3
 
 _TYPOGRAPHY = str.maketrans({"’": "'", "‘": "'", "‚": "'", "“": '"', "”": '"', "„": '"',
@@ -63,7 +71,20 @@ from ONE transcript line (a sentence or part of it, without the "[id] ROLE:" pre
 the segment_id of that line. Copy placeholders such as [EMAIL_1] exactly as written.
 - If a criterion is not covered, give the lowest score and no quotes. Use null only when the \
 transcript gives too little to judge at all.
-- A field value is a short phrase stating what the buyer said (or null), with quotes.
+- Fields are facts about the deal, whoever said them (the rep's own claims count only when \
+a buyer confirms them). For each field give a status:
+  found: stated plainly and specifically; ambiguous: hedged, conditional or vague ("I think \
+finance has a say somewhere", "we may get a second quote"), or two candidates that conflict; \
+absent: never comes up, or only as an unanswered question or a refusal.
+  A clear "none" is found with negative true and a value such as "none named (sole \
+evaluation)" or "none this year".
+- A field value is distilled, never the buyer's sentence, under 12 words: people as "Name, \
+Title" (the person the sentence is about, not the speaker unless they say they decide); \
+metrics as number + unit + what it measures; competition as vendor or alternative names \
+("in-house build", "spreadsheets"); decision process as steps and dates; criteria as a list \
+joined with "; "; pain and need as a short phrase. If nothing can be distilled, the field is \
+ambiguous with a null value. Numbers that are not business measures (phone numbers, approval \
+limits, prices we quote) are not metrics.
 - confidence is 0 to 1. rationale is one plain sentence for the rep's manager.
 """
 
@@ -196,7 +217,7 @@ class LlmScorer:
                                   [self._criterion(e.answer, criterion.key, rubric, chunk)
                                    for e, chunk in zip(exchanges, chunks, strict=True)])
             for criterion in rubric.criteria)
-        fields = tuple(self._field(field.key, field.label, exchanges, chunks, redactor)
+        fields = tuple(self._field(field, exchanges, chunks, redactor)
                        for field in rubric.fields)
         return CallScoreResult(
             rubric_key=rubric.key,
@@ -261,7 +282,9 @@ class LlmScorer:
         field_keys = [f.key for f in rubric.fields]
         field = obj({  # an empty enum is invalid JSON Schema: a rubric may have no fields
             "key": {"type": "string", **({"enum": field_keys} if field_keys else {})},
-            "value": {"type": ["string", "null"]}, "confidence": confidence, "quotes": quotes})
+            "status": {"type": "string", "enum": list(FIELD_STATUSES)},
+            "value": {"type": ["string", "null"]}, "negative": {"type": "boolean"},
+            "confidence": confidence, "quotes": quotes})
         return obj({"criteria": {"type": "array", "items": criterion},
                     "fields": {"type": "array", "items": field}})
 
@@ -374,6 +397,9 @@ class LlmScorer:
                 else:
                     check(item.get("value") is None or isinstance(item["value"], str),
                           f"{item['key']}: value")
+                    check(item.get("status") in FIELD_STATUSES, f"{item['key']}: status")
+                    check(isinstance(item.get("negative", False), bool),
+                          f"{item['key']}: negative")
 
     # Verification and merging --------------------------------------------------
 
@@ -439,20 +465,45 @@ class LlmScorer:
         return replace(best, evidence=tuple(evidence[:MAX_EVIDENCE]),
                        confidence=max(p.confidence for p in scored))
 
-    def _field(self, key: str, label: str, exchanges: list[_Exchange],
+    def _field(self, field: MethodologyField, exchanges: list[_Exchange],
                chunks: list[list[_Line]], redactor: Redactor) -> FieldResult:
-        best: tuple[float, str, list[Evidence]] | None = None
-        for exchange, chunk in zip(exchanges, chunks, strict=True):
-            item = next((i for i in exchange.answer["fields"] if i["key"] == key), None)
-            if item is None or not item.get("value"):
-                continue
-            evidence, _ = self._verify(item["quotes"], chunk)
-            if evidence and (best is None or item["confidence"] > best[0]):
-                best = (float(item["confidence"]), redactor.restore(item["value"]), evidence)
-        if best is None:
-            return FieldResult(key=key, label=label, value=None, confidence=0.0)
-        return FieldResult(key=key, label=label, value=best[1], confidence=round(best[0], 3),
-                           evidence=tuple(best[2][:MAX_EVIDENCE]))
+        """The field over the call's parts, merged in time order like a deal's calls."""
+        parts = [self._field_part(field, exchange.answer, chunk, redactor)
+                 for exchange, chunk in zip(exchanges, chunks, strict=True)]
+        merged, _ = merge_in_order(parts)
+        return merged
+
+    def _field_part(self, field: MethodologyField, answer: dict, chunk: list[_Line],
+                    redactor: Redactor) -> FieldResult:
+        """One part's answer for `field` as a deal fact. A status without a verified quote is
+        absent; a found value that is not distilled (a sentence, a person the call never
+        names, a metric without a number) is ambiguous: it is shown, never written."""
+        absent = FieldResult(key=field.key, label=field.label, value=None, confidence=0.0,
+                             status=ABSENT)
+        item = next((i for i in answer["fields"] if i["key"] == field.key), None)
+        if item is None or item["status"] == ABSENT:
+            return absent
+        evidence, _ = self._verify(item["quotes"], chunk)
+        if not evidence:
+            return absent
+        value = redactor.restore(item["value"]).strip() if item.get("value") else None
+        negative = bool(item.get("negative"))
+        if negative and not value:
+            value = field.negative_value
+        status = item["status"]
+        if status == FOUND:
+            source = " ".join(line.segment.text for line in chunk)
+            problem = (distillation_problem(field, value, source, negative) if value
+                       else "no value")
+            if problem:
+                log.info("LLM value for %s not written: %s", field.key, problem)
+                status = AMBIGUOUS
+        confidence = float(item["confidence"]) if status == FOUND else min(
+            0.35, float(item["confidence"]))
+        return FieldResult(key=field.key, label=field.label, value=value,
+                           confidence=round(confidence, 3),
+                           evidence=tuple(evidence[:MAX_EVIDENCE]), status=status,
+                           negative=negative and status == FOUND)
 
     def _usage(self, exchanges: list[_Exchange], *, cached: bool) -> LlmUsage:
         prompt = sum(e.prompt_tokens for e in exchanges)

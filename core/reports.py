@@ -132,11 +132,20 @@ class CriterionSummary(BaseModel):
     evidence: list[EvidenceOut]
 
 
+class NotMeasured(BaseModel):
+    """A skill with no estimate, and why: shown, never silently missing."""
+
+    skill: str
+    label: str
+    reason: str
+
+
 class Scorecard(BaseModel):
     rep: RepOut
     as_of: date | None
     window_days: int
     skills: list[SkillOut]
+    not_measured: list[NotMeasured]
     recent_calls: list[MeetingSummary]
     strengths: list[CriterionSummary]  # criteria done well on average, best moment quoted
     gaps: list[CriterionSummary]  # criteria done poorly on average, a telling moment
@@ -153,6 +162,34 @@ class TeamTable(BaseModel):
     window_days: int
     skills: list[str]
     rows: list[TeamRow]
+    not_measured: list[NotMeasured]
+
+
+def not_measured(measured: set[str], methodologies: list[str] | None = None,
+                 rubric_dirs: tuple = ()) -> list[NotMeasured]:
+    """Every skill of the taxonomy without an estimate in `measured`, with the reason: no
+    methodology in use scores it (and which built-in ones would), or no call showed it."""
+    from core.rubrics import builtin_rubrics_scoring, find_rubric, skills_scored_by
+    from core.settings import get_settings
+    from core.skill_taxonomy import SKILLS
+
+    if methodologies is None:
+        scoring = get_settings().scoring
+        methodologies, rubric_dirs = scoring.methodologies, tuple(scoring.rubric_dirs)
+    covered = skills_scored_by([find_rubric(k, rubric_dirs) for k in methodologies])
+    out = []
+    for skill, info in SKILLS.items():
+        if skill in measured:
+            continue
+        if skill in covered:
+            reason = "no scored call in this window showed it"
+        else:
+            others = ", ".join(builtin_rubrics_scoring(skill)) or "none"
+            reason = (f"not measured: none of the methodologies in use "
+                      f"({', '.join(methodologies)}) scores it; built-in rubrics that do: "
+                      f"{others} (add one to COACHLOOP_SCORING__METHODOLOGIES)")
+        out.append(NotMeasured(skill=skill, label=info.label, reason=reason))
+    return out
 
 
 def _rep_out(user: User, managers: dict[int, str]) -> RepOut:
@@ -303,8 +340,10 @@ def rep_scorecard(session: Session, org_id: int, email: str, *, as_of: date | No
     skills = rep_skills(session, org_id, user.id, as_of, window_days)
     recent = list_meetings(session, org_id, rep_id=user.id, limit=10)
     strengths, gaps = _strengths_and_gaps(session, user.id, as_of, window_days)
+    measured = {s.skill for s in skills if s.n_calls}
     return Scorecard(rep=_rep_out(user, _names(session, org_id)), as_of=as_of,
-                     window_days=window_days, skills=skills, recent_calls=recent,
+                     window_days=window_days, skills=skills,
+                     not_measured=not_measured(measured), recent_calls=recent,
                      strengths=strengths, gaps=gaps)
 
 
@@ -363,8 +402,10 @@ def team_table(session: Session, org_id: int, *, as_of: date | None = None,
         row.skills[snapshot.skill] = _skill_out(snapshot)
         row.n_calls = max(row.n_calls, snapshot.n_calls)
         skills.add(snapshot.skill)
+    measured = {skill for row in by_rep.values() for skill, s in row.skills.items()
+                if s.n_calls}
     return TeamTable(as_of=as_of, window_days=window_days, skills=sorted(skills),
-                     rows=list(by_rep.values()))
+                     rows=list(by_rep.values()), not_measured=not_measured(measured))
 
 
 # ------------------------------------------------------------ calls not scored ----

@@ -345,3 +345,18 @@ def builtin_rubric(key: str) -> Rubric:
 def list_builtin_rubrics() -> tuple[str, ...]:
     """Keys of the rubrics shipped with coachloop, sorted."""
     return tuple(sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")))
+
+
+# Measured for every call from its airtime (core.conversation), whatever the rubric.
+ALWAYS_MEASURED = frozenset({"talk_listen_balance"})
+
+
+def skills_scored_by(rubrics: list[Rubric]) -> set[str]:
+    """The skills some criterion of `rubrics` feeds, plus those every call measures."""
+    return {c.skill for rubric in rubrics for c in rubric.criteria} | ALWAYS_MEASURED
+
+
+def builtin_rubrics_scoring(skill: str) -> tuple[str, ...]:
+    """Keys of the built-in rubrics with a criterion that feeds `skill`."""
+    return tuple(key for key in list_builtin_rubrics()
+                 if any(c.skill == skill for c in builtin_rubric(key).criteria))

@@ -75,8 +75,10 @@ def keyword_answer(messages: list[dict], schema: dict) -> dict:
             "quotes": [{"segment_id": hit[0], "quote": hit[1]}] if hit else []})
     for key in schema_keys(schema, "fields"):
         hit = find(key)
-        fields.append({"key": key, "value": hit[1] if hit else None,
-                       "confidence": 0.7 if hit else 0.0,
+        # A model distils: the emulator keeps the line's first words as its "value".
+        fields.append({"key": key, "status": "found" if hit else "absent",
+                       "value": " ".join(hit[1].split()[:8]) if hit else None,
+                       "negative": False, "confidence": 0.7 if hit else 0.0,
                        "quotes": [{"segment_id": hit[0], "quote": hit[1]}] if hit else []})
     return {"criteria": criteria, "fields": fields}
 

@@ -71,6 +71,17 @@ def test_rep_skills(client):
     assert card["skills"] and all(s["window_days"] == 90 for s in card["skills"])
     team = client.get("/team/skills").json()
     assert len(team["rows"]) == 3
+    # Every skill of the taxonomy is either estimated or listed as not measured, with why.
+    from core.skill_taxonomy import SKILLS
+    for body in (card, team):
+        estimated = {s["skill"] for s in body["skills"]} if body is card else set(
+            team["skills"])
+        missing = {m["skill"]: m["reason"] for m in body["not_measured"]}
+        assert estimated | set(missing) == set(SKILLS) and not estimated & set(missing)
+    # The default methodologies (MEDDIC, BANT) score no criterion of these three.
+    for skill in ("objection_handling", "next_step_clarity", "insight_teaching"):
+        assert "none of the methodologies in use (meddic, bant)" in missing[skill]
+        assert "challenger" in missing[skill] or "sandler" in missing[skill]
 
 
 @pytest.mark.parametrize("path, status, code", [

@@ -35,6 +35,7 @@ def test_ingest_process_report(tmp_path):
     assert team.exit_code == 0 and "Maya Chen" in team.output
     rep = invoke("report", "rep", "maya.chen@acme-analytics.example")
     assert rep.exit_code == 0 and "Scorecard" in rep.output
+    assert "Not measured" in rep.output and "Objection handling" in rep.output
 
 
 def test_errors_are_one_clear_line(tmp_path):

@@ -283,3 +283,96 @@ def test_settings_come_from_the_environment(monkeypatch):
     assert settings.llm.base_url == "https://llm.internal/v1"
     assert settings.llm.api_key.get_secret_value() == "sk-live"
     assert settings.llm.redact_patterns == {"EMPLOYEE_ID": "EMP-\\d{6}"}
+
+
+# Deal facts through the JSON schema ------------------------------------------------------
+
+
+def with_fields(**items):
+    """An answerer that overrides some fields' items by key: (status, value, segment, negative)."""
+    def answer(messages, schema):
+        result = keyword_answer(messages, schema)
+        lines = {sid: text for sid, _, text in transcript_lines(messages)}
+        for item in result["fields"]:
+            if item["key"] in items:
+                status, value, segment, negative = items[item["key"]]
+                quotes = ([{"segment_id": segment, "quote": lines[segment]}]
+                          if segment in lines else [])
+                item.update(status=status, value=value, negative=negative, confidence=0.9,
+                            quotes=quotes)
+        return result
+    return answer
+
+
+def test_schema_asks_for_three_way_status_and_negative():
+    field = LlmScorer.schema(RUBRIC)["properties"]["fields"]["items"]
+    assert field["properties"]["status"]["enum"] == ["found", "ambiguous", "absent"]
+    assert field["properties"]["negative"] == {"type": "boolean"}
+    assert set(field["required"]) >= {"status", "value", "negative", "quotes"}
+
+
+def test_llm_fields_keep_status_distilled_values_and_negatives(llm, sandbox):
+    sandbox.push(good(with_fields(
+        economic_buyer=("found", "Dana Whitfield, CFO", 507, False),
+        competition=("found", "Tipalti; in-house build", 513, False),
+        decision_process=("ambiguous", None, 511, False),
+        champion=("absent", None, None, False),
+        metrics=("found", None, 505, True))))
+    fields = {f.key: f for f in llm().score(VIEW, RUBRIC).fields}
+    eb = fields["economic_buyer"]
+    assert (eb.status, eb.value, eb.writable) == ("found", "Dana Whitfield, CFO", True)
+    assert eb.evidence[0].segment_id == 507
+    assert fields["competition"].value == "Tipalti; in-house build"
+    process = fields["decision_process"]
+    assert process.status == "ambiguous" and not process.writable and process.evidence
+    assert fields["champion"].status == "absent" and fields["champion"].value is None
+    # A negative with no value gets the field's own "none" wording.
+    assert fields["metrics"].negative and fields["metrics"].status == "found"
+
+
+def test_llm_values_that_are_sentences_or_unknown_people_are_never_writable(llm, sandbox):
+    sandbox.push(good(with_fields(
+        champion=("found", "Yes, let's do that.", 507, False),
+        economic_buyer=("found", "Robert Hughes, CIO", 507, False),
+        identified_pain=("found", "The biggest problem is late payments and missed discounts "
+                                  "every month-end and it hurts a lot", 503, False),
+        metrics=("found", "the pain is real", 505, False))))
+    fields = {f.key: f for f in llm().score(VIEW, RUBRIC).fields}
+    for key in ("champion", "economic_buyer", "identified_pain", "metrics"):
+        assert fields[key].status == "ambiguous" and not fields[key].writable, key
+
+
+def test_llm_field_without_a_verified_quote_is_absent(llm, sandbox):
+    def answer(messages, schema):
+        result = with_fields(economic_buyer=("found", "Dana Whitfield, CFO", 507, False))(
+            messages, schema)
+        item = next(i for i in result["fields"] if i["key"] == "economic_buyer")
+        item["quotes"] = [{"segment_id": 507, "quote": "Dana signs every contract herself"}]
+        return result
+
+    sandbox.push(good(answer))
+    eb = next(f for f in llm().score(VIEW, RUBRIC).fields if f.key == "economic_buyer")
+    assert eb.status == "absent" and eb.value is None
+
+
+def test_llm_parts_of_a_long_call_merge_like_a_deals_calls(llm, sandbox):
+    """Part one names Dana, the last part names Marco: a conflict, so ambiguous with both
+    quotes; a part that says nothing never erases an earlier found value."""
+    view = build_view(CALL + [(BUYER, "Marco Diaz, our COO, has to approve it as well.")])
+
+    def answer(messages, schema):
+        ids = {sid for sid, _, _ in transcript_lines(messages)}
+        eb = (("found", "Dana Whitfield, CFO", 507, False) if 507 in ids else
+              ("found", "Marco Diaz, COO", 514, False) if 514 in ids else
+              ("absent", None, None, False))
+        comp = (("found", "Tipalti", 513, False) if 513 in ids else
+                ("absent", None, None, False))
+        return with_fields(economic_buyer=eb, competition=comp)(messages, schema)
+
+    sandbox.push(*[good(answer)] * 10)
+    fields = {f.key: f for f in llm(chunk_chars=300).score(view, RUBRIC).fields}
+    assert sandbox.completions >= 3
+    assert fields["competition"].status == "found" and fields["competition"].value == "Tipalti"
+    eb = fields["economic_buyer"]
+    assert eb.status == "ambiguous" and not eb.writable
+    assert [e.segment_id for e in eb.evidence] == [507, 514]

@@ -22,15 +22,12 @@ from datetime import datetime
 from core.domain import Evidence, FieldResult, Role, TranscriptSegment, TranscriptView
 from core.numbers import numbers_in, spoken_to_digits
 from core.rubrics import MethodologyField, Rubric, compile_phrase
+from core.text import AFFIRMATIVE, plain, sentences
 
 FOUND, AMBIGUOUS, ABSENT = "found", "ambiguous", "absent"
 FIELD_STATUSES = (FOUND, AMBIGUOUS, ABSENT)
 MAX_EVIDENCE = 3
 MAX_VALUE_WORDS = 14
-
-_TYPOGRAPHY = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
-_SENTENCE_END = re.compile(r"(?<!\bDr)(?<!\bMr)(?<!\bMs)(?<!\bMrs)(?<!\bSt)(?<!\bProf)"
-                           r"[.!?…]+[\"')\]]*(?=\s)")
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
@@ -56,11 +53,6 @@ _PSEUDO_CLEFT = re.compile(
 _FILLER = re.compile(
     r"^(?:(?:so|and|but|okay|ok|right|well|yeah|yes|yep|um+|uh+|honestly|look|listen|"
     r"basically|actually|i mean|you know|to be honest|frankly|then|now|also|oh)\b[,.!]?\s*)+",
-    re.IGNORECASE)
-_AFFIRM = re.compile(
-    r"^(?:yes|yeah|yep|yup|correct|exactly|absolutely|definitely|right|that's right|that's "
-    r"correct|that's it|spot on|bang on|pretty much|100 percent|for sure|sure is|it is|he does|"
-    r"she does|they do|we are|we do|i do|i am|that's me|that would be me|that'd be me)(?!\w)",
     re.IGNORECASE)
 _DENY = re.compile(r"^(?:no|nope|not really|nah|not yet|none|nobody|no one|not at all)(?!\w)",
                    re.IGNORECASE)
@@ -209,14 +201,8 @@ def _lines(view: TranscriptView) -> list[_Line]:
         if speaker != previous:
             turn += 1
             previous = speaker
-        raw = segment.text
-        begin = 0
-        for end in [m.end() for m in _SENTENCE_END.finditer(raw)] + [len(raw)]:
-            chunk = raw[begin:end]
-            if chunk.strip():
-                text = " ".join(chunk.strip().translate(_TYPOGRAPHY).split())
-                out.append(_Line(len(out), turn, segment, chunk.strip(), text))
-            begin = end
+        for _offset, quote in sentences(segment.text):
+            out.append(_Line(len(out), turn, segment, quote, plain(quote)))
     return out
 
 
@@ -634,15 +620,15 @@ def _from_rep(field: MethodologyField, line: _Line, call: _Call,
     if not about_field:
         return None
     answer_text = _FILLER.sub("", first.text)
-    if _DODGE.search(first.text) and not _AFFIRM.match(answer_text):
+    if _DODGE.search(first.text) and not AFFIRMATIVE.match(answer_text):
         return None
     if line.question and _DENY.match(answer_text) and field.kind == "vendors":
         # "Anyone else you're looking at?" "No, just you."
         if not any(_topic(field, r.text) for r in reply):
             return _Candidate(line, field.negative_value, "none", first.hedged, True, 0.75,
                               first)
-    if _AFFIRM.match(answer_text) and not line.question or (
-            _AFFIRM.match(answer_text) and re.match(r"^(?:is|are|does|do|did|so|and)\b",
+    if AFFIRMATIVE.match(answer_text) and not line.question or (
+            AFFIRMATIVE.match(answer_text) and re.match(r"^(?:is|are|does|do|did|so|and)\b",
                                                      _FILLER.sub("", text), re.IGNORECASE)):
         # The buyer confirms what the rep said: the rep's words carry the value.
         confirmed = _Line(line.index, first.turn, line.segment, line.quote, text)

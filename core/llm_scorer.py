@@ -49,14 +49,12 @@ from core.redact import RedactedText, Redactor
 from core.rubrics import MethodologyField, Rubric
 from core.score import BuiltinScorer, _overall
 from core.settings import LlmSettings, Settings
+from core.text import TYPOGRAPHY
 
 log = logging.getLogger(__name__)
 
 PROMPT_VERSION = "llm-rubric-2026.1"
 MAX_EVIDENCE = 3
-
-_TYPOGRAPHY = str.maketrans({"’": "'", "‘": "'", "‚": "'", "“": '"', "”": '"', "„": '"',
-                             "\u00a0": " "})
 
 SYSTEM_PROMPT = """\
 You are an experienced sales coach. You score one sales call against a rubric and extract \
@@ -132,7 +130,7 @@ def _normalised(text: str) -> tuple[str, list[int]]:
     out: list[str] = []
     index: list[int] = []
     pending_space = False
-    for position, char in enumerate(text.translate(_TYPOGRAPHY)):
+    for position, char in enumerate(text.translate(TYPOGRAPHY)):
         if char.isspace():
             pending_space = bool(out)
             continue
@@ -147,7 +145,7 @@ def _normalised(text: str) -> tuple[str, list[int]]:
 
 
 def _clean_quote(quote: str) -> str:
-    quote = quote.strip().translate(_TYPOGRAPHY)
+    quote = quote.strip().translate(TYPOGRAPHY)
     if len(quote) > 2 and quote[0] == quote[-1] == '"':
         quote = quote[1:-1]  # the model wrapped the quote in quotation marks
     return quote.strip()

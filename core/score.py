@@ -27,6 +27,7 @@ from core.domain import (
 )
 from core.deal_facts import extract_facts
 from core.rubrics import Criterion, Rubric
+from core.text import AFFIRMATIVE, plain, sentences
 
 
 @runtime_checkable
@@ -43,9 +44,6 @@ class Scorer(Protocol):
 
 # ----------------------------------------------------------------- sentences ----
 
-# A sentence ends at . ! ? or … (plus closing quotes) followed by whitespace, so "$1.5M" and
-# "v2.0" stay whole.
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)")
 _FILLER = re.compile(
     r"^(?:(?:so|and|but|okay|ok|right|great|cool|nice|perfect|got it|gotcha|sure|yeah|yes|"
     r"um+|uh+|hmm+|well|now|also|then|just|actually|out of curiosity|quick question|"
@@ -101,12 +99,6 @@ _CLOSED_QUESTION = re.compile(
     r"^(?:is|are|was|were|do|does|did|can|could|would|will|should|have|has|had)\b",
     re.IGNORECASE,
 )
-_AFFIRMATIVE = re.compile(
-    r"^(?:yes|yeah|yep|yup|correct|exactly|absolutely|definitely|of course|that's right|"
-    r"that's correct|it is|it does|it will|we do|we are|we have|we will|i do|i am|i will|"
-    r"i can|let's do (?:that|it)|that works)(?!\w)",
-    re.IGNORECASE,
-)
 # Numbers, amounts, percentages and dates make any answer concrete.
 SUBSTANTIVE_WORDS = 6
 _DODGE = re.compile(
@@ -126,7 +118,6 @@ _QUANTITY = re.compile(
     r"q[1-4]|quarter|next (?:week|month|year))(?!\w)",
     re.IGNORECASE,
 )
-_TYPOGRAPHY = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"'})
 
 
 @dataclass(frozen=True)
@@ -167,29 +158,22 @@ def _turn_positions(segments: list[TranscriptSegment], usable,
             if segment is None or not usable(segment):
                 continue
         turn.append(position)
-        cued = cued or bool(cue.search(segment.text.translate(_TYPOGRAPHY)))
+        cued = cued or bool(cue.search(plain(segment.text)))
     return out
 
 
 def _sentences(position: int, segment: TranscriptSegment, in_recap: bool,
                in_check: bool) -> list[_Sentence]:
-    raw = segment.text
-    bounds = [m.end() for m in _SENTENCE_END.finditer(raw)] + [len(raw)]
-    out, begin = [], 0
-    for end in bounds:
-        chunk = raw[begin:end]
-        stripped = chunk.strip()
-        if stripped:
-            offset = begin + (len(chunk) - len(chunk.lstrip()))
-            text = " ".join(stripped.translate(_TYPOGRAPHY).split())
-            question = ("?" in text or bool(_QUESTION_START.match(_FILLER.sub("", text)))
-                        or bool(_PROBE.search(text)))
-            # "So both signatures, Dr. Patel and Mark." plays the buyer's words back too.
-            recap = ((in_recap or (not question and bool(_SO_RECAP.match(text))))
-                     and not _SCHEDULING.search(text))
-            out.append(_Sentence(position, offset, segment, stripped, text, question, recap,
-                                 recap and in_check))
-        begin = end
+    out = []
+    for offset, stripped in sentences(segment.text):
+        text = plain(stripped)
+        question = ("?" in text or bool(_QUESTION_START.match(_FILLER.sub("", text)))
+                    or bool(_PROBE.search(text)))
+        # "So both signatures, Dr. Patel and Mark." plays the buyer's words back too.
+        recap = ((in_recap or (not question and bool(_SO_RECAP.match(text))))
+                 and not _SCHEDULING.search(text))
+        out.append(_Sentence(position, offset, segment, stripped, text, question, recap,
+                             recap and in_check))
     return out
 
 
@@ -434,7 +418,7 @@ def _is_open(question: _Sentence) -> bool:
 def _affirms(question: _Sentence, reply: _Sentence) -> bool:
     """Whether `reply` is a plain yes to `question`, a closed (yes/no) question."""
     return (bool(_CLOSED_QUESTION.match(_FILLER.sub("", question.text)))
-            and bool(_AFFIRMATIVE.match(reply.text)))
+            and bool(AFFIRMATIVE.match(reply.text)))
 
 
 def _specific(criterion: Criterion, answer: _Sentence) -> bool:

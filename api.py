@@ -156,7 +156,7 @@ def create_app() -> FastAPI:
     def connect_callback(provider: str, code: str | None = None, state: str | None = None,
                          error: str | None = None, error_description: str | None = None):
         """Where the vendor sends the admin back: exchanges the code, stores the connection."""
-        from connectors.oauth_apps import oauth_provider
+        from connectors.oauth_apps import end_connections, oauth_provider
         from core.connections import finish_connect
         from core.crypto import cipher_from_settings
 
@@ -165,9 +165,17 @@ def create_app() -> FastAPI:
         if not code or not state:
             raise InputError("the callback carries no code and state: start the connection again")
         settings = get_settings()
+        replaced = []
+
+        def end_others(org_id: int, keep: int) -> None:
+            # Another account's grant is revoked at the vendor, not only forgotten here.
+            replaced.extend(end_connections(org_id, provider, settings, status="replaced",
+                                            keep=keep))
+
         info = finish_connect(oauth_provider(provider, settings), code=code, state=state,
-                              cipher=cipher_from_settings(settings))
-        return {"connected": provider, "connection": asdict(info)}
+                              cipher=cipher_from_settings(settings), end_others=end_others)
+        return {"connected": provider, "connection": asdict(info),
+                "replaced": [asdict(e) for e in replaced]}
 
     @app.get("/connections", tags=["connections"])
     def connections(session: Session = Depends(_session), org: Org = Depends(_org)) -> list[dict]:

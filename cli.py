@@ -1160,12 +1160,9 @@ def _demo_connect(org_id: int, settings) -> set[str]:
         info, ended = replace_connection(provider, org_id, settings)
         note = ""
         if ended:
-            replaced.add(provider)  # the same sandbox account reuses its row; another one gets a new row
-            others = [str(e.id) for e in ended if e.id != info.id]
-            note = (" [dim](an earlier run's sandbox has stopped: "
-                    + ("this connection was renewed" if len(others) < len(ended) else "")
-                    + (" and " if others and len(others) < len(ended) else "")
-                    + (f"connection {', '.join(others)} replaced" if others else "") + ")[/dim]")
+            replaced.add(provider)
+            note = (f" [dim](an earlier run's sandbox has stopped: connection "
+                    f"{', '.join(str(e.id) for e in ended)} replaced)[/dim]")
         console.print(f"connected {provider} with OAuth (connection {info.id}){note}")
     return replaced
 

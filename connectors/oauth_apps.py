@@ -167,9 +167,10 @@ class Ended:
 
 
 def end_connections(org_id: int, provider: str, settings: Settings, *,
-                    status: str = "disconnected") -> list[Ended]:
-    """Revoke each live connection of the org to `provider` at the vendor (best effort), then
-    delete its tokens and mark it `status` (disconnected | replaced), keeping the row."""
+                    status: str = "disconnected", keep: int | None = None) -> list[Ended]:
+    """Revoke each live connection of the org to `provider` (but `keep`) at the vendor (best
+    effort), then delete its tokens and mark it `status` (disconnected | replaced), keeping
+    the row."""
     from core.connections import ENDED, TokenVault, end_connection, list_connections, \
         stored_tokens
     from core.crypto import cipher_from_settings
@@ -180,7 +181,8 @@ def end_connections(org_id: int, provider: str, settings: Settings, *,
     label = LABELS.get(provider, provider)
     cipher = cipher_from_settings(settings)
     with session_scope() as session:
-        infos = [c for c in list_connections(session, org_id, provider) if c.status not in ENDED]
+        infos = [c for c in list_connections(session, org_id, provider)
+                 if c.status not in ENDED and c.id != keep]
     ended = []
     for info in infos:
         tokens = stored_tokens(info.id, cipher)

@@ -53,11 +53,15 @@ ENDED = ("disconnected", "replaced")
 
 
 def save_connection(session: Session, *, org_id: int, provider: str, tokens: TokenSet,
-                    cipher, auth_kind: str = "oauth") -> Connection:
-    """Create or replace the org's connection to this vendor account (reconnecting heals it)."""
+                    cipher, auth_kind: str = "oauth", end_others: bool = True) -> Connection:
+    """Create the org's connection to this vendor account, or renew its live one (reconnecting
+    heals it); an ended connection's row is never reused, so the audit keeps it. With
+    `end_others`, any other live connection to the vendor is marked replaced here (without
+    revoking it: callers that can revoke pass False and do it themselves)."""
     connection = session.exec(select(Connection).where(
         Connection.org_id == org_id, Connection.provider == provider,
-        Connection.account_ref == tokens.account_ref)).first()
+        Connection.account_ref == tokens.account_ref,
+        Connection.status.not_in(ENDED))).first()
     connection = connection or Connection(org_id=org_id, provider=provider,
                                           account_ref=tokens.account_ref)
     connection.auth_kind = auth_kind
@@ -69,9 +73,10 @@ def save_connection(session: Session, *, org_id: int, provider: str, tokens: Tok
     connection.updated_at = utcnow()
     session.add(connection)
     session.flush()
+    if not end_others:
+        return connection
     # One active connection per org and vendor: any other one is replaced (its tokens
-    # dropped, the row kept for the audit). Whoever calls this revokes them at the vendor
-    # first where it can (connectors.oauth_apps.end_connections).
+    # dropped, the row kept for the audit).
     for other in session.exec(select(Connection).where(
             Connection.org_id == org_id, Connection.provider == provider,
             Connection.id != connection.id, Connection.status.not_in(ENDED))).all():
@@ -280,8 +285,11 @@ def begin_connect(provider: OAuthProvider, *, org_id: int, redirect_uri: str, ci
                                    cipher=cipher)
 
 
-def finish_connect(provider: OAuthProvider, *, code: str, state: str, cipher) -> ConnectionInfo:
-    """Complete a connect flow from the callback's code and state; stores the connection."""
+def finish_connect(provider: OAuthProvider, *, code: str, state: str, cipher,
+                   end_others: Callable[[int, int], object] | None = None) -> ConnectionInfo:
+    """Complete a connect flow from the callback's code and state; stores the connection.
+    `end_others(org_id, new_connection_id)` ends the org's other connections to the vendor
+    (revoking them there); without it they are marked replaced here."""
     from core.oauth import consume_state, exchange_code
 
     with session_scope() as session:
@@ -293,9 +301,14 @@ def finish_connect(provider: OAuthProvider, *, code: str, state: str, cipher) ->
         tokens = replace(tokens, account_ref=provider.identify(tokens.access_token))
     with session_scope() as session:
         connection = save_connection(session, org_id=consumed.org_id, provider=provider.name,
-                                     tokens=tokens, cipher=cipher)
+                                     tokens=tokens, cipher=cipher,
+                                     end_others=end_others is None)
+        connection_id = connection.id
+    if end_others is not None:
+        end_others(consumed.org_id, connection_id)
+    with session_scope() as session:
         return next(c for c in list_connections(session, consumed.org_id)
-                    if c.id == connection.id)
+                    if c.id == connection_id)
 
 
 def read_cursor(connection_id: int, stream: str) -> str | None:

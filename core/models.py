@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -252,10 +252,16 @@ class MeetingDeal(SQLModel, table=True):
     reason: str
 
 
+_LIVE = "status NOT IN ('disconnected', 'replaced')"
+
+
 class Connection(SQLModel, table=True):
     """An authorised link to an external account (Zoom, Salesforce, …); tokens encrypted."""
 
-    __table_args__ = (UniqueConstraint("org_id", "provider", "account_ref"),)
+    # One live connection per vendor account; ended ones (disconnected, replaced) stay as
+    # rows for the audit, however often the same account is connected again.
+    __table_args__ = (Index("uq_connection_live_account", "org_id", "provider", "account_ref",
+                            unique=True, sqlite_where=text(_LIVE), postgresql_where=text(_LIVE)),)
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="org.id", index=True)
     provider: str

@@ -61,7 +61,8 @@ def health(provider: str):
     from cli import _org_id
     from connectors.oauth_apps import check_connections
 
-    return [h for h in check_connections(_org_id(), get_settings()) if h.provider == provider]
+    return [h for h in check_connections(_org_id(), get_settings())
+            if h.provider == provider and h.status not in ("disconnected", "replaced")]
 
 
 def test_connect_check_replace_and_disconnect(boxes):
@@ -93,7 +94,8 @@ def test_connect_check_replace_and_disconnect(boxes):
     gone = http.get(f"{zoom_url}/v2/users/me",
                     headers={"Authorization": f"Bearer {old.access_token}"})
     assert gone.status_code == 401 and gone.json()["code"] == 124
-    assert [r.status for r in rows("zoom")] == ["active"]  # same Zoom account: same row
+    # The replaced connection keeps its row for the audit; the new grant has its own.
+    assert [r.status for r in rows("zoom")] == ["replaced", "active"]
     assert health("zoom")[0].status == "active"  # the new grant survived the revocation
 
     # Disconnect revokes at Salesforce (the refresh token takes its access tokens along),
@@ -144,16 +146,57 @@ def test_connect_check_replace_and_disconnect(boxes):
     down = invoke("connections")
     outputs.append(down.output)
     assert down.exit_code == 0
-    assert (f"unreachable: the Zoom connection {rows('zoom')[0].id} ({zoom_url}/v2) cannot be "
+    assert (f"unreachable: the Zoom connection {rows('zoom')[-1].id} ({zoom_url}/v2) cannot be "
             "reached") in down.output
     assert "check the instance URL or run `coachloop connect zoom` again" in down.output
-    old = tokens_of(rows("zoom")[0].id)
+    old = tokens_of(rows("zoom")[-1].id)
     off = invoke("disconnect", "zoom", "--yes")
     assert f"not revoked at Zoom: zoom ({zoom_url}) cannot be reached" in off.output
-    assert rows("zoom")[0].status == "disconnected" and rows("zoom")[0].token_ciphertext is None
+    assert rows("zoom")[-1].status == "disconnected" and rows("zoom")[-1].token_ciphertext is None
     for text in outputs + [off.output]:  # no secret ever reaches the terminal
         assert old.access_token not in text and old.refresh_token not in text
         assert boxes.settings()["COACHLOOP_ZOOM__CLIENT_SECRET"] not in text
+    http.close()
+
+
+def test_connecting_through_the_api_revokes_the_other_accounts_grant(boxes, monkeypatch):
+    """An admin connects a different Salesforce org through the API: the old org's grant is
+    revoked at Salesforce, not only forgotten here, and its row stays for the audit."""
+    from fastapi.testclient import TestClient
+
+    from api import create_app
+    from core.db import session_scope
+    from core.models import Connection
+
+    assert invoke("connect", "salesforce", "--follow").exit_code == 0
+    (old_row,) = rows("salesforce")
+    old = tokens_of(old_row.id)
+    with session_scope() as session:  # the earlier grant belongs to another Salesforce org
+        session.get(Connection, old_row.id).account_ref = "https://login.example/id/00Dother"
+    monkeypatch.setenv("COACHLOOP_PUBLIC_URL", "https://coachloop.example")
+    get_settings.cache_clear()
+    http = httpx.Client(verify=ssl.create_default_context(cafile=str(boxes.tls.ca_path)))
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    start = client.get("/connect/salesforce", follow_redirects=False)
+    consent = http.get(start.headers["location"])
+    back = httpx.URL(consent.headers["location"])
+    done = client.get(f"{back.path}?{back.query.decode()}")
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert [(e["id"], e["revoked"]) for e in body["replaced"]] == [(old_row.id, True)]
+    assert boxes.salesforce.requests["POST /services/oauth2/revoke"] == 1
+    assert [r.status for r in rows("salesforce")] == ["replaced", "active"]
+    refused = http.post(f"{boxes.salesforce_server.url}/services/oauth2/token", data={
+        "grant_type": "refresh_token", "refresh_token": old.refresh_token,
+        "client_id": boxes.settings()["COACHLOOP_SALESFORCE__CLIENT_ID"],
+        "client_secret": boxes.settings()["COACHLOOP_SALESFORCE__CLIENT_SECRET"]})
+    assert refused.status_code == 400 and old.refresh_token not in done.text
+    # Reconnecting the same org through the API renews its live row: nothing revoked.
+    start = client.get("/connect/salesforce", follow_redirects=False)
+    back = httpx.URL(http.get(start.headers["location"]).headers["location"])
+    again = client.get(f"{back.path}?{back.query.decode()}").json()
+    assert again["replaced"] == [] and again["connection"]["id"] == body["connection"]["id"]
+    assert boxes.salesforce.requests["POST /services/oauth2/revoke"] == 1
     http.close()
 
 

@@ -905,7 +905,8 @@ def _crm_history(deal: str | None, limit: int) -> None:
         return
     table = Table("when", "deal", "field", "what", "before", "after", "by", title="CRM history")
     for e in entries:
-        table.add_row(e.at.strftime("%Y-%m-%d %H:%M"), escape(e.record_id or ""),
+        deal = f"{e.deal_name} ({e.record_id})" if e.deal_name else (e.record_id or "")
+        table.add_row(e.at.strftime("%Y-%m-%d %H:%M"), escape(deal),
                       escape(e.field or ""), e.status, escape(_short(e.before, 24)),
                       escape(_short(e.after, 36)), escape(e.actor or "coachloop"))
     console.print(table)

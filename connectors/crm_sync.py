@@ -207,7 +207,12 @@ def sync(org_id: int, writer: CrmWriter, mapping: Mapping, *, apply: bool,
     info = describe[mapping.object.lower()]
     targets = sorted({info.field(r.target).name for r in mapping.fields
                       if r.policy is not Policy.NEVER})
-    current = writer.read(mapping.object, list(by_deal), targets) if by_deal else {}
+    # The record's name too, so the review queue and history name deals the CRM knows.
+    named = [info.field("Name").name] if info.field("Name") is not None else []
+    current = writer.read(mapping.object, list(by_deal), targets + named) if by_deal else {}
+    for deal_id, values in current.items():
+        if named and values.get(named[0]) and report.deal_names.get(deal_id) in (None, deal_id):
+            report.deal_names[deal_id] = values[named[0]]
     for deal_id, calls in sorted(by_deal.items()):
         if deal_id not in current:
             report.skipped.append(f"{mapping.object} {deal_id} is gone or not visible to the "
@@ -292,7 +297,8 @@ def _record(org_id: int, crm: str, mapping: Mapping, report: SyncReport) -> None
         for call in report.calls:
             match = report.deals[call.meeting_id]
             if match.record_id and call.deal_record_id is None:
-                link_deal(session, org_id, call.meeting_id, crm, match.record_id, match.reason)
+                link_deal(session, org_id, call.meeting_id, crm, match.record_id, match.reason,
+                          report.deal_names.get(match.record_id))
         audit(session, rows)
         mark_written(session, written_proposals)
         for record_id, decision in to_propose:

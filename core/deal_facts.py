@@ -568,13 +568,17 @@ def _asks(field: MethodologyField, rubric: Rubric) -> tuple[str, ...]:
 def _fact(field: MethodologyField, rubric: Rubric, call: _Call) -> FieldResult:
     candidates: list[_Candidate] = []
     asks = _asks(field, rubric)
+    # A short phrase (pain, need) is whatever answers a broad probe, unless the answer is
+    # plainly about a field with a distinctive topic (process steps, people, vendors).
+    others = tuple(f for f in rubric.fields if field.kind == "phrase"
+                   and f.kind in ("steps", "person", "vendors"))
     for line in call.lines:
         if line.role == Role.BUYER and not line.question:
             candidate = _from_statement(field, line, call)
             if candidate:
                 candidates.append(candidate)
         elif line.role == Role.REP:
-            candidate = _from_rep(field, line, call, asks)
+            candidate = _from_rep(field, line, call, asks, others)
             if candidate:
                 candidates.append(candidate)
     return _settle(field, candidates)
@@ -607,7 +611,8 @@ def _from_statement(field: MethodologyField, line: _Line, call: _Call,
 
 
 def _from_rep(field: MethodologyField, line: _Line, call: _Call,
-              asks: tuple[str, ...]) -> _Candidate | None:
+              asks: tuple[str, ...], others: tuple[MethodologyField, ...] = ()
+              ) -> _Candidate | None:
     """A rep's line counts when a buyer answers it: a question on the field answered with a
     value, or a statement the buyer confirms ("So Rick signs?" "Yes.")."""
     reply = call.next_reply(line)
@@ -647,6 +652,10 @@ def _from_rep(field: MethodologyField, line: _Line, call: _Call,
             direct = _from_statement(field, answer, call, strength=0.8)
             if direct:
                 return None  # the buyer's statement is a candidate of its own
+            if any(_topic(other, answer.text) for other in others):
+                # "What happens after you approve?" "Our lawyers look over the contract…":
+                # an answer about another field says nothing about this one.
+                return None
             value, subject = _distil(field, answer, call, None, answering=True)
             if value:
                 return _Candidate(line, value, subject, answer.hedged, False, 0.7, answer)

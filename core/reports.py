@@ -185,7 +185,7 @@ def not_measured(measured: set[str], methodologies: list[str] | None = None,
             reason = "no scored call in this window showed it"
         else:
             others = ", ".join(builtin_rubrics_scoring(skill)) or "none"
-            reason = (f"not measured: none of the methodologies in use "
+            reason = (f"none of the methodologies in use "
                       f"({', '.join(methodologies)}) scores it; built-in rubrics that do: "
                       f"{others} (add one to COACHLOOP_SCORING__METHODOLOGIES)")
         out.append(NotMeasured(skill=skill, label=info.label, reason=reason))

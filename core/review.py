@@ -17,7 +17,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from core.errors import InputError, NotFound
-from core.models import CrmProposal, CrmWrite, as_utc, utcnow
+from core.models import CrmProposal, CrmWrite, Deal, as_utc, utcnow
 
 PENDING, APPROVED, REJECTED, WRITTEN, SUPERSEDED = (
     "pending", "approved", "rejected", "written", "superseded")
@@ -200,6 +200,7 @@ class HistoryEntry:
     actor: str | None
     reason: str | None
     meeting_id: int | None
+    deal_name: str | None = None
 
 
 def history(session: Session, org_id: int, *, deal: str | None = None,
@@ -211,5 +212,9 @@ def history(session: Session, org_id: int, *, deal: str | None = None,
     if deal:
         query = query.where(CrmWrite.record_id == deal)
     rows = session.exec(query.order_by(CrmWrite.id.desc()).limit(limit)).all()
+    ids = {r.record_id for r in rows if r.record_id}
+    names = {d.external_id: d.name for d in session.exec(select(Deal).where(
+        Deal.org_id == org_id, Deal.external_id.in_(ids)))} if ids else {}
     return [HistoryEntry(as_utc(r.created_at), r.record_id, r.field, r.status, r.before,
-                         r.after, r.actor, r.reason, r.meeting_id) for r in rows]
+                         r.after, r.actor, r.reason, r.meeting_id, names.get(r.record_id))
+            for r in rows]

@@ -68,14 +68,18 @@ def calls_due(session: Session, org_id: int, crm: str, *, meeting_ids: list[int]
 
 
 def link_deal(session: Session, org_id: int, meeting_id: int, crm: str, record_id: str,
-              reason: str) -> None:
-    """Link a call to the CRM deal `record_id` (creating a stub Deal the outcome pull fills)."""
+              reason: str, name: str | None = None) -> None:
+    """Link a call to the CRM deal `record_id` (creating a stub Deal, named when the CRM's
+    name is known, that the outcome pull fills)."""
     deal = session.exec(select(Deal).where(Deal.org_id == org_id, Deal.crm == crm,
                                            Deal.external_id == record_id)).first()
     if deal is None:
-        deal = Deal(org_id=org_id, crm=crm, external_id=record_id, name=record_id)
+        deal = Deal(org_id=org_id, crm=crm, external_id=record_id, name=name or record_id)
         session.add(deal)
         session.flush()
+    elif name and deal.name == record_id:
+        deal.name = name
+        session.add(deal)
     exists = session.exec(select(MeetingDeal).where(MeetingDeal.meeting_id == meeting_id,
                                                     MeetingDeal.deal_id == deal.id)).first()
     if exists is None:

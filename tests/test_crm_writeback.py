@@ -208,6 +208,7 @@ def test_a_rejected_value_is_not_proposed_again_and_an_edited_one_is_written(crm
                     if (p.record_id, p.field) == (first.record_id, first.field)]
         lines = history(session, crm.org_id, deal=first.record_id)
         assert any(h.status == "rejected" and h.actor == "rep@acme.example" for h in lines)
+        assert {h.deal_name for h in lines} == {first.deal_name} and first.deal_name
         assert session.exec(select(CrmWrite).where(CrmWrite.status == "approved")).first()
 
 
@@ -405,6 +406,7 @@ def test_cli_plans_applies_and_pulls(crm):
     assert again.exit_code == 1 and "no pending proposal" in again.output
     hist = runner.invoke(app, ["crm", "history", "--deal", first.record_id], env=env)
     assert hist.exit_code == 0 and "approved" in hist.output and "ana" in hist.output
+    assert first.deal_name.split()[0] in hist.output  # the deal's name, not only its id
     pulled = runner.invoke(app, ["crm", "pull"], env=env)
     assert pulled.exit_code == 0 and f"pulled {len(crm.ids['opportunities'])} deal" in \
         pulled.output

@@ -150,3 +150,19 @@ def test_the_newest_specific_value_wins_when_it_refines_the_older_one():
         CallFact(1, DAY, "first", _fact("competition", "found", "Gong")),
         CallFact(2, DAY + timedelta(days=3), "second", _fact("competition", "found", "Chorus"))])
     assert lists.status == "found"
+
+
+def test_an_answer_about_the_approval_steps_is_not_the_pain_a_probe_asked_for():
+    """A broad probe ("What happens after you approve?") answered with the legal and purchasing
+    steps is decision process; it is not also written as the buyer's pain."""
+    found = facts(view(("rep", "What happens after you approve?"),
+                       ("Lena Fox", "Our lawyers look over the contract, usually two weeks, and "
+                                    "then procurement issues the purchase order."),
+                       ("rep", "Does that match what you see?"),
+                       ("Lena Fox", "If anything it's low, and the pricing mistake last quarter "
+                                    "was about $120,000.")))
+    assert found["identified_pain"].status == "absent"
+    assert found["decision_process"].status == "found"
+    assert "procurement" in found["decision_process"].value
+    # A costly pricing mistake is a metric, not a quote of our price.
+    assert found["metrics"].status == "found" and "120,000" in found["metrics"].value

@@ -26,6 +26,11 @@ crm_app = typer.Typer(help="CRM write-back: plan, apply, pull outcomes.", no_arg
 app.add_typer(crm_app, name="crm")
 rubric_app = typer.Typer(help="Methodology rubrics: list, validate.", no_args_is_help=True)
 app.add_typer(rubric_app, name="rubric")
+users_app = typer.Typer(help="People who sign in: invite, list.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+tokens_app = typer.Typer(help="API tokens for machines: create, list, revoke.",
+                         no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
 console = Console()
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
@@ -1314,3 +1319,112 @@ def sandbox(zoom_port: int = typer.Option(8710, help="0: any free port"),
 
 if __name__ == "__main__":
     app()
+
+
+# ------------------------------------------------------------- sign-in and tokens ----
+
+
+def _invite(email: str, role: str, name: str | None) -> str:
+    from core.auth import invite
+    from core.db import session_scope
+    from core.settings import get_settings
+
+    _migrate()
+    with session_scope() as session:
+        invitation, secret = invite(session, _org_id(), email, name=name, role=role,
+                                    by="coachloop cli")
+        expires = invitation.expires_at
+    link = f"{get_settings().public_url.rstrip('/')}/auth/accept#{secret}"
+    console.print(f"invited {escape(email)} as {role}; the link works once, until "
+                  f"{expires:%Y-%m-%d %H:%M} UTC:\n  {link}\n"
+                  f"(or POST /auth/accept with {{\"token\": \"{secret}\", \"password\": ...}})")
+    return secret
+
+
+@users_app.command("invite")
+def users_invite(email: str = typer.Argument(..., help="their e-mail address"),
+                 role: str = typer.Option("rep", help="rep, manager or admin"),
+                 name: Optional[str] = typer.Option(None, help="display name")):
+    """Invite someone to sign in with a password: prints a link that works once and expires
+    (people in the roster keep their role)."""
+    _run(_invite, email, role, name)
+
+
+def _users() -> None:
+    from sqlmodel import select
+
+    from core.db import session_scope
+    from core.models import User
+
+    _migrate()
+    table = Table("email", "name", "role", "sign-in", title="People")
+    with session_scope() as session:
+        for user in session.exec(select(User).where(User.org_id == _org_id())
+                                 .order_by(User.email)):
+            state = ("disabled" if user.disabled else "password" if user.password_hash
+                     else "not yet (invite them)")
+            table.add_row(escape(user.email), escape(user.name), user.role, state)
+    console.print(table)
+
+
+@users_app.command("list")
+def users_list():
+    """Everyone in the org, with their role and whether they can sign in."""
+    _run(_users)
+
+
+def _token_create(name: str, scopes: list[str]) -> None:
+    from core.auth import create_token
+    from core.db import session_scope
+
+    _migrate()
+    with session_scope() as session:
+        row, secret = create_token(session, _org_id(), name, scopes, by="coachloop cli")
+        token_id = row.id
+    console.print(f"API token {token_id} ({escape(name)}, scopes {', '.join(scopes)}). It is "
+                  f"shown once; send it as `Authorization: Bearer <token>`:\n{secret}")
+
+
+@tokens_app.command("create")
+def tokens_create(name: str = typer.Argument(..., help="what uses it, e.g. 'BI export'"),
+                  scope: list[str] = typer.Option(["read"], help="read, review or admin "
+                                                  "(repeat for several)")):
+    """Create an API token: stored hashed, shown once."""
+    _run(_token_create, name, scope)
+
+
+def _token_list() -> None:
+    from core.auth import list_tokens
+    from core.db import session_scope
+
+    _migrate()
+    table = Table("id", "name", "prefix", "scopes", "created", "last used", "state",
+                  title="API tokens")
+    with session_scope() as session:
+        for t in list_tokens(session, _org_id()):
+            table.add_row(str(t.id), escape(t.name), t.prefix + "…", ", ".join(t.scopes),
+                          f"{t.created_at:%Y-%m-%d}", f"{t.last_used_at:%Y-%m-%d %H:%M}"
+                          if t.last_used_at else "never",
+                          "revoked" if t.revoked_at else "active")
+    console.print(table)
+
+
+@tokens_app.command("list")
+def tokens_list():
+    """The org's API tokens (never their secrets), with when each was last used."""
+    _run(_token_list)
+
+
+def _token_revoke(token_id: int) -> None:
+    from core.auth import revoke_token
+    from core.db import session_scope
+
+    with session_scope() as session:
+        revoke_token(session, _org_id(), token_id)
+    console.print(f"API token {token_id} revoked: it stops working at once")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: int = typer.Argument(...)):
+    """Revoke an API token."""
+    _run(_token_revoke, token_id)

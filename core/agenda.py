@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlmodel import Session, select
 
+from core.access import Scope
 from core.models import (CallScore, CriterionScore, Meeting, Rubric, Segment, Transcript, User,
                          as_utc)
 from core.skill_taxonomy import SKILLS, STAGE_RELEVANCE
@@ -77,13 +78,14 @@ def _end_of(day: date) -> datetime:
     return datetime.combine(day, time.max, timezone.utc)
 
 
-def coaching_agenda(session: Session, org_id: int, email: str, *, as_of: date,
+def coaching_agenda(session: Session, org: int | Scope, email: str, *, as_of: date,
                     window_days: int = 90, min_calls: int = 3, public_url: str = ""
                     ) -> Agenda:
     from core.pipeline import skill_observations
     from core.reports import find_user
 
-    rep = find_user(session, org_id, email)
+    rep = find_user(session, org, email)
+    org_id = rep.org_id
     observations = skill_observations(session, org_id)
     focus = _choose(session, org_id, rep, observations, as_of, window_days, min_calls,
                     public_url)

@@ -54,6 +54,14 @@ class NotFound(CoachloopError):
     resolution = Resolution.SKIP
 
 
+class Unauthenticated(CoachloopError):
+    """No valid credentials: sign in, or send an API token."""
+
+
+class Forbidden(CoachloopError):
+    """Signed in, but this principal's role or token scope does not allow it."""
+
+
 class TransientError(CoachloopError):
     """A temporary failure worth retrying (network, lock, rate limit)."""
 

@@ -43,6 +43,11 @@ class User(SQLModel, table=True):
     other_emails: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     role: str = "rep"  # rep | manager | admin
     manager_id: int | None = Field(default=None, foreign_key="user.id")
+    # Local sign-in (the fallback to SSO): argon2 hash, lockout after repeated failures.
+    password_hash: str | None = None
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+    disabled: bool = False
 
 
 class Meeting(SQLModel, table=True):
@@ -386,3 +391,48 @@ class LlmCache(SQLModel, table=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Invitation(SQLModel, table=True):
+    """A link that lets a person set their password once, before it expires."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    token_hash: str = Field(unique=True)  # sha256 of the link's secret; the secret is not kept
+    created_by: str | None = None
+    expires_at: datetime
+    used_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser: the cookie holds a secret whose hash is here, so a session can be
+    ended server-side; `csrf_hash` guards its state-changing requests."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    token_hash: str = Field(unique=True)
+    csrf_hash: str
+    via: str = "password"  # password | oidc
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    ended_at: datetime | None = None
+
+
+class ApiToken(SQLModel, table=True):
+    """A machine's credential: created by an admin, scoped, stored hashed, shown once,
+    revocable, with when it was last used."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    name: str
+    prefix: str  # the first characters, so people can tell tokens apart
+    token_hash: str = Field(unique=True)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_by: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlmodel import Session, func, select
 
+from core.access import Scope, as_scope
 from core.errors import NotFound
 from core.models import (CallScore, CriterionScore, Deal, FieldExtraction, Meeting, MeetingDeal,
                          Participant, Rubric, Segment, SkillSnapshot, Transcript, User)
@@ -212,10 +213,12 @@ def _overall_by_meeting(session: Session, meeting_ids: list[int]) -> dict[int, d
     return out
 
 
-def list_meetings(session: Session, org_id: int, *, rep_id: int | None = None,
+def list_meetings(session: Session, org: int | Scope, *, rep_id: int | None = None,
                   limit: int = 100, offset: int = 0) -> list[MeetingSummary]:
-    """Meetings, newest first."""
-    query = select(Meeting).where(Meeting.org_id == org_id)
+    """Meetings in scope, newest first."""
+    scope = as_scope(org)
+    org_id = scope.org_id
+    query = select(Meeting).where(scope.meeting_clause())
     if rep_id is not None:
         query = query.where(Meeting.id.in_(select(CallScore.meeting_id)
                                            .where(CallScore.rep_id == rep_id)))
@@ -235,10 +238,13 @@ def _criterion_out(row: CriterionScore) -> CriterionOut:
                         state=row.state)
 
 
-def meeting_detail(session: Session, org_id: int, meeting_id: int) -> MeetingDetail:
+def meeting_detail(session: Session, org: int | Scope, meeting_id: int) -> MeetingDetail:
     """One meeting with participants, transcript, scores, evidence and field values."""
-    meeting = session.get(Meeting, meeting_id)
-    if meeting is None or meeting.org_id != org_id:
+    scope = as_scope(org)
+    org_id = scope.org_id
+    meeting = session.exec(select(Meeting).where(Meeting.id == meeting_id,
+                                                 scope.meeting_clause())).first()
+    if meeting is None:  # another org's, or out of scope: the same answer as none at all
         raise NotFound(f"meeting {meeting_id} not found")
     base = _summaries(session, org_id, [meeting])[0]
     participants = session.exec(select(Participant).where(Participant.meeting_id == meeting_id)
@@ -295,9 +301,11 @@ def _summaries(session: Session, org_id: int, meetings: list[Meeting]) -> list[M
                            scores=overall.get(m.id, {})) for m in meetings]
 
 
-def list_reps(session: Session, org_id: int) -> list[RepOut]:
-    managers = _names(session, org_id)
-    users = session.exec(select(User).where(User.org_id == org_id).order_by(User.name)).all()
+def list_reps(session: Session, org: int | Scope) -> list[RepOut]:
+    """The people in scope."""
+    scope = as_scope(org)
+    managers = _names(session, scope.org_id)
+    users = session.exec(select(User).where(scope.user_clause()).order_by(User.name)).all()
     return [_rep_out(u, managers) for u in users]
 
 
@@ -324,18 +332,20 @@ def rep_skills(session: Session, org_id: int, rep_id: int, as_of: date | None = 
                                                                SkillSnapshot.skill))]
 
 
-def find_user(session: Session, org_id: int, email: str) -> User:
-    user = session.exec(select(User).where(User.org_id == org_id,
+def find_user(session: Session, org: int | Scope, email: str) -> User:
+    """The person with this e-mail, if in scope (out of scope reads as nobody)."""
+    user = session.exec(select(User).where(as_scope(org).user_clause(),
                                            User.email == email.strip().lower())).first()
     if user is None:
         raise NotFound(f"no one with email {email!r} in this org")
     return user
 
 
-def rep_scorecard(session: Session, org_id: int, email: str, *, as_of: date | None = None,
-                  window_days: int = 90) -> Scorecard:
+def rep_scorecard(session: Session, org: int | Scope, email: str, *,
+                  as_of: date | None = None, window_days: int = 90) -> Scorecard:
     """A rep's skills in one window, their recent calls, and evidence-backed strengths and gaps."""
-    user = find_user(session, org_id, email)
+    user = find_user(session, org, email)
+    org_id = user.org_id
     as_of = as_of or latest_as_of(session, org_id)
     skills = rep_skills(session, org_id, user.id, as_of, window_days)
     recent = list_meetings(session, org_id, rep_id=user.id, limit=10)
@@ -386,13 +396,15 @@ def _strengths_and_gaps(session: Session, rep_id: int, as_of: date | None, windo
     return strengths, gaps
 
 
-def team_table(session: Session, org_id: int, *, as_of: date | None = None,
+def team_table(session: Session, org: int | Scope, *, as_of: date | None = None,
                window_days: int = 90) -> TeamTable:
-    """Every rep's skills side by side in one window."""
+    """Every rep in scope, skills side by side in one window."""
+    scope = as_scope(org)
+    org_id = scope.org_id
     as_of = as_of or latest_as_of(session, org_id)
     managers = _names(session, org_id)
     rows = session.exec(select(SkillSnapshot, User).join(User, SkillSnapshot.rep_id == User.id)
-                        .where(SkillSnapshot.org_id == org_id, SkillSnapshot.as_of == as_of,
+                        .where(scope.user_clause(), SkillSnapshot.as_of == as_of,
                                SkillSnapshot.window_days == window_days)
                         .order_by(User.name, SkillSnapshot.skill)).all()
     by_rep: dict[int, TeamRow] = {}

@@ -17,6 +17,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from core.errors import InputError, NotFound
+from core.access import Scope, as_scope
 from core.models import CrmProposal, CrmWrite, Deal, as_utc, utcnow
 
 PENDING, APPROVED, REJECTED, WRITTEN, SUPERSEDED = (
@@ -130,10 +131,18 @@ def _view(row: CrmProposal) -> ProposalView:
                         row.status, row.decided_by, as_utc(row.decided_at))
 
 
-def queue(session: Session, org_id: int, *, status: str = PENDING,
+def _in_scope(query, session: Session, scope: Scope, model):
+    """Only the deals whose owner is in scope (a rep: their own deals)."""
+    records = scope.deal_record_ids(session)
+    query = query.where(model.org_id == scope.org_id)
+    return query if records is None else query.where(model.record_id.in_(records))
+
+
+def queue(session: Session, org: int | Scope, *, status: str = PENDING,
           deal: str | None = None) -> list[ProposalView]:
-    """Queued values, per deal then field (`status="all"` for every state)."""
-    query = select(CrmProposal).where(CrmProposal.org_id == org_id)
+    """Queued values on deals in scope, per deal then field (`status="all"` for every
+    state)."""
+    query = _in_scope(select(CrmProposal), session, as_scope(org), CrmProposal)
     if status != "all":
         query = query.where(CrmProposal.status == status)
     if deal:
@@ -143,18 +152,22 @@ def queue(session: Session, org_id: int, *, status: str = PENDING,
     return [_view(row) for row in rows]
 
 
-def decide(session: Session, org_id: int, proposal_ids: list[int] | None, action: str, *,
-           by: str, value: str | None = None, deal: str | None = None) -> list[ProposalView]:
-    """Approve, edit (approve with `value`) or reject pending proposals: the ids given, or
-    every pending one (of `deal`, when given) when `proposal_ids` is None."""
+def decide(session: Session, org: int | Scope, proposal_ids: list[int] | None, action: str,
+           *, by: str, value: str | None = None, deal: str | None = None
+           ) -> list[ProposalView]:
+    """Approve, edit (approve with `value`) or reject pending proposals on deals in scope:
+    the ids given, or every pending one (of `deal`, when given) when `proposal_ids` is
+    None."""
+    scope = as_scope(org)
+    org_id = scope.org_id
     if action not in ACTIONS:
         raise InputError(f"unknown review action {action!r} (use {', '.join(ACTIONS)})")
     if action == "edit" and (value is None or not value.strip()):
         raise InputError("edit needs the value to write instead")
     if not by.strip():
         raise InputError("say who decides (a name or e-mail): the audit records it")
-    query = select(CrmProposal).where(CrmProposal.org_id == org_id,
-                                      CrmProposal.status == PENDING)
+    query = _in_scope(select(CrmProposal), session, scope, CrmProposal).where(
+        CrmProposal.status == PENDING)
     if proposal_ids is not None:
         if action == "edit" and len(proposal_ids) != 1:
             raise InputError("edit one proposal at a time")
@@ -203,10 +216,13 @@ class HistoryEntry:
     deal_name: str | None = None
 
 
-def history(session: Session, org_id: int, *, deal: str | None = None,
+def history(session: Session, org: int | Scope, *, deal: str | None = None,
             limit: int = 200) -> list[HistoryEntry]:
-    """Approvals, rejections and field writes, newest first."""
-    query = select(CrmWrite).where(CrmWrite.org_id == org_id, CrmWrite.field.is_not(None),
+    """Approvals, rejections and field writes on deals in scope, newest first."""
+    scope = as_scope(org)
+    org_id = scope.org_id
+    query = _in_scope(select(CrmWrite), session, scope, CrmWrite).where(
+        CrmWrite.field.is_not(None),
                                    CrmWrite.status.in_(("written", "approved", "rejected",
                                                         "failed", "review")))
     if deal:

@@ -159,3 +159,43 @@ def tls(tmp_path_factory):
     from sandbox.tls import local_tls
 
     return local_tls(tmp_path_factory.mktemp("tls"))
+
+
+def api_token(*scopes: str, org_id: int | None = None) -> str:
+    """An API token of the org (the only one, when not said), made the way an admin would."""
+    from sqlmodel import select
+
+    from core.auth import create_token
+    from core.db import session_scope
+    from core.models import Org
+
+    with session_scope() as session:
+        org_id = org_id or session.exec(select(Org.id).order_by(Org.id)).first()
+        _, secret = create_token(session, org_id, "tests", list(scopes or ("admin",)))
+    return secret
+
+
+def bearer(*scopes: str, org_id: int | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_token(*scopes, org_id=org_id)}"}
+
+
+def sign_in(client, email: str, *, role: str = "admin", org_id: int | None = None,
+            password: str = "correct horse battery staple") -> dict:
+    """Give `email` a password (through an invitation, as an admin would) and sign `client`
+    in with it; the client then sends the CSRF header on every request."""
+    from sqlmodel import select
+
+    from core.auth import accept_invitation, invite
+    from core.db import session_scope
+    from core.models import Org
+
+    with session_scope() as session:
+        org_id = org_id or session.exec(select(Org.id).order_by(Org.id)).first()
+        _, secret = invite(session, org_id, email, role=role)
+    with session_scope() as session:
+        accept_invitation(session, secret, password)
+    client.base_url = "https://testserver"  # session cookies are Secure off loopback
+    response = client.post("/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+    return response.json()

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import PLATFORM_CALLS, copy_calls, ingest_folder, run_pending
+from tests.conftest import PLATFORM_CALLS, copy_calls, ingest_folder, run_pending, bearer
 
 TYLER = "tyler.reed@acme-analytics.example"
 
@@ -69,7 +69,7 @@ def test_agenda_over_the_api_and_cli(scored):
     from api import create_app
     from cli import app
 
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    client = TestClient(create_app(), raise_server_exceptions=False, headers=bearer("read"))
     body = client.get(f"/reps/{TYLER}/agenda", params={"as_of": "2026-11-19"}).json()
     assert len(body["focus"]) == 2 and body["focus"][0]["moments"]
     assert client.get("/reps/nobody@x.example/agenda").status_code == 404

@@ -12,7 +12,7 @@ from core.conversation import ENGAGED_BUYER_WORDS
 from core.db import session_scope
 from core.models import Meeting
 from core.pipeline import refresh_skills
-from tests.conftest import PLATFORM_CALLS, copy_calls, ingest_folder, run_pending
+from tests.conftest import PLATFORM_CALLS, bearer, copy_calls, ingest_folder, run_pending
 
 AS_OF = date(2026, 11, 20)
 
@@ -25,7 +25,8 @@ def client(database, tmp_path):
         refresh_skills(session.exec(select(Meeting.org_id)).first(), AS_OF)
     from api import create_app
 
-    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
+    with TestClient(create_app(), raise_server_exceptions=False,
+                    headers=bearer("read")) as test_client:
         yield test_client
 
 
@@ -99,10 +100,13 @@ def test_errors_are_json_with_a_clear_message(client, path, status, code):
     assert "Traceback" not in response.text
 
 
-def test_no_org_yet_is_a_clear_404(sqlite_database):
+def test_anonymous_requests_are_told_how_to_sign_in(sqlite_database):
     from api import create_app
 
     with TestClient(create_app(), raise_server_exceptions=False) as client:
         response = client.get("/meetings")
-    assert response.status_code == 404
-    assert "coachloop init" in response.json()["error"]["message"]
+        wrong = client.get("/meetings", headers={"Authorization": "Bearer clt_not-a-token"})
+    assert response.status_code == 401 and response.headers["www-authenticate"].startswith(
+        "Bearer")
+    assert "sign in" in response.json()["error"]["message"]
+    assert wrong.status_code == 401 and "unknown or revoked" in wrong.json()["error"]["message"]

@@ -13,6 +13,7 @@ from core.oauth import tls_verify
 from core.settings import get_settings
 from sandbox.tls import local_tls
 from sandbox.zoom import ZoomSandbox
+from tests.conftest import bearer
 
 
 @pytest.fixture
@@ -40,7 +41,12 @@ def test_connect_zoom_through_the_api(zoom_configured):
     sandbox, tls = zoom_configured
     from api import create_app
 
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    # Re-binding the org's Zoom account is an admin's act: anonymous and read-only are refused.
+    anonymous = TestClient(create_app(), raise_server_exceptions=False)
+    assert anonymous.get("/connect/zoom", follow_redirects=False).status_code == 401
+    reader = anonymous.get("/connect/zoom", follow_redirects=False, headers=bearer("read"))
+    assert reader.status_code == 403
+    client = TestClient(create_app(), raise_server_exceptions=False, headers=bearer("admin"))
     start = client.get("/connect/zoom", follow_redirects=False)
     assert start.status_code == 302
     consent = httpx.get(start.headers["location"], verify=tls_verify(str(tls.ca_path)))
@@ -69,7 +75,7 @@ def test_unconfigured_and_unknown_providers_say_what_is_missing(sqlite_database,
         ensure_org(session, "Acme", ["acme.example"])
     from api import create_app
 
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    client = TestClient(create_app(), raise_server_exceptions=False, headers=bearer("admin"))
     salesforce = client.get("/connect/salesforce", follow_redirects=False)
     assert salesforce.status_code == 503
     assert "COACHLOOP_SALESFORCE__CLIENT_ID" in salesforce.json()["error"]["message"]

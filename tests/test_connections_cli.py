@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from core.settings import get_settings
+from tests.conftest import bearer
 
 runner = CliRunner()
 
@@ -176,7 +177,7 @@ def test_connecting_through_the_api_revokes_the_other_accounts_grant(boxes, monk
     monkeypatch.setenv("COACHLOOP_PUBLIC_URL", "https://coachloop.example")
     get_settings.cache_clear()
     http = httpx.Client(verify=ssl.create_default_context(cafile=str(boxes.tls.ca_path)))
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    client = TestClient(create_app(), raise_server_exceptions=False, headers=bearer("admin"))
     start = client.get("/connect/salesforce", follow_redirects=False)
     consent = http.get(start.headers["location"])
     back = httpx.URL(consent.headers["location"])

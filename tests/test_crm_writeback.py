@@ -24,7 +24,7 @@ from sandbox.salesforce import (
     demo_seed,
 )
 from sandbox.server import serve
-from tests.conftest import PLATFORM_CALLS, Clock, copy_calls, ingest_folder, run_pending
+from tests.conftest import PLATFORM_CALLS, Clock, copy_calls, ingest_folder, run_pending, sign_in
 
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 AS_OF = date(2026, 11, 20)
@@ -424,24 +424,26 @@ def test_review_queue_over_the_json_api(crm):
 
     sync(crm.org_id)
     client = TestClient(create_app())
+    sign_in(client, "ana@acme-analytics.example", role="admin")
     pending = client.get("/crm/review").json()
+    assert isinstance(pending, list), pending
     assert pending and {"id", "proposed", "current", "quote", "quote_at", "call_title",
                         "confidence", "deal_name"} <= set(pending[0])
     one = pending[0]
-    bad = client.post(f"/crm/review/{one['id']}/edit", params={"by": "ana"})
+    bad = client.post(f"/crm/review/{one['id']}/edit")
     assert bad.status_code == 422 and "value" in bad.json()["error"]["message"]
-    edited = client.post(f"/crm/review/{one['id']}/edit",
-                         params={"by": "ana", "value": "Dana Ruiz, COO"})
+    edited = client.post(f"/crm/review/{one['id']}/edit", params={"value": "Dana Ruiz, COO"})
     assert edited.status_code == 200 and edited.json()["final"] == "Dana Ruiz, COO"
-    assert client.post(f"/crm/review/{one['id']}/approve", params={"by": "ana"}).status_code \
-        == 404  # no longer pending
-    rest = client.post("/crm/review", json={"action": "reject", "by": "ana",
+    assert client.post(f"/crm/review/{one['id']}/approve").status_code == 404  # not pending
+    rest = client.post("/crm/review", json={"action": "reject",
                                             "deal": pending[-1]["record_id"]})
     assert rest.status_code == 200
     assert all(p["status"] == "rejected" for p in rest.json()["decided"])
+    # Everything at once only when asked for in so many words.
     assert client.post("/crm/review", json={"action": "approve"}).status_code == 422
+    # The audit names the signed-in reviewer; a `by` in the request cannot change it.
     history = client.get("/crm/history", params={"deal": one["record_id"]}).json()
-    assert any(h["status"] == "approved" and h["actor"] == "ana" and
+    assert any(h["status"] == "approved" and h["actor"] == "ana@acme-analytics.example" and
                h["after"] == "Dana Ruiz, COO" for h in history)
     written = sync(crm.org_id, include_synced=True)
     assert not written.failed

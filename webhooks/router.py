@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session, select
 
@@ -46,12 +46,14 @@ def org_for_account(session: Session, provider: str, account_ref: str | None) ->
 
 
 def make_router(enqueue: Callable[[int], None],
-                receivers: Callable[[], dict[str, WebhookReceiver]] | None = None) -> APIRouter:
-    """The `/webhooks/{provider}` route; `enqueue(event_id)` hands new events to the workers."""
+                receivers: Callable[[], dict[str, WebhookReceiver]] | None = None,
+                policy: Callable | None = None) -> APIRouter:
+    """The `/webhooks/{provider}` route; `enqueue(event_id)` hands new events to the workers;
+    `policy` is the API's access dependency for it (open: the signature is the check)."""
     router = APIRouter(tags=["webhooks"])
     find = receivers or (lambda: configured_receivers(get_settings()))
 
-    @router.post("/webhooks/{provider}")
+    @router.post("/webhooks/{provider}", dependencies=[Depends(policy)] if policy else [])
     async def receive(provider: str, request: Request):
         """Verify and store one delivery; processing happens in a worker."""
         receiver = find().get(provider)

@@ -24,7 +24,7 @@ EVERYONE = frozenset(ROLES)
 class Policy:
     """Who may call a route. A public route says why it is safe to leave open (what verifies
     the caller instead); any other names the roles a person needs and the scope a token
-    needs (None: no token may)."""
+    needs (None: no token may; "any": every token)."""
 
     name: str
     roles: frozenset[str] = frozenset()
@@ -37,6 +37,8 @@ class Policy:
 
     def allows(self, principal: Principal) -> bool:
         if principal.via == "token":
+            if self.token_scope == "any":
+                return True
             return self.token_scope is not None and bool(
                 {self.token_scope, "admin"} & principal.scopes)
         return principal.role in self.roles
@@ -49,7 +51,7 @@ OAUTH_CALLBACK = Policy("oauth-callback",
                         public_because="single-use state bound to the admin's org, with PKCE")
 SIGN_IN = Policy("sign-in", public_because="it checks the credentials it is given")
 DOCS = Policy("docs", public_because="the API's own description: no data")
-SIGNED_IN = Policy("signed-in", EVERYONE, token_scope="read")
+SIGNED_IN = Policy("signed-in", EVERYONE, token_scope="any")
 MEMBER_READ = Policy("member-read", EVERYONE, token_scope="read")
 TEAM_READ = Policy("team-read", frozenset({"manager", "admin"}), token_scope="read")
 REVIEW = Policy("crm-review", EVERYONE, token_scope="review")

@@ -375,6 +375,12 @@ def create_app() -> FastAPI:
                   openapi_url=None,
                   description="Sales calls in; scored calls, evidence and rep skills out.")
 
+    from core.http_guards import BodyLimit, SecurityHeaders, redact_access_log
+
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)  # added last: outermost, so every answer has them
+    redact_access_log()
+
     @app.exception_handler(WebhookRejected)
     async def rejected(_: Request, exc: WebhookRejected):
         return _error(exc.status, "rejected", exc.message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -51,3 +52,51 @@ KEPT_HEADERS = ("content-type", "user-agent", "x-zm-request-timestamp", "x-zm-tr
 
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: headers[name] for name in KEPT_HEADERS if name in headers}
+
+
+MAX_DEPTH = 32  # vendors' events nest five or six levels deep
+
+
+def strict_json(raw_body: bytes) -> Any:
+    """The body as JSON, or `WebhookRejected(400)`: UTF-8 only (JSON may be UTF-16 or -32 by
+    the old RFC, which Python accepts, but no vendor sends it and we store the text), no NUL
+    characters (PostgreSQL's text cannot hold them), nesting no deeper than `MAX_DEPTH`."""
+    try:
+        text = raw_body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebhookRejected(400, "body is not UTF-8 JSON") from None
+    if "\x00" in text or "\\u0000" in text.lower():
+        raise WebhookRejected(400, "body contains a NUL character")
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:  # nesting is checked before parsing: json.loads recurses
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+            continue
+        if char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                raise WebhookRejected(400, f"body nests deeper than {MAX_DEPTH} levels")
+        elif char in "]}":
+            depth -= 1
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise WebhookRejected(400, "body is not JSON") from None
+
+
+def bounded(value: Any, name: str, limit: int) -> str | None:
+    """A string field of a delivery within `limit` characters (None when absent)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise WebhookRejected(400, f"{name} is not a string of at most {limit} characters")
+    return value

@@ -59,7 +59,7 @@ def make_router(enqueue: Callable[[int], None],
         receiver = find().get(provider)
         if receiver is None:
             raise WebhookRejected(404, f"no webhook receiver configured for {provider!r}")
-        raw = await request.body()
+        raw = await request.body()  # capped while it streams (core.http_guards.BodyLimit)
         if len(raw) > MAX_BODY_BYTES:
             raise WebhookRejected(413, "body larger than 1 MiB")
         headers = {k.lower(): v for k, v in request.headers.items()}

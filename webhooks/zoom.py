@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from webhooks.base import Delivery, WebhookRejected
+from webhooks.base import Delivery, WebhookRejected, bounded, strict_json
 
 URL_VALIDATION = "endpoint.url_validation"
 
@@ -54,24 +53,23 @@ class ZoomReceiver:
             raise WebhookRejected(401, "signature does not match")
 
     def parse(self, raw_body: bytes) -> Delivery:
-        try:
-            body = json.loads(raw_body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise WebhookRejected(400, "body is not JSON") from None
+        body = strict_json(raw_body)
         if not isinstance(body, dict) or not isinstance(body.get("event"), str):
             raise WebhookRejected(400, "body has no 'event'")
-        event = body["event"]
+        event = bounded(body["event"], "event", 100)
         payload = body.get("payload")
         if not isinstance(payload, dict):
             raise WebhookRejected(400, "body has no 'payload' object")
         if event == URL_VALIDATION:
-            if not isinstance(payload.get("plainToken"), str):
+            if not bounded(payload.get("plainToken"), "payload.plainToken", 256):
                 raise WebhookRejected(400, "url_validation without payload.plainToken")
             return Delivery(event, f"{event}:{payload['plainToken']}", None, body)
         obj = payload.get("object") if isinstance(payload.get("object"), dict) else {}
         # Retries of an event carry the same meeting uuid: one meeting, one piece of work.
-        subject = obj.get("uuid") or hashlib.sha256(raw_body).hexdigest()
-        return Delivery(event, f"{event}:{subject}", payload.get("account_id"), body)
+        subject = bounded(obj.get("uuid"), "payload.object.uuid", 128) or \
+            hashlib.sha256(raw_body).hexdigest()
+        account = bounded(payload.get("account_id"), "payload.account_id", 128)
+        return Delivery(event, f"{event}:{subject}", account, body)
 
     def challenge(self, delivery: Delivery) -> dict[str, Any] | None:
         if delivery.event_type != URL_VALIDATION:

@@ -1,0 +1,182 @@
+"""Holes found in the security review, each with the request that found it: oversized and
+slow bodies, odd but signed payloads, security headers, huge ids, secrets in the access log.
+Every answer is a clear 4xx and nothing is stored half-way."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import ssl
+import threading
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from core.settings import get_settings
+from tests.test_webhooks_zoom import SECRET, recording_completed, sign
+
+
+@pytest.fixture
+def api(database, monkeypatch):
+    monkeypatch.setenv("COACHLOOP_ZOOM__WEBHOOK_SECRET_TOKEN", SECRET)
+    get_settings.cache_clear()
+    from api import create_app
+
+    return create_app()
+
+
+def stored() -> int:
+    from core.db import session_scope
+    from core.models import WebhookEvent
+
+    with session_scope() as session:
+        return len(session.exec(select(WebhookEvent)).all())
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        line = next(l for l in status if l.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_a_300_mib_unsigned_body_is_cut_off_while_it_streams(api, tls):
+    """Hole 2: the body was read whole before the size check (130 MB → 716 MB)."""
+    from sandbox.server import serve
+
+    server = serve(api, tls)
+    peak = [rss_mb()]
+    before = peak[0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mb())
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    sent = [0]
+
+    def chunks():
+        block = b"x" * (1 << 20)
+        for _ in range(300):
+            sent[0] += len(block)
+            yield block
+
+    try:
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(tls.ca_path)),
+                          timeout=60) as client:
+            try:
+                response = client.post(f"{server.url}/webhooks/zoom", content=chunks(),
+                                       headers={"content-type": "application/json"})
+                status = response.status_code
+            except httpx.HTTPError:  # the server answered 413 and closed mid-upload
+                status = 413
+    finally:
+        done.set()
+        sampler.join()
+        server.stop()
+    assert status == 413
+    assert peak[0] - before < 60, f"RSS grew {peak[0] - before:.0f} MB"
+    assert sent[0] < 300 << 20 or status == 413
+    assert stored() == 0
+
+
+def test_a_declared_oversized_body_is_refused_before_it_is_read(api):
+    client = TestClient(api, raise_server_exceptions=False)
+    response = client.post("/auth/login", content=b"{}",
+                           headers={"content-length": str(10 << 20),
+                                    "content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
+
+
+def test_a_body_that_trickles_in_times_out(api, tls, monkeypatch):
+    from core import http_guards
+    from sandbox.server import serve
+
+    monkeypatch.setattr(http_guards, "BODY_DEADLINE_S", 1.0)
+    from api import create_app
+
+    server = serve(create_app(), tls)
+    host, port = server.url.removeprefix("https://").split(":")
+    context = ssl.create_default_context(cafile=str(tls.ca_path))
+    try:
+        with socket.create_connection((host, int(port)), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname=host) as conn:
+            conn.sendall(b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                         b"application/json\r\nContent-Length: 1000\r\n\r\n{\"email\"")
+            started = time.monotonic()
+            answer = ""
+            while "too_slow" not in answer and (chunk := conn.recv(4096)):
+                answer += chunk.decode(errors="replace")
+            waited = time.monotonic() - started
+    finally:
+        server.stop()
+    assert answer.startswith("HTTP/1.1 408") and "too_slow" in answer
+    assert waited < 5
+
+
+ODD = {
+    "deep nesting": lambda: b'{"event": "recording.completed", "payload": ' + b"[" * 100_000
+    + b"]" * 100_000 + b"}",
+    "UTF-16": lambda: recording_completed().decode().encode("utf-16"),
+    "UTF-32": lambda: recording_completed().decode().encode("utf-32"),
+    "NUL escaped": lambda: recording_completed(uuid="abc\u0000def"),
+    "NUL raw": lambda: recording_completed().replace(b"Discovery", b"Disc\x00overy"),
+    "500 KB uuid": lambda: recording_completed(uuid="u" * 500_000),
+    "not an object": lambda: b"[1, 2, 3]",
+    "event not a string": lambda: b'{"event": {"a": 1}, "payload": {}}',
+}
+
+
+@pytest.mark.parametrize("name", ODD)
+def test_signed_but_odd_payloads_are_4xx_and_nothing_is_stored(api, name):
+    """Hole 5: each of these was a 500 (RecursionError, UnicodeDecodeError, PostgreSQL)."""
+    body = ODD[name]()
+    client = TestClient(api, raise_server_exceptions=False)
+    response = client.post("/webhooks/zoom", content=body, headers=sign(body, int(time.time())))
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:200])
+    assert response.json()["error"]["message"]
+    assert stored() == 0
+
+
+def test_every_response_carries_the_security_headers(api):
+    client = TestClient(api, raise_server_exceptions=False)
+    for path in ("/health", "/meetings", "/nope", "/docs", "/openapi.json"):
+        headers = client.get(path).headers
+        assert headers["x-content-type-options"] == "nosniff", path
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+        assert headers["x-frame-options"] == "DENY"
+    assert "script-src 'self'" in client.get("/docs").headers["content-security-policy"]
+    assert client.post("/auth/login", json={"email": "a@b.c", "password": "x"}).headers[
+        "cache-control"] == "no-store"
+
+
+def test_an_absurd_meeting_id_is_422_not_500(api):
+    from tests.conftest import bearer
+
+    client = TestClient(api, raise_server_exceptions=False)
+    from core.db import session_scope
+    from core.ingest import ensure_org
+
+    with session_scope() as session:
+        ensure_org(session, "Acme", ["acme.example"])
+    response = client.get("/meetings/99999999999999999999999", headers=bearer("read"))
+    assert response.status_code == 422
+
+
+def test_the_access_log_never_holds_oauth_codes_or_states(caplog):
+    from core.http_guards import redact_access_log
+
+    redact_access_log()
+    logger = logging.getLogger("uvicorn.access")
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET",
+                    "/connect/zoom/callback?code=SECRETCODE&state=SECRETSTATE", "1.1", 200)
+    text = caplog.text
+    assert "SECRETCODE" not in text and "SECRETSTATE" not in text
+    assert "code=[redacted]" in text and "state=[redacted]" in text

@@ -205,3 +205,35 @@ class CrmWriter(ABC):
 
     def close(self) -> None:
         """Release connections (HTTP sessions)."""
+
+
+@dataclass(frozen=True)
+class HostAllowList:
+    """The hosts a connector may fetch from (and send its vendor's token to): exact
+    `host[:port]`s (its configured API and OAuth bases) and vendor domains with their
+    subdomains ("zoom.us" allows "us06web.zoom.us"). HTTPS only."""
+
+    exact: frozenset[str]
+    domains: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, bases: list[str], domains: list[str]) -> "HostAllowList":
+        from urllib.parse import urlsplit
+
+        return cls(frozenset(urlsplit(b).netloc.lower() for b in bases if b),
+                   tuple(d.lower().lstrip(".") for d in domains))
+
+    def allows(self, url: str) -> bool:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").lower()
+            netloc = f"{host}:{parts.port}" if parts.port else host
+        except ValueError:
+            return False
+        if parts.scheme != "https" or not host or parts.username or parts.password:
+            return False
+        return netloc in self.exact or any(
+            (host == d or host.endswith("." + d)) and parts.port in (None, 443)
+            for d in self.domains)

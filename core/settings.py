@@ -85,6 +85,11 @@ class ZoomSettings(BaseModel):
                                                        "user:read:user"])
     webhook_secret_token: SecretStr | None = None
     webhook_tolerance_s: int = Field(300, description="reject signatures older than this")
+    download_domains: list[str] = Field(
+        default_factory=lambda: ["zoom.us", "zoom.com"],
+        description="recordings and transcripts are fetched only from these domains (and "
+                    "their subdomains) and from oauth_base/api_base: any other download URL, "
+                    "or a redirect to one, is refused and no token goes there")
     backfill_days: int = Field(30, description="how far back the first sync of recordings "
                                "reaches (Zoom keeps cloud recordings about 6 months)")
     poll_minutes: int = Field(15, description="how often `celery beat` polls for recordings "

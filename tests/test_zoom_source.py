@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
@@ -352,3 +352,88 @@ def test_server_errors_are_transient(zoom, source):
     zoom.error_rate = 1.0
     with pytest.raises(TransientError, match="unavailable"):
         source.check()
+
+
+# Hole 1 of the security review: an event's download_url decided where we sent our token.
+
+
+@pytest.fixture
+def elsewhere(tls):
+    """Two hosts that are not Zoom's: each records what reached it, Authorization included.
+    `/to?url=` redirects; anything else answers 401 (to tempt a token retry) or the file."""
+    from fastapi.responses import RedirectResponse, Response
+
+    from sandbox.server import serve
+
+    servers, seen = [], []
+    for name in ("attacker", "cdn"):
+        app = FastAPI()
+
+        @app.get("/{path:path}")
+        async def anything(path: str, request: Request, name=name):
+            seen.append((name, path, request.headers.get("authorization")))
+            if path == "to":
+                return RedirectResponse(request.query_params["url"], status_code=302)
+            if name == "attacker":
+                return Response(status_code=401)
+            return Response(b"WEBVTT\n\n1\n00:00:00.000 --> 00:00:01.000\nhello\n")
+
+        servers.append(serve(app, tls))
+    yield {"attacker": servers[0].url, "cdn": servers[1].url}, seen
+    for server in servers:
+        server.stop()
+
+
+def test_a_signed_event_cannot_send_our_token_to_another_host(zoom, source, elsewhere,
+                                                              tmp_path):
+    urls, seen = elsewhere
+    uuid = zoom.add_meeting("SSRF", days_ago(1), REP[1], [REP], transcript_vtt=vtt("x"))
+    event = zoom.webhook_payload("recording.completed", uuid)
+    for f in event["payload"]["object"]["recording_files"]:
+        f["download_url"] = f"{urls['attacker']}/rec/download/{f['id']}"
+    with pytest.raises(InputError, match="not one of Zoom's hosts"):
+        list(source.meetings_from_event(event))
+    # Nor through another host that would redirect there.
+    with pytest.raises(InputError, match="not one of Zoom's hosts"):
+        source.api.download(f"{urls['cdn']}/to?url={urls['attacker']}/f", tmp_path / "y",
+                            size=None, max_bytes=1000)
+    assert seen == [] and not (tmp_path / "y").exists()
+
+
+def test_a_redirect_to_another_allowed_host_carries_no_token(zoom, elsewhere, tmp_path):
+    from connectors.base import HostAllowList
+    from connectors.zoom.source import ZoomApi
+
+    urls, seen = elsewhere
+    # Zoom's download host redirects to its storage host (both allowed here).
+    api = ZoomApi(urls["attacker"], lambda rejected: "our-bearer-token",
+                  verify=str(get_settings().ca_bundle),
+                  hosts=HostAllowList.of([urls["attacker"], urls["cdn"]], []))
+    dest = api.download(f"{urls['attacker']}/to?url={urls['cdn']}/rec/file.vtt",
+                        tmp_path / "t.vtt", size=None, max_bytes=10_000)
+    assert dest.read_text().startswith("WEBVTT")
+    assert seen == [("attacker", "to", "Bearer our-bearer-token"), ("cdn", "rec/file.vtt", None)]
+    api.close()
+    # The same redirect when only the first host is Zoom's: the second is never asked.
+    seen.clear()
+    api = ZoomApi(urls["attacker"], lambda rejected: "our-bearer-token",
+                  verify=str(get_settings().ca_bundle),
+                  hosts=HostAllowList.of([urls["attacker"]], []))
+    with pytest.raises(InputError, match="not one of Zoom's hosts"):
+        api.download(f"{urls['attacker']}/to?url={urls['cdn']}/rec/file.vtt",
+                     tmp_path / "u.vtt", size=None, max_bytes=10_000)
+    assert [name for name, *_ in seen] == ["attacker"]
+    api.close()
+
+
+def test_only_https_on_the_vendors_hosts_is_allowed():
+    from connectors.base import HostAllowList
+
+    hosts = HostAllowList.of(["https://api.zoom.us/v2", "https://zoom.us"], ["zoom.us"])
+    assert hosts.allows("https://us06web.zoom.us/rec/download/x")
+    assert hosts.allows("https://api.zoom.us/v2/users/me")
+    for url in ("http://zoom.us/rec", "https://zoom.us.evil.example/rec",
+                "https://evilzoom.us/rec", "https://user:pw@zoom.us/rec",
+                "https://zoom.us:8443/rec", "https://169.254.169.254/latest/meta-data",
+                "https://127.0.0.1/", "file:///etc/passwd", "https://[::1]/", "not a url"):
+        assert not hosts.allows(url), url

@@ -26,7 +26,7 @@ from zoomus.components.past_meeting import PastMeetingComponentV2
 from zoomus.components.recording import RecordingComponentV2
 from zoomus.util import API_VERSION_2
 
-from connectors.base import LocalMediaSource, SourceProblem
+from connectors.base import HostAllowList, LocalMediaSource, SourceProblem
 from connectors.base import retry_after as http_retry_after
 from core.connections import (
     ConnectionBroken,
@@ -51,6 +51,7 @@ PAGE_SIZE = 300  # Zoom's maximum
 PROCESSING_RETRY_S = 60.0  # when Zoom is still processing a file, look again in a minute
 PROCESSING_HOLD = timedelta(days=7)  # a file processing longer than this is reported, not awaited
 TIMEOUT = (10, 120)  # connect, read (seconds)
+MAX_REDIRECTS = 5
 _CHUNK = 1 << 16
 
 Progress = Callable[[float, str], None]  # (fraction done, what is being read)
@@ -95,9 +96,11 @@ class ZoomApi:
     """
 
     def __init__(self, base_uri: str, token: Callable[[str | None], str], *,
-                 verify: str | bool = True, page_size: int = PAGE_SIZE):
+                 verify: str | bool = True, page_size: int = PAGE_SIZE,
+                 hosts: HostAllowList | None = None):
         self.page_size = page_size
         self.base_uri = base_uri
+        self.hosts = hosts or HostAllowList.of([base_uri], ["zoom.us", "zoom.com"])
         self._token_for = token
         self._token: str | None = None
         self.session = requests.Session()
@@ -121,15 +124,33 @@ class ZoomApi:
         self._token = self._token_for(rejected)
         return self._token
 
-    def _send(self, url: str, params: dict | None, token: str, *, stream: bool = False
-              ) -> requests.Response:
-        try:
-            return self.session.get(url, params=params, stream=stream, timeout=TIMEOUT,
-                                    headers={"Authorization": f"Bearer {token}",
-                                             "Accept": "application/json"})
-        except requests.RequestException as exc:
-            raise TransientError(f"Zoom could not be reached ({type(exc).__name__})",
-                                 detail=f"GET {_path(url)}: {exc}") from None
+    def _send(self, url: str, params: dict | None, token: str | None, *,
+              stream: bool = False) -> requests.Response:
+        """GET `url`; redirects are followed here, one hop at a time, each checked against
+        the allow-list, and the token goes only to the host that was asked first."""
+        headers = {"Accept": "application/json"}
+        first = urlsplit(url).netloc
+        for _ in range(MAX_REDIRECTS + 1):
+            if not self.hosts.allows(url):
+                raise InputError(f"refusing to fetch from {urlsplit(url).netloc or url!r}: "
+                                 "not one of Zoom's hosts (COACHLOOP_ZOOM__DOWNLOAD_DOMAINS)")
+            if token and urlsplit(url).netloc == first:
+                headers["Authorization"] = f"Bearer {token}"
+            else:
+                headers.pop("Authorization", None)
+            try:
+                response = self.session.get(url, params=params, stream=stream,
+                                            timeout=TIMEOUT, headers=headers,
+                                            allow_redirects=False)
+            except requests.RequestException as exc:
+                raise TransientError(f"Zoom could not be reached ({type(exc).__name__})",
+                                     detail=f"GET {_path(url)}: {exc}") from None
+            if not response.is_redirect:
+                return response
+            response.close()
+            url, params = requests.compat.urljoin(url, response.headers["location"]), None
+        raise TransientError(f"Zoom redirected more than {MAX_REDIRECTS} times",
+                             detail=f"GET {_path(url)}")
 
     def get(self, url: str, params: dict | None = None) -> requests.Response:
         """GET with our bearer token; on 401 one refresh and one retry; errors classified."""
@@ -315,8 +336,11 @@ class ZoomSource(LocalMediaSource):
         self.connection_id = connection_id
         self.vault = vault
         self._clock = clock or (lambda: datetime.now(UTC))
-        self.api = ZoomApi(settings.zoom.api_base.rstrip("/"), self._token,
-                           verify=settings.ca_bundle or True)
+        zoom = settings.zoom
+        self.api = ZoomApi(zoom.api_base.rstrip("/"), self._token,
+                           verify=settings.ca_bundle or True,
+                           hosts=HostAllowList.of([zoom.api_base, zoom.oauth_base],
+                                                  zoom.download_domains))
         self.media_dir = Path(settings.data_dir).resolve() / "media" / "zoom" / str(org_id)
 
     def _token(self, rejected: str | None) -> str:

@@ -154,6 +154,18 @@ def _enqueue_webhook(event_id: int) -> None:
     _local_events.put(event_id)
 
 
+def _adopt_waiting_events(info) -> int:
+    """Events that came before this account was connected are processed now."""
+    from core.db import session_scope
+    from core.webhook_events import adopt_orphans
+
+    with session_scope() as session:
+        ids = adopt_orphans(session, info.org_id, info.provider, info.account_ref or None)
+    for event_id in ids:
+        _enqueue_webhook(event_id)
+    return len(ids)
+
+
 def wait_for_local_events() -> None:
     """Block until the in-process webhook queue is empty (the demo and tests use it)."""
     _local_events.join()
@@ -456,8 +468,9 @@ def create_app() -> FastAPI:
 
         info = finish_connect(oauth_provider(provider, settings), code=code, state=state,
                               cipher=cipher_from_settings(settings), end_others=end_others)
+        waiting = _adopt_waiting_events(info)
         return {"connected": provider, "connection": asdict(info),
-                "replaced": [asdict(e) for e in replaced]}
+                "replaced": [asdict(e) for e in replaced], "webhook_events_resumed": waiting}
 
     @app.get("/connections", tags=["connections"])
     def connections(session: Session = Depends(_session),

@@ -26,6 +26,8 @@ crm_app = typer.Typer(help="CRM write-back: plan, apply, pull outcomes.", no_arg
 app.add_typer(crm_app, name="crm")
 rubric_app = typer.Typer(help="Methodology rubrics: list, validate.", no_args_is_help=True)
 app.add_typer(rubric_app, name="rubric")
+webhooks_app = typer.Typer(help="Stored webhook events: replay.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 users_app = typer.Typer(help="People who sign in: invite, list.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 tokens_app = typer.Typer(help="API tokens for machines: create, list, revoke.",
@@ -979,6 +981,27 @@ def _connect(provider: str, callback_url: str | None, follow: bool, yes: bool) -
     _print_ended(ended, "replaced")
     console.print(escape(f"connected {provider} (connection {info.id}, account "
                          f"{info.account_ref or '—'})"), highlight=False)
+    _replay(org_id, provider, info.account_ref or None, failed=False)
+
+
+def _replay(org_id: int, provider: str | None, account_ref: str | None, *,
+            failed: bool) -> int:
+    """Hand the workers the events that waited for this account (and, with `failed`, the
+    org's events whose processing failed)."""
+    import worker
+    from core.db import session_scope
+    from core.webhook_events import adopt_orphans, failed_events
+
+    providers = [provider] if provider else ["zoom"]
+    with session_scope() as session:
+        ids = [i for p in providers for i in adopt_orphans(session, org_id, p, account_ref)]
+        if failed:
+            ids += failed_events(session, org_id)
+    for event_id in ids:
+        worker.handle_webhook.delay(event_id)
+    if ids:
+        console.print(f"{len(ids)} stored webhook event(s) handed to the workers")
+    return len(ids)
 
 
 def _print_ended(ended, verb: str) -> None:
@@ -1428,3 +1451,19 @@ def _token_revoke(token_id: int) -> None:
 def tokens_revoke(token_id: int = typer.Argument(...)):
     """Revoke an API token."""
     _run(_token_revoke, token_id)
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(failed: bool = typer.Option(False, help="also events whose processing "
+                                                "failed (after fixing the cause)"),
+                    account: Optional[str] = typer.Option(None, help="only events for this "
+                                                          "vendor account (default: any not "
+                                                          "yet connected)")):
+    """Process stored webhook events that arrived before their account was connected (they
+    are kept, never dropped), and with --failed the ones that failed."""
+    def replay() -> None:
+        _migrate()
+        if not _replay(_org_id(), None, account, failed=failed):
+            console.print("no stored webhook events are waiting")
+
+    _run(replay)

@@ -205,20 +205,21 @@ def crm_sync(self, org_id: int) -> int:
 @app.task(name="coachloop.webhook", bind=True, max_retries=5)
 def handle_webhook(self, event_id: int) -> int:
     """Turn a stored webhook event into meetings (via its provider's source), then ingest them."""
-    import json
 
     from core.db import session_scope
     from core.errors import user_message
     from core.ingest import ingest_record
     from core.models import Org, WebhookEvent
-    from core.webhook_events import mark_processed
+    from core.crypto import cipher_from_settings
+    from core.webhook_events import event_payload, mark_processed
     from connectors import load_source
 
     with session_scope() as session:
         event = session.get(WebhookEvent, event_id)
         if event is None or event.processed_at is not None:
             return 0  # gone, or already handled by an earlier delivery of this task
-        provider, payload, org_id = event.provider, json.loads(event.raw_body), event.org_id
+        provider, org_id = event.provider, event.org_id
+        payload = event_payload(event, cipher_from_settings())
     started = []
     try:
         source = load_source(provider).for_webhook(org_id)

@@ -46,6 +46,7 @@ class ConnectionInfo:
     instance_url: str | None = None
     last_sync_at: datetime | None = None  # the newest saved sync cursor, if any
     updated_at: datetime | None = None
+    org_id: int | None = None
 
 
 # A connection in one of these states holds no tokens: it is kept for the audit only.
@@ -143,7 +144,8 @@ def list_connections(session: Session, org_id: int, provider: str | None = None
         .group_by(SyncCursor.connection_id)).all()) if rows else {}
     return [ConnectionInfo(c.id, c.provider, c.account_ref, c.auth_kind, c.status,
                            tuple(c.scopes), as_utc(c.expires_at), c.last_error, c.instance_url,
-                           as_utc(synced.get(c.id)), as_utc(c.updated_at)) for c in rows]
+                           as_utc(synced.get(c.id)), as_utc(c.updated_at), c.org_id)
+            for c in rows]
 
 
 def active_connection_id(org_id: int | None, provider: str,

@@ -316,7 +316,11 @@ class WebhookEvent(SQLModel, table=True):
     provider: str
     event_type: str
     dedupe_key: str
+    # The body as received, less its secrets (Zoom's download_token), which are in `sealed`,
+    # encrypted like connection tokens.
     raw_body: str = Field(sa_column=Column(Text, nullable=False))
+    sealed: str | None = Field(default=None, sa_column=Column(Text))
+    account_ref: str | None = Field(default=None, index=True)  # the vendor account it is for
     headers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     verified: bool = False
     deliveries: int = 1

@@ -7,34 +7,97 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from core.models import WebhookEvent, utcnow
+from core.models import Connection, WebhookEvent, utcnow
 
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """The stored event's id, and whether this delivery was the first one."""
+    """The stored event's id, and whether it is to be processed now: its first delivery, or a
+    redelivery that finally names a connected account."""
 
     id: int
     is_new: bool
 
 
 def record_delivery(session: Session, *, provider: str, event_type: str, dedupe_key: str,
-                    raw_body: bytes, headers: dict[str, str],
-                    org_id: int | None = None) -> StoredEvent:
+                    raw_body: bytes, headers: dict[str, str], org_id: int | None = None,
+                    account_ref: str | None = None, sealed: str | None = None) -> StoredEvent:
     """Insert the event, or count one more delivery of the one already stored."""
     try:
         with session.begin_nested():  # a savepoint: a duplicate doesn't spoil the transaction
             event = WebhookEvent(org_id=org_id, provider=provider, event_type=event_type,
                                  dedupe_key=dedupe_key, raw_body=raw_body.decode("utf-8"),
-                                 headers=headers, verified=True)
+                                 headers=headers, verified=True, account_ref=account_ref,
+                                 sealed=sealed)
             session.add(event)
         return StoredEvent(event.id, True)
     except IntegrityError:
         existing = session.exec(select(WebhookEvent).where(
             WebhookEvent.provider == provider, WebhookEvent.dedupe_key == dedupe_key)).one()
         existing.deliveries += 1
+        adopted = existing.org_id is None and org_id is not None
+        if adopted:  # it came before its account was connected; now it can be processed
+            existing.org_id, existing.processed_at, existing.error = org_id, None, None
         session.add(existing)
-        return StoredEvent(existing.id, False)
+        return StoredEvent(existing.id, adopted)
+
+
+def org_for_account(session: Session, provider: str, account_ref: str | None) -> int | None:
+    """The org whose active `provider` connection is for the event's vendor account; None if
+    no connection is (the event is stored anyway, and its worker says what to connect)."""
+    rows = session.exec(select(Connection).where(Connection.provider == provider,
+                                                 Connection.status == "active")
+                        .order_by(Connection.id)).all()
+    matching = {c.org_id for c in rows if account_ref and c.account_ref == account_ref}
+    if len(matching) == 1:
+        return matching.pop()
+    # A user-OAuth connection may not know its account (Zoom's token response doesn't say):
+    # when it is the provider's only connection, the event can only be for it.
+    unknown = {c.org_id for c in rows if not c.account_ref}
+    if not matching and len(rows) == 1 and unknown:
+        return unknown.pop()
+    return None
+
+
+def adopt_orphans(session: Session, org_id: int, provider: str,
+                  account_ref: str | None = None) -> list[int]:
+    """Events that arrived before their account was connected and that the org's
+    connections now claim (only `account_ref`'s, when given): the org's now, unprocessed
+    again. Their ids, to hand to the workers."""
+    query = select(WebhookEvent).where(WebhookEvent.provider == provider,
+                                       WebhookEvent.org_id.is_(None))
+    if account_ref:
+        query = query.where(WebhookEvent.account_ref == account_ref)
+    ids = []
+    for event in session.exec(query.order_by(WebhookEvent.id)):
+        if org_for_account(session, provider, event.account_ref) != org_id:
+            continue
+        event.org_id, event.processed_at, event.error = org_id, None, None
+        session.add(event)
+        ids.append(event.id)
+    return ids
+
+
+def failed_events(session: Session, org_id: int) -> list[int]:
+    """The org's events whose processing ended in an error, unprocessed again."""
+    ids = []
+    for event in session.exec(select(WebhookEvent).where(
+            WebhookEvent.org_id == org_id, WebhookEvent.error.is_not(None))
+            .order_by(WebhookEvent.id)):
+        event.processed_at, event.error = None, None
+        session.add(event)
+        ids.append(event.id)
+    return ids
+
+
+def event_payload(event: WebhookEvent, cipher) -> dict:
+    """The event's body with its sealed secrets put back."""
+    import json
+
+    payload = json.loads(event.raw_body)
+    if event.sealed:
+        payload.update(cipher.decrypt(event.sealed))
+    return payload
 
 
 def mark_processed(session: Session, event_id: int, error: str | None = None) -> None:

@@ -70,7 +70,13 @@ def test_signed_event_is_stored_and_enqueued_once_even_when_delivered_three_time
     [event] = stored_events()
     assert queued == [event.id]
     assert event.deliveries == 3 and event.verified
-    assert event.raw_body.encode() == body, "the raw bytes are kept as received"
+    # The body is kept as received, but for the download token: sealed, never in plaintext.
+    assert "dl-secret" not in event.raw_body and "download_token" not in event.raw_body
+    assert "dl-secret" not in (event.sealed or "") and event.sealed
+    from core.crypto import cipher_from_settings
+    from core.webhook_events import event_payload
+
+    assert event_payload(event, cipher_from_settings()) == json.loads(body)
     assert event.dedupe_key == "recording.completed:4444AAAiAAAAAiAiAiiAii=="
     assert "x-zm-signature" in event.headers and "authorization" not in event.headers
 

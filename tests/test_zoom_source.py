@@ -437,3 +437,37 @@ def test_only_https_on_the_vendors_hosts_is_allowed():
                 "https://zoom.us:8443/rec", "https://169.254.169.254/latest/meta-data",
                 "https://127.0.0.1/", "file:///etc/passwd", "https://[::1]/", "not a url"):
         assert not hosts.allows(url), url
+
+
+def test_events_before_the_account_is_connected_are_processed_once_it_is(
+        sqlite_database, zoom, monkeypatch):
+    """Hole 6: such events were marked failed and their redeliveries dropped as duplicates."""
+    import worker
+    from cli import _replay
+
+    assert get_settings().runs_in_process  # no broker: tasks run here, at once
+    client = webhook_client()
+    early = zoom.add_meeting("Early", days_ago(1), REP[1], [REP, BUYER], transcript_vtt=vtt("a"))
+    later = zoom.add_meeting("Later", days_ago(1), REP[1], [REP, BUYER], transcript_vtt=vtt("b"))
+    first, second = post(client, zoom, early), post(client, zoom, later)
+    worker.handle_webhook.delay(first)  # no connection yet: it fails, and says why
+    with session_scope() as session:
+        failed = session.get(WebhookEvent, first)
+        assert failed.org_id is None and "no active Zoom connection" in failed.error
+    org_id, _ = connect(zoom)
+    # A redelivery now names a connected account: it is taken up, not dropped.
+    raw = json.dumps(zoom.webhook_payload("recording.completed", early)).encode()
+    stamp = str(int(time.time()))
+    again = client.post("/webhooks/zoom", content=raw, headers={
+        "content-type": "application/json", "x-zm-request-timestamp": stamp,
+        "x-zm-signature": sign_webhook(SECRET, stamp, raw)})
+    assert again.json() == {"status": "accepted", "event_id": first}
+    worker.handle_webhook.delay(first)  # what the API's enqueue does with it
+    # The other one waits until replayed (connecting through the CLI or API replays too).
+    assert _replay(org_id, None, None, failed=False) == 1
+    with session_scope() as session:
+        titles = {m.title for m in session.exec(select(Meeting))}
+        events = {e.id: e for e in session.exec(select(WebhookEvent))}
+    assert titles == {"Early", "Later"}
+    assert all(e.org_id == org_id and e.error is None and e.processed_at
+               for e in events.values()) and set(events) == {first, second}

@@ -28,6 +28,15 @@ class Delivery:
     dedupe_key: str
     account_ref: str | None
     payload: dict[str, Any] = field(repr=False)
+    # Secrets the body carried (Zoom's download_token): stored encrypted, apart from the body.
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def body_to_store(self, raw_body: bytes) -> bytes:
+        """The body without its secrets (as received when it had none)."""
+        if not self.secrets:
+            return raw_body
+        return json.dumps({k: v for k, v in self.payload.items() if k not in self.secrets},
+                          separators=(",", ":")).encode()
 
 
 class WebhookReceiver(Protocol):

@@ -6,12 +6,10 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlmodel import Session, select
 
 from core.db import session_scope
-from core.models import Connection
 from core.settings import Settings, get_settings
-from core.webhook_events import record_delivery
+from core.webhook_events import org_for_account, record_delivery
 from webhooks.base import WebhookReceiver, WebhookRejected, kept_headers
 
 MAX_BODY_BYTES = 1 << 20
@@ -26,23 +24,6 @@ def configured_receivers(settings: Settings) -> dict[str, WebhookReceiver]:
         receivers["zoom"] = ZoomReceiver(settings.zoom.webhook_secret_token.get_secret_value(),
                                          tolerance_s=settings.zoom.webhook_tolerance_s)
     return receivers
-
-
-def org_for_account(session: Session, provider: str, account_ref: str | None) -> int | None:
-    """The org whose active `provider` connection is for the event's vendor account; None if
-    no connection is (the event is stored anyway, and its worker says what to connect)."""
-    rows = session.exec(select(Connection).where(Connection.provider == provider,
-                                                 Connection.status == "active")
-                        .order_by(Connection.id)).all()
-    matching = {c.org_id for c in rows if account_ref and c.account_ref == account_ref}
-    if len(matching) == 1:
-        return matching.pop()
-    # A user-OAuth connection may not know its account (Zoom's token response doesn't say):
-    # when it is the provider's only connection, the event can only be for it.
-    unknown = {c.org_id for c in rows if not c.account_ref}
-    if not matching and len(rows) == 1 and unknown:
-        return unknown.pop()
-    return None
 
 
 def make_router(enqueue: Callable[[int], None],
@@ -68,11 +49,18 @@ def make_router(enqueue: Callable[[int], None],
         answer = receiver.challenge(delivery)
         if answer is not None:
             return JSONResponse(answer)
+        sealed = None
+        if delivery.secrets:
+            from core.crypto import cipher_from_settings
+
+            sealed = cipher_from_settings(get_settings()).encrypt(delivery.secrets)
         with session_scope() as session:
             org_id = org_for_account(session, provider, delivery.account_ref)
             stored = record_delivery(session, provider=provider, event_type=delivery.event_type,
-                                     dedupe_key=delivery.dedupe_key, raw_body=raw,
-                                     headers=kept_headers(headers), org_id=org_id)
+                                     dedupe_key=delivery.dedupe_key,
+                                     raw_body=delivery.body_to_store(raw),
+                                     headers=kept_headers(headers), org_id=org_id,
+                                     account_ref=delivery.account_ref, sealed=sealed)
         if stored.is_new:
             enqueue(stored.id)
         return JSONResponse({"status": "accepted" if stored.is_new else "duplicate",

@@ -69,7 +69,9 @@ class ZoomReceiver:
         subject = bounded(obj.get("uuid"), "payload.object.uuid", 128) or \
             hashlib.sha256(raw_body).hexdigest()
         account = bounded(payload.get("account_id"), "payload.account_id", 128)
-        return Delivery(event, f"{event}:{subject}", account, body)
+        token = bounded(body.get("download_token"), "download_token", 4096)
+        return Delivery(event, f"{event}:{subject}", account, body,
+                        secrets={"download_token": token} if token else {})
 
     def challenge(self, delivery: Delivery) -> dict[str, Any] | None:
         if delivery.event_type != URL_VALIDATION:

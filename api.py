@@ -388,6 +388,9 @@ def create_app() -> FastAPI:
                   description="Sales calls in; scored calls, evidence and rep skills out.")
 
     from core.http_guards import BodyLimit, SecurityHeaders, redact_access_log
+    from core.settings import private_data_dir
+
+    private_data_dir(get_settings().data_dir)
 
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)  # added last: outermost, so every answer has them

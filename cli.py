@@ -42,8 +42,9 @@ def _logging() -> None:
     """Log to a file in the data dir: the terminal gets clear messages, the file the detail."""
     from core.settings import get_settings
 
-    data_dir = get_settings().data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    from core.settings import private_data_dir
+
+    data_dir = private_data_dir(get_settings().data_dir)
     logging.basicConfig(filename=data_dir / "coachloop.log", level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -23,7 +23,10 @@ log = logging.getLogger("coachloop.worker")
 
 def make_app() -> Celery:
     """The Celery app configured from settings."""
+    from core.settings import private_data_dir
+
     settings = get_settings()
+    private_data_dir(settings.data_dir)
     app = Celery("coachloop", broker=settings.broker_url or "memory://",
                  backend=settings.result_backend)
     app.conf.update(

@@ -20,6 +20,9 @@ def _ensure_sqlite_folder(url: str) -> None:
     path = url.split("sqlite:///", 1)[-1] if url.startswith("sqlite") else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        database = Path(path)
+        if not database.exists():  # created owner-only: it holds every transcript
+            database.touch(mode=0o600)
 
 
 @lru_cache(maxsize=8)

@@ -89,6 +89,7 @@ def _hash(state: str) -> str:
 def start_authorization(session: Session, provider: OAuthProvider, *, org_id: int,
                         redirect_uri: str, cipher) -> str:
     """The vendor's authorize URL for a new flow; remembers state and PKCE verifier."""
+    purge_states(session)
     state = secrets.token_urlsafe(32)
     verifier, challenge = pkce_pair() if provider.pkce else (None, None)
     session.add(OAuthState(state_hash=_hash(state), org_id=org_id, provider=provider.name,
@@ -101,6 +102,15 @@ def start_authorization(session: Session, provider: OAuthProvider, *, org_id: in
     if challenge:
         params.update(code_challenge=challenge, code_challenge_method="S256")
     return f"{provider.authorize_url}?{urlencode(params)}"
+
+
+def purge_states(session: Session) -> int:
+    """Delete states that expired or were used: they are worth nothing after that."""
+    from sqlalchemy import delete
+
+    result = session.exec(delete(OAuthState).where(
+        (OAuthState.created_at < utcnow() - STATE_TTL) | OAuthState.used_at.is_not(None)))
+    return result.rowcount or 0
 
 
 @dataclass(frozen=True)
@@ -135,7 +145,10 @@ def exchange_code(provider: OAuthProvider, code: str, consumed: ConsumedState,
             "redirect_uri": consumed.redirect_uri}
     if consumed.code_verifier:
         data["code_verifier"] = consumed.code_verifier
-    return _token_request(provider, data, now)
+    try:
+        return _token_request(provider, data, now)
+    except AuthRefused as exc:  # a wrong, expired or replayed code: the admin starts again
+        raise InputError(f"{exc.message}; start the connection again", field="code") from None
 
 
 def refresh(provider: OAuthProvider, refresh_token: str, now: datetime | None = None) -> TokenSet:

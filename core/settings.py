@@ -141,6 +141,12 @@ class Settings(BaseSettings):
                     "before a task a dead worker held is redelivered: keep it above the "
                     "longest transcription")
     max_media_bytes: int = 2 * 1024**3
+    max_transcript_bytes: int = Field(8 * 1024**2, description="a transcript file larger "
+                                      "than this is refused (a 2-hour call is about 150 KB)")
+    max_segments: int = Field(20_000, description="a transcript with more cues than this is "
+                              "refused with a clear error (a 2-hour call has about 2,000)")
+    media_roots: list[Path] = Field(default_factory=list, description="folders outside a "
+                                    "manifest's own that its files may come from")
     asr: AsrSettings = Field(default_factory=AsrSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
@@ -162,6 +168,17 @@ class Settings(BaseSettings):
     @property
     def runs_in_process(self) -> bool:
         return not self.broker_url
+
+
+def private_data_dir(data_dir: Path) -> Path:
+    """Create the data dir readable by its owner only (0700), and make what this process
+    writes owner-only too (umask 077): it holds recordings, transcripts and the database."""
+    import os
+
+    os.umask(0o077)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    return data_dir
 
 
 @lru_cache(maxsize=1)

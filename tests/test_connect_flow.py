@@ -63,6 +63,13 @@ def test_connect_zoom_through_the_api(zoom_configured):
     # Zoom's token response names no account: GET /users/me does, so webhooks (which name
     # the account) find this connection even beside others.
     assert listed[0]["account_ref"] == sandbox.account_id
+    # A bogus code with a valid state: the vendor refuses it, and so do we, with a 4xx.
+    again = urlparse(httpx.get(client.get("/connect/zoom", follow_redirects=False)
+                               .headers["location"], verify=tls_verify(str(tls.ca_path)))
+                     .headers["location"])
+    state = dict(p.split("=", 1) for p in again.query.split("&"))["state"]
+    bogus = client.get(f"{again.path}?code=not-a-real-code&state={state}")
+    assert bogus.status_code == 422 and "start the connection again" in bogus.text
     denied = client.get("/connect/zoom/callback?error=access_denied&error_description=User+denied")
     assert denied.status_code == 422 and "User denied" in denied.json()["error"]["message"]
 

@@ -180,3 +180,70 @@ def test_the_access_log_never_holds_oauth_codes_or_states(caplog):
     text = caplog.text
     assert "SECRETCODE" not in text and "SECRETSTATE" not in text
     assert "code=[redacted]" in text and "state=[redacted]" in text
+
+
+def test_the_data_dir_and_database_are_owner_only(tmp_path, monkeypatch):
+    """Hole 7: the SQLite database and logs were world-readable."""
+    import stat
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("COACHLOOP_DATA_DIR", str(data))
+    monkeypatch.delenv("COACHLOOP_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["init", "--org", "Acme", "--domain", "acme.example"])
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert (data / "coachloop.db").is_file()
+    for path in data.rglob("*"):  # the database, its journal, the log, keys: owner-only
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+def test_manifest_files_outside_its_folder_are_refused(tmp_path, monkeypatch, sqlite_database):
+    """Hole 8: `../`, absolute paths and symlinks let a manifest read any file."""
+    from connectors.base import SourceProblem
+    from connectors.files import FilesSource
+
+    secret = tmp_path / "secret.vtt"
+    secret.write_text("WEBVTT\n\n00:00.000 --> 00:01.000\nprivate\n")
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    (folder / "link.vtt").symlink_to(secret)
+    for name, path in (("dotdot", "../secret.vtt"), ("absolute", str(secret)),
+                       ("symlink", "link.vtt")):
+        (folder / f"{name}.yaml").write_text(
+            f"title: {name}\nstarted_at: '2026-11-20T10:00:00Z'\ntranscript: {path}\n"
+            "participants:\n  - {name: Ann, email: ann@acme.example}\n")
+    found = list(FilesSource(folder).list_meetings())
+    assert len(found) == 3 and all(isinstance(f, SourceProblem) for f in found)
+    assert all("outside the manifest's folder" in f.message for f in found)
+    monkeypatch.setenv("COACHLOOP_MEDIA_ROOTS", json.dumps([str(tmp_path)]))
+    get_settings.cache_clear()
+    allowed = list(FilesSource(folder).list_meetings())
+    assert not any(isinstance(f, SourceProblem) and "outside" in f.message for f in allowed)
+
+
+def test_oauth_states_expire_and_are_purged(sqlite_database):
+    """Hole 8: every anonymous /connect added a state row that was never purged."""
+    from datetime import timedelta
+
+    from core.db import session_scope
+    from core.models import OAuthState, utcnow
+    from core.ingest import ensure_org
+    from core.oauth import STATE_TTL, purge_states
+
+    with session_scope() as session:
+        org_id = ensure_org(session, "Acme", ["acme.example"]).id
+        for n in range(50):
+            session.add(OAuthState(state_hash=f"old{n}", org_id=org_id, provider="zoom",
+                                   redirect_uri="x", created_at=utcnow() - STATE_TTL
+                                   - timedelta(seconds=1)))
+        session.add(OAuthState(state_hash="fresh", org_id=org_id, provider="zoom",
+                               redirect_uri="x"))
+    with session_scope() as session:
+        assert purge_states(session) == 50
+    with session_scope() as session:
+        assert [s.state_hash for s in session.exec(select(OAuthState))] == ["fresh"]

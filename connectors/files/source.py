@@ -106,7 +106,7 @@ class FilesSource(LocalMediaSource):
         errors = reference_errors(manifest, doc)
         files = _referenced_files(manifest, path.parent)
         errors += [doc.error(loc, message) for loc, file in files.items()
-                   if (message := _missing(file, path.parent))]
+                   if (message := _outside(file, path.parent) or _missing(file, path.parent))]
         if errors:
             yield from _problems(origin, errors)
             return
@@ -150,6 +150,20 @@ def _referenced_files(manifest: Manifest, base: Path) -> dict[Loc, Path]:
 
 def _absolute(base: Path, name: str) -> Path:
     return Path(os.path.abspath(base / name))
+
+
+def _outside(file: Path, base: Path) -> str | None:
+    """Why `file` may not be read: it leaves the manifest's folder (`../`, an absolute path,
+    a symlink pointing out) and no configured media root holds it."""
+    from core.settings import get_settings
+
+    real = Path(os.path.realpath(file))
+    roots = [Path(os.path.realpath(base))] + [Path(os.path.realpath(r))
+                                              for r in get_settings().media_roots]
+    if any(real.is_relative_to(root) for root in roots):
+        return None
+    return (f"{file.name} is outside the manifest's folder ({real}); an admin can allow a "
+            "folder with COACHLOOP_MEDIA_ROOTS")
 
 
 def _missing(file: Path, base: Path) -> str | None:

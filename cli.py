@@ -197,9 +197,9 @@ def _process(retry_failed: bool, as_of: date | None) -> None:
 
 
 def _process_here(pending: list[tuple[int, str]]) -> None:
-    from core.pipeline import record_failure, score_meeting, transcribe_meeting
+    from core.pipeline import AlreadyClaimed, record_failure, score_meeting, transcribe_meeting
 
-    failures = []
+    failures, skipped = [], []
     columns = (TextColumn("{task.description}", style="bold"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[note]}"), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
@@ -213,14 +213,20 @@ def _process_here(pending: list[tuple[int, str]]) -> None:
                 progress.update(current, completed=round(fraction * 100), note=note[:40])
 
             try:
-                if stage == "ingested":
+                if stage in ("ingested", "failed"):
                     transcribe_meeting(meeting_id, progress=on_progress)
                 score_meeting(meeting_id)
+            except AlreadyClaimed as exc:  # another `process` or a worker has it
+                skipped.append(exc.message)
             except Exception as exc:
                 record_failure(meeting_id, "transcribe" if stage == "ingested" else "score", exc)
                 failures.append((meeting_id, user_message(exc)))
             progress.advance(overall)
         progress.update(current, visible=False)
+    for message in skipped:
+        console.print(f"[dim]{escape(message)}[/dim]")
+    console.print(f"processed {len(pending) - len(skipped)} meeting(s) here"
+                  + (f"; {len(skipped)} skipped: another runner has them" if skipped else ""))
     for meeting_id, message in failures:
         console.print(f"[red]meeting {meeting_id} failed:[/red] {escape(message)}")
 

@@ -73,11 +73,17 @@ def _stage_of(meeting_id: int) -> str | None:
 
 def _run_stage(task, stage: str, meeting_id: int, fn) -> bool:
     """Run a stage; transient failures retry with backoff, others are recorded on the meeting."""
-    from core.pipeline import record_failure
+    from core.pipeline import AlreadyClaimed, record_failure
 
     try:
         fn(meeting_id)
         return True
+    except AlreadyClaimed as exc:  # another runner has it, or has done it: nothing failed
+        log.info("%s", exc.message)
+        # On a broker, come back when that lease would lapse: if its runner died, it is ours.
+        if exc.retry_in is not None and not get_settings().runs_in_process:
+            raise task.retry(countdown=exc.retry_in, max_retries=None) from exc
+        return False
     except Exception as exc:  # classified below; nothing escapes unrecorded
         resolution = record_failure(meeting_id, stage, exc)
         _retry_if_transient(task, exc)

@@ -73,6 +73,9 @@ class Meeting(SQLModel, table=True):
                                          sa_column=Column(JSON, nullable=False))  # metrics
     crm_synced_at: datetime | None = None  # None: its CRM write-back is still to do
     crm_error: str | None = Field(default=None, sa_column=Column(Text))
+    # Who is running a stage of it now, until when (a lease: a crashed runner's expires).
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

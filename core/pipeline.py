@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
-from sqlmodel import Session, delete, select
+from sqlmodel import Session, delete, select, update
 
 from core.db import session_scope
 from core.domain import (AudioTrack, CallScoreResult, Role, TranscriptSegment, TranscriptView)
-from core.errors import ConfigError, InputError, NotFound, Resolution, classify, user_message
+from core.errors import (CoachloopError, ConfigError, InputError, NotFound, Resolution, classify,
+                         user_message)
 from core.ingest import clear_derived
 from core.models import (CallScore, CriterionScore, FieldExtraction, MediaAsset, Meeting,
-                         Participant, Rubric, Segment, SkillSnapshot, Transcript, User, utcnow)
+                         Participant, Rubric, Segment, SkillSnapshot, Transcript, User, as_utc,
+                         utcnow)
 from core.settings import Settings, get_settings
 from core.speakers import (UNATTRIBUTED, Speaker, attribute_by_name, attribute_by_track,
                            drop_channel_bleed)
@@ -44,9 +47,113 @@ def _speakers(session: Session, meeting_id: int) -> list[Speaker]:
 # ------------------------------------------------------------------ transcribe ----
 
 
+# A runner holds a meeting's stage with a short lease it renews while it works, so a runner
+# that dies (SIGKILL, a lost machine) frees the meeting within CLAIM_TTL, however long
+# Whisper takes for the living.
+CLAIM_TTL = timedelta(seconds=60)
+CLAIM_RENEW_S = 20.0
+# The stages a meeting may be in for each step to run on it.
+RUNS_FROM = {"transcribe": ("ingested", "failed"), "score": ("transcribed", "scored", "failed")}
+
+
+class AlreadyClaimed(CoachloopError):
+    """Another runner is on this meeting's stage (`retry_in` seconds until its lease lapses,
+    if not renewed), or has done it already (`retry_in` None): nothing to do here now."""
+
+    resolution = Resolution.SKIP
+
+    def __init__(self, message: str, *, retry_in: float | None = None):
+        super().__init__(message)
+        self.retry_in = retry_in
+
+
+def _runner() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _dead_here(holder: str | None) -> bool:
+    """Whether `holder` is a process of this machine that no longer exists."""
+    import os
+    import socket
+
+    host, _, pid = (holder or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _renew(meeting_id: int, me: str, stop) -> None:
+    while not stop.wait(CLAIM_RENEW_S):
+        try:
+            with session_scope() as session:
+                session.exec(update(Meeting).where(Meeting.id == meeting_id,
+                                                   Meeting.claimed_by == me)
+                             .values(claimed_until=utcnow() + CLAIM_TTL))
+        except Exception:  # a database hiccup: the next beat tries again
+            pass
+
+
+@contextmanager
+def claimed(meeting_id: int, step: str):
+    """Run `step` of a meeting only if nobody else is (a conditional update, so two runners
+    never both win) and the meeting is in a stage the step runs from; the lease is renewed
+    while the step runs and released after."""
+    import threading
+
+    me, now = _runner(), utcnow()
+    with session_scope() as session:
+        current = session.get(Meeting, meeting_id)
+        if current is None:
+            raise NotFound(f"meeting {meeting_id} does not exist")
+        free = (Meeting.claimed_until.is_(None)) | (Meeting.claimed_until < now)
+        if _dead_here(current.claimed_by):  # its runner died on this machine: take over
+            free = free | (Meeting.claimed_by == current.claimed_by)
+        won = session.exec(update(Meeting).where(
+            Meeting.id == meeting_id, Meeting.stage.in_(RUNS_FROM[step]), free)
+            .values(claimed_by=me, claimed_until=now + CLAIM_TTL))
+        if won.rowcount != 1:
+            session.refresh(current)
+            until = as_utc(current.claimed_until)
+            if current.stage in RUNS_FROM[step] and until and until >= now:
+                raise AlreadyClaimed(f"meeting {meeting_id}: another runner "
+                                     f"({current.claimed_by}) is on its {step} step; skipped "
+                                     "here", retry_in=(until - now).total_seconds() + 1)
+            raise AlreadyClaimed(f"meeting {meeting_id} is {current.stage} already: its {step} "
+                                 "step was done by another runner; skipped here")
+    stop = threading.Event()
+    beat = threading.Thread(target=_renew, args=(meeting_id, me, stop), daemon=True,
+                            name=f"claim-{meeting_id}")
+    beat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beat.join()
+        with session_scope() as session:
+            session.exec(update(Meeting).where(Meeting.id == meeting_id,
+                                               Meeting.claimed_by == me)
+                         .values(claimed_by=None, claimed_until=None))
+
+
 def transcribe_meeting(meeting_id: int, *, settings: Settings | None = None,
                        progress: ProgressCallback | None = None) -> int:
-    """Platform transcript if the meeting has one, else Whisper on its tracks. Returns #segments."""
+    """Platform transcript if the meeting has one, else Whisper on its tracks. Returns
+    #segments. Raises AlreadyClaimed when another runner has it."""
+    with claimed(meeting_id, "transcribe"):
+        return _transcribe(meeting_id, settings=settings, progress=progress)
+
+
+def _transcribe(meeting_id: int, *, settings: Settings | None,
+                progress: ProgressCallback | None) -> int:
     from core.transcripts import load_platform_transcript
 
     settings = settings or get_settings()
@@ -164,7 +271,13 @@ def scored_rep(session: Session, view: TranscriptView, meeting_id: int) -> int |
 
 
 def score_meeting(meeting_id: int, *, settings: Settings | None = None) -> list[CallScoreResult]:
-    """Score the meeting against every configured methodology; replaces earlier scores."""
+    """Score the meeting against every configured methodology; replaces earlier scores.
+    Raises AlreadyClaimed when another runner has it."""
+    with claimed(meeting_id, "score"):
+        return _score(meeting_id, settings=settings)
+
+
+def _score(meeting_id: int, *, settings: Settings | None) -> list[CallScoreResult]:
     from core.conversation import classify_stage, conversation_metrics
     from core.rubrics import find_rubric
     from core.score import for_stage
@@ -288,7 +401,10 @@ def refresh_skills(org_id: int, as_of: date | None = None, *,
 
 
 def record_failure(meeting_id: int, stage: str, exc: BaseException) -> Resolution:
-    """Remember why a stage failed, on the meeting, unless it is worth retrying."""
+    """Remember why a stage failed, on the meeting, unless it is worth retrying (or another
+    runner has it: then nothing failed)."""
+    if isinstance(exc, AlreadyClaimed):
+        return Resolution.SKIP
     resolution = classify(exc)
     if resolution is Resolution.TRANSIENT:
         # Worth retrying: the stage stays pending, but the reason is kept so reports can say

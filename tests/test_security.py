@@ -247,3 +247,36 @@ def test_oauth_states_expire_and_are_purged(sqlite_database):
         assert purge_states(session) == 50
     with session_scope() as session:
         assert [s.state_hash for s in session.exec(select(OAuthState))] == ["fresh"]
+
+
+def test_two_process_runs_at_once_share_the_work_and_never_repeat_it(database, tmp_path):
+    """Hole 3: two `coachloop process` at once transcribed and scored the same meetings
+    twice, raised IntegrityErrors and left scored meetings marked failed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from connectors.files import load_team
+    from core.db import session_scope
+    from core.models import CallScore, Meeting, Transcript
+    from tests.conftest import DEMO_CALLS, PLATFORM_CALLS, copy_calls, ingest_folder
+
+    ingest_folder(copy_calls(tmp_path / "calls", PLATFORM_CALLS))
+    env = {**os.environ, "COACHLOOP_DATABASE_URL": database,
+           "COACHLOOP_ORG__NAME": load_team(DEMO_CALLS.parent).org.name, "COLUMNS": "200"}
+    command = [str(Path(sys.executable).parent / "coachloop"), "process", "--as-of",
+               "2026-11-20"]
+    runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    done = [int(out.split("processed ")[1].split()[0]) for out in outputs]
+    assert sum(done) == len(PLATFORM_CALLS), outputs  # each meeting by exactly one runner
+    assert not any("failed" in out or "Traceback" in out for out in outputs), outputs
+    with session_scope() as session:
+        meetings = session.exec(select(Meeting)).all()
+        assert {m.stage for m in meetings} == {"scored"}
+        assert all(m.claimed_until is None for m in meetings)
+        assert len(session.exec(select(Transcript)).all()) == len(meetings)
+        assert len(session.exec(select(CallScore)).all()) == 2 * len(meetings)  # MEDDIC, BANT

@@ -169,7 +169,9 @@ def _transcribe(meeting_id: int, *, settings: Settings | None,
 
     started = time.perf_counter()
     if platform is not None:
-        utterances = load_platform_transcript(platform.local_path or platform.remote_ref)
+        utterances = load_platform_transcript(platform.local_path or platform.remote_ref,
+                                              max_bytes=settings.max_transcript_bytes,
+                                              max_cues=settings.max_segments)
         attributions = attribute_by_name(utterances, speakers)
         source, model, language, duration = "platform", None, None, None
         if progress:
@@ -179,6 +181,10 @@ def _transcribe(meeting_id: int, *, settings: Settings | None,
                                     progress=progress)
         utterances = sorted((u for r in results for u in r.utterances),
                             key=lambda u: (u.start, u.end, u.speaker_label or ""))
+        if len(utterances) > settings.max_segments:
+            raise InputError(f"the recording transcribed into {len(utterances):,} segments, "
+                             f"over the limit of {settings.max_segments:,} "
+                             "(COACHLOOP_MAX_SEGMENTS)", file=meeting.origin or None)
         labelled = all(t.speaker_email for t in tracks)
         if labelled and len(tracks) > 1:
             utterances = drop_channel_bleed(utterances)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -228,7 +229,8 @@ class BuiltinScorer:
         reason = self._abstain_reason(segments)
         if reason is None:
             baseline = _mean_attribution(s.segment for s in rep)
-            criteria = tuple(self._score_criterion(c, rubric, rep, buyer, baseline)
+            replies = _Replies([s for s in rep if s.is_question], buyer, self.LINK_WINDOW)
+            criteria = tuple(self._score_criterion(c, rubric, rep, buyer, baseline, replies)
                              for c in rubric.criteria)
         else:
             criteria = tuple(_abstained(c, rubric, reason) for c in rubric.criteria)
@@ -268,13 +270,24 @@ class BuiltinScorer:
         return None
 
     def _score_criterion(self, criterion: Criterion, rubric: Rubric, rep: list[_Sentence],
-                         buyer: list[_Sentence], baseline: float) -> CriterionResult:
+                         buyer: list[_Sentence], baseline: float,
+                         replies: _Replies) -> CriterionResult:
+        # Every lookup below is a set or a bisection, so scoring stays linear in the call's
+        # length (a 10,000-cue transcript must not take minutes).
         answers = [s for s in buyer
                    if not s.is_question and criterion.matches("answer", s.text)]
         first_answer = answers[0].order if answers else None
-        rep_questions = [s for s in rep if s.is_question]
+        rep_questions = replies.questions
         asks: list[_Sentence] = []
+        asked_keys: set[tuple[int, int]] = set()
+        first_ask = [float("inf")]  # the earliest ask's position
         confirms: list[_Sentence] = []
+
+        def ask(q: _Sentence) -> None:
+            asks.append(q)
+            asked_keys.add(q.order)
+            first_ask[0] = min(first_ask[0], q.position)
+
         for s in rep:
             asked = bool(criterion.matches("ask", s.text))
             confirmed = bool(criterion.matches("confirm", s.text))
@@ -286,61 +299,69 @@ class BuiltinScorer:
                 # ... and a check in the criterion's words that the buyer says yes to ("Does
                 # that number hold up for you?" - "It does.") was asked as well.
                 if (asked or confirmed) and s.is_question and any(
-                        _affirms(s, r) for r in _reply(s, rep_questions, buyer,
-                                                       self.LINK_WINDOW)[:1]):
-                    asks.append(s)
+                        _affirms(s, r) for r in replies.of(s)[:1]):
+                    ask(s)
             elif asked or (recap and s.in_check):
                 # A fact put to the buyer to check before they said it ("Sam told us it's forty
                 # hours a month. Does that match what you see?") asks them about it.
-                asks.append(s)
+                ask(s)
 
         # An answer given as the direct reply to a rep question was drawn by it, however the
         # question was worded ("What actually happens downstream?" - "We miss the window").
         for a in answers:
-            if any(q.position < a.position for q in asks) or _DODGE.search(a.text):
+            if first_ask[0] < a.position or _DODGE.search(a.text):
                 continue
-            for q in rep_questions:
-                if (q not in asks and a in _reply(q, rep_questions, buyer, self.LINK_WINDOW)[:2]
-                        and _is_open(q)
+            for q in replies.asked_just_before(a):
+                if (q.order not in asked_keys and a in replies.of(q)[:2] and _is_open(q)
                         and not any(other.matches("ask", q.text) for other in rubric.criteria
                                     if other.key != criterion.key)):
-                    asks.append(q)
+                    ask(q)
                     break
         asks.sort(key=lambda q: q.position)
+        ask_positions = [q.position for q in asks]
+
+        def asked_before(a: _Sentence, within: int | None = None) -> bool:
+            """Whether some ask comes before `a` (within `within` segments, when given)."""
+            i = bisect_left(ask_positions, a.position)  # asks strictly before `a`
+            return i > 0 and (within is None or a.position - ask_positions[i - 1] <= within)
 
         # The direct reply to a question may be too short to say the criterion's name: a bare
         # amount after "Do you have a budget in mind?", a "Yes" after "Is March still the date?".
+        answer_keys = {a.order for a in answers}
         for q in asks:
             if not q.is_question:
                 continue
-            reply = _reply(q, rep_questions, buyer, self.LINK_WINDOW)
-            answers += [r for i, r in enumerate(reply) if r not in answers and not r.is_question
-                        and (criterion.matches("reply", r.text) or (i == 0 and _affirms(q, r))
-                             or (i == 0 and _substantive(r)))]
+            for i, r in enumerate(replies.of(q)):
+                if r.order not in answer_keys and not r.is_question and (
+                        criterion.matches("reply", r.text) or (i == 0 and _affirms(q, r))
+                        or (i == 0 and _substantive(r))):
+                    answers.append(r)
+                    answer_keys.add(r.order)
         answers.sort(key=lambda a: a.order)
 
         # "I'd rather not get into budget yet" names the criterion but does not answer it.
-        answered = [a for a in answers if any(q.position < a.position for q in asks)
-                    and not _DODGE.search(a.text)]
+        answered = [a for a in answers if asked_before(a) and not _DODGE.search(a.text)]
+        answered_keys = {a.order for a in answered}
         # A clear, specific answer drawn by a question about a neighbouring criterion ("What
         # happens after Susan says yes?" - "Budgets lock on November 15th") answers this one.
-        drawn: list[tuple[_Sentence, _Sentence, Criterion]] = []
-        neighbours = [(q, rubric.criterion(key)) for q in rep_questions
-                      for key in criterion.related if rubric.criterion(key).matches("ask", q.text)]
-        for a in answers:
-            if a in answered or not _specific(criterion, a):
-                continue
-            drawers = [(q, other) for q, other in neighbours
-                       if a in _reply(q, rep_questions, buyer, self.LINK_WINDOW)]
-            if drawers:
-                drawn.append((a, *drawers[-1]))
-        linked = [a for a in answered
-                  if any(0 < a.position - q.position <= self.LINK_WINDOW for q in asks)]
+        drawers: dict[tuple[int, int], tuple[_Sentence, Criterion]] = {}
+        for q in rep_questions:
+            for key in criterion.related:
+                other = rubric.criterion(key)
+                if other.matches("ask", q.text):
+                    for r in replies.of(q):  # the last neighbour to draw it names it
+                        drawers[r.order] = (q, other)
+        drawn: list[tuple[_Sentence, _Sentence, Criterion]] = [
+            (a, *drawers[a.order]) for a in answers
+            if a.order not in answered_keys and a.order in drawers and _specific(criterion, a)]
+        linked = [a for a in answered if asked_before(a, within=self.LINK_WINDOW)]
         questions = _distinct(q.text.lower() for q in asks if q.is_question)
         concrete = [a for a in answered
                     if criterion.matches("concrete", a.text) or _QUANTITY.search(a.text)]
         answered += [a for a, _, _ in drawn]
         linked += [a for a, _, _ in drawn]
+        answered_keys |= {a.order for a, _, _ in drawn}
+        concrete_keys = {a.order for a in concrete}
 
         if answered:
             level = 2 + int(len(questions) >= 2 or bool(concrete)) + int(bool(confirms))
@@ -348,12 +369,13 @@ class BuiltinScorer:
             level = 1 if asks or answers else 0
         level = min(level, self.TOP_LEVEL)
 
-        hits = [_hit(a, "answer", _answer_strength(criterion, a, asks, answered, concrete,
-                                                   self.LINK_WINDOW))
+        hits = [_hit(a, "answer", _answer_strength(criterion, a, ask_positions, answered_keys,
+                                                   concrete_keys, self.LINK_WINDOW))
                 for a in answers]
         hits += [_hit(c, "confirm", 0.85) for c in confirms]
         hits += [_hit(q, "ask", 0.75 if q.is_question else 0.4) for q in asks]
-        hits += [_hit(q, "ask", 0.5) for q in _distinct(q for _, q, _ in drawn) if q not in asks]
+        hits += [_hit(q, "ask", 0.5) for q in _distinct(q for _, q, _ in drawn)
+                 if q.order not in asked_keys]
         evidence_hits = _strongest(hits, self.MAX_EVIDENCE)
 
         confidence = {0: 0.6, 1: 0.5, 2: 0.65, 3: 0.75, 4: 0.85}[level]
@@ -377,27 +399,55 @@ class BuiltinScorer:
         )
 
 
-def _answer_strength(criterion: Criterion, answer: _Sentence, asks: list[_Sentence],
-                     answered: list[_Sentence], concrete: list[_Sentence], window: int) -> float:
-    gaps = [answer.position - q.position for q in asks if 0 < answer.position - q.position <= window]
-    if gaps:
-        strength = 0.9 - 0.03 * (min(gaps) - 1)  # the reply right after the question is best
-    elif answer in answered:  # including one drawn by a neighbouring criterion's question
+def _answer_strength(criterion: Criterion, answer: _Sentence, ask_positions: list[int],
+                     answered: set[tuple[int, int]], concrete: set[tuple[int, int]],
+                     window: int) -> float:
+    i = bisect_left(ask_positions, answer.position)  # the nearest ask before the answer
+    gap = answer.position - ask_positions[i - 1] if i else None
+    if gap is not None and gap <= window:
+        strength = 0.9 - 0.03 * (gap - 1)  # the reply right after the question is best
+    elif answer.order in answered:  # including one drawn by a neighbouring criterion's question
         strength = 0.8
     else:
         strength = 0.6  # volunteered: relevant, but not the rep's doing
-    strength += 0.1 if answer in concrete else 0.0
+    strength += 0.1 if answer.order in concrete else 0.0
     # Among equally placed answers, the one that says more about the criterion leads.
     return strength + 0.02 * min(len(criterion.matches("answer", answer.text)) - 1, 3)
 
 
-def _reply(question: _Sentence, rep_questions: list[_Sentence], buyer: list[_Sentence],
-           window: int) -> list[_Sentence]:
-    """The buyer's sentences that reply to `question`: within `window` segments after it and
-    before the rep asks anything else."""
-    after = [q.position for q in rep_questions if q.position > question.position]
-    until = min([question.position + window] + [p - 1 for p in after])
-    return [s for s in buyer if question.position < s.position <= until]
+class _Replies:
+    """Which buyer sentences reply to which rep question: those within `window` segments
+    after it and before the rep asks anything else. Found by bisection and remembered."""
+
+    def __init__(self, questions: list[_Sentence], buyer: list[_Sentence], window: int):
+        self.questions = questions
+        self._question_positions = [q.position for q in questions]
+        self._buyer = buyer
+        self._buyer_positions = [s.position for s in buyer]
+        self._window = window
+        self._known: dict[tuple[int, int], list[_Sentence]] = {}
+
+    def of(self, question: _Sentence) -> list[_Sentence]:
+        key = question.order
+        if key not in self._known:
+            later = bisect_right(self._question_positions, question.position)
+            until = question.position + self._window
+            if later < len(self._question_positions):
+                until = min(until, self._question_positions[later] - 1)
+            lo = bisect_right(self._buyer_positions, question.position)
+            hi = bisect_right(self._buyer_positions, until)
+            self._known[key] = self._buyer[lo:hi]
+        return self._known[key]
+
+    def asked_just_before(self, answer: _Sentence) -> list[_Sentence]:
+        """The rep questions whose replies may hold `answer`: those of the last segment with
+        a rep question before it (an earlier one's replies end where that one begins)."""
+        end = bisect_left(self._question_positions, answer.position)
+        if end == 0:
+            return []
+        position = self._question_positions[end - 1]
+        start = bisect_left(self._question_positions, position)
+        return self.questions[start:end]
 
 
 def _substantive(reply: _Sentence) -> bool:
@@ -447,13 +497,15 @@ def _strongest(hits: list[_Hit], limit: int) -> list[_Hit]:
         leaders += [h for h in ranked if h.kind == kind][:1]
     ordered = sorted(leaders, key=_hit_rank) + [h for h in ranked if h not in leaders]
     picked: list[_Hit] = []
-    seen: list[tuple[int, int]] = []
+    seen: set[tuple[int, int]] = set()
     for hit in ordered:
         key = (hit.sentence.segment.id, hit.sentence.offset)
         if key not in seen:
-            seen.append(key)
+            seen.add(key)
             picked.append(hit)
-    return picked[:limit]
+            if len(picked) == limit:
+                break
+    return picked
 
 
 def _evidence(sentence: _Sentence) -> Evidence:

@@ -112,8 +112,10 @@ def parse_srt(text: str, origin: str) -> list[Utterance]:
     return sorted(utterances, key=lambda u: u.start)
 
 
-def load_platform_transcript(path: str | Path) -> list[Utterance]:
-    """Read a `.vtt` or `.srt` file (UTF-8, BOM allowed) into utterances sorted by start."""
+def load_platform_transcript(path: str | Path, *, max_bytes: int | None = None,
+                             max_cues: int | None = None) -> list[Utterance]:
+    """Read a `.vtt` or `.srt` file (UTF-8, BOM allowed) into utterances sorted by start;
+    one larger than `max_bytes` or with more than `max_cues` cues is refused, clearly."""
     path = Path(path)
     parsers = {".vtt": parse_webvtt, ".srt": parse_srt}
     parser = parsers.get(path.suffix.lower())
@@ -121,6 +123,12 @@ def load_platform_transcript(path: str | Path) -> list[Utterance]:
         raise InputError(f"unsupported transcript format '{path.suffix or path.name}'; "
                          "expected a .vtt or .srt file", file=str(path))
     try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise InputError(f"the transcript is {size / 1024**2:.1f} MB, over the "
+                             f"{max_bytes / 1024**2:.0f} MB limit (COACHLOOP_MAX_TRANSCRIPT_"
+                             "BYTES): a call's transcript is far smaller; is it the right "
+                             "file?", file=str(path))
         raw = path.read_bytes()
     except FileNotFoundError:
         raise InputError("transcript file not found", file=str(path)) from None
@@ -132,6 +140,12 @@ def load_platform_transcript(path: str | Path) -> list[Utterance]:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise InputError("the transcript is not UTF-8 text; save it as UTF-8",
                          file=str(path), line=line) from None
+    if max_cues is not None:
+        cues = text.count("-->")  # every VTT and SRT cue has one timing arrow
+        if cues > max_cues:
+            raise InputError(f"the transcript has {cues:,} cues, over the limit of "
+                             f"{max_cues:,} (COACHLOOP_MAX_SEGMENTS): a two-hour call has "
+                             "about 2,000", file=str(path))
     return parser(text, str(path))
 
 

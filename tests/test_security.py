@@ -280,3 +280,45 @@ def test_two_process_runs_at_once_share_the_work_and_never_repeat_it(database, t
         assert all(m.claimed_until is None for m in meetings)
         assert len(session.exec(select(Transcript)).all()) == len(meetings)
         assert len(session.exec(select(CallScore)).all()) == 2 * len(meetings)  # MEDDIC, BANT
+
+
+def test_oversized_transcripts_are_refused_clearly_and_do_not_block_later_calls(
+        sqlite_database, tmp_path):
+    """Hole 4: a 250,000-cue transcript was still being scored after ten minutes, and every
+    later run waited behind it."""
+    from core.errors import InputError
+    from core.transcripts import load_platform_transcript
+
+    cues = "".join(f"{n}\n00:00:{n % 60:02d}.000 --> 00:00:{n % 60:02d}.500\nRep: hi\n\n"
+                   for n in range(25_000))
+    huge = tmp_path / "huge.vtt"
+    huge.write_text("WEBVTT\n\n" + cues)
+    started = time.monotonic()
+    with pytest.raises(InputError, match="25,000 cues, over the limit of 20,000"):
+        load_platform_transcript(huge, max_bytes=8 << 20, max_cues=20_000)
+    with pytest.raises(InputError, match="over the 1 MB limit"):
+        load_platform_transcript(huge, max_bytes=1 << 20, max_cues=20_000)
+    assert time.monotonic() - started < 5
+
+    # Through the pipeline: that call fails with the reason, the next one is scored.
+    from core.db import session_scope
+    from core.models import Meeting
+    from core.pipeline import pending_meetings, record_failure, score_meeting, transcribe_meeting
+    from tests.conftest import PLATFORM_CALLS, copy_calls, ingest_folder
+
+    folder = copy_calls(tmp_path / "calls", PLATFORM_CALLS[:1])
+    (folder / "big.yaml").write_text(
+        "title: Endless call\nstarted_at: '2026-11-19T10:00:00Z'\ntranscript: big.vtt\n"
+        "participants:\n  - {name: Maya Chen, email: maya.chen@acme-analytics.example}\n")
+    (folder / "big.vtt").write_text(huge.read_text())
+    ingest_folder(folder)
+    for meeting_id, _stage in pending_meetings():
+        try:
+            transcribe_meeting(meeting_id)
+            score_meeting(meeting_id)
+        except InputError as exc:
+            record_failure(meeting_id, "transcribe", exc)
+    with session_scope() as session:
+        stages = {m.title: (m.stage, m.error) for m in session.exec(select(Meeting))}
+    assert sorted(stage for stage, _ in stages.values()) == ["failed", "scored"]
+    assert any("over the limit of 20,000" in (error or "") for _, error in stages.values())

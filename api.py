@@ -457,11 +457,15 @@ def create_app() -> FastAPI:
         from core.connections import finish_connect
         from core.crypto import cipher_from_settings
 
+        settings = get_settings()
+        try:
+            oauth = oauth_provider(provider, settings)
+        except ConfigError:  # nobody can have started a flow for it: nothing to complete
+            raise NotFound(f"no connection flow for {provider!r} is set up here") from None
         if error:
             raise InputError(f"{provider} sign-in was not completed: {error_description or error}")
         if not code or not state:
             raise InputError("the callback carries no code and state: start the connection again")
-        settings = get_settings()
         replaced = []
 
         def end_others(org_id: int, keep: int) -> None:
@@ -469,7 +473,7 @@ def create_app() -> FastAPI:
             replaced.extend(end_connections(org_id, provider, settings, status="replaced",
                                             keep=keep))
 
-        info = finish_connect(oauth_provider(provider, settings), code=code, state=state,
+        info = finish_connect(oauth, code=code, state=state,
                               cipher=cipher_from_settings(settings), end_others=end_others)
         waiting = _adopt_waiting_events(info)
         return {"connected": provider, "connection": asdict(info),

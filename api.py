@@ -45,6 +45,7 @@ def _session() -> Iterator[Session]:
 
 SESSION_COOKIE = "coachloop_session"
 CSRF_COOKIE = "coachloop_csrf"
+SSO_COOKIE = "coachloop_sso"
 CSRF_HEADER = "x-csrf-token"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -222,6 +223,13 @@ _STATUS_OF = ((NotFound, 404, "not_found"), (InputError, 422, "bad_input"),
               (ConfigError, 503, "misconfigured"), (CoachloopError, 500, "error"))
 
 
+def _sso_configured(settings) -> None:
+    oidc = settings.oidc
+    if not (oidc.issuer and oidc.client_id and oidc.client_secret):
+        raise NotFound("single sign-on is not set up here: sign in with a password "
+                       "(POST /auth/login)")
+
+
 def _secure_cookies() -> bool:
     """Cookies are Secure except on a plain-HTTP loopback address (a first local run)."""
     from urllib.parse import urlparse
@@ -264,6 +272,51 @@ def _auth_routes(app: FastAPI) -> None:
         _signed_in(response, token, csrf)
         return {"email": user.email, "role": user.role, "org_id": user.org_id,
                 "csrf_token": csrf}
+
+    @app.get("/auth/oidc/login", tags=["auth"], status_code=302)
+    def sso_login(session: Session = Depends(_session),
+                  _: None = Depends(require(policies.SIGN_IN))):
+        """Sign in with the company's identity provider: redirects there (PKCE, nonce)."""
+        from core import sso
+        from core.crypto import cipher_from_settings
+
+        settings = get_settings()
+        _sso_configured(settings)
+        started = sso.start(session, settings, cipher_from_settings(settings))
+        session.commit()
+        response = RedirectResponse(started.url, status_code=302)
+        # Binds the sign-in to this browser; Lax, so it comes back on the issuer's redirect.
+        response.set_cookie(SSO_COOKIE, started.state, max_age=int(sso.SIGN_IN_TTL
+                                                                  .total_seconds()),
+                            httponly=True, secure=_secure_cookies(), samesite="lax",
+                            path="/auth/oidc")
+        return response
+
+    @app.get("/auth/oidc/callback", tags=["auth"])
+    def sso_callback(request: Request, response: Response, code: str | None = None,
+                     state: str | None = None, error: str | None = None,
+                     error_description: str | None = None,
+                     session: Session = Depends(_session),
+                     _: None = Depends(require(policies.SIGN_IN))) -> dict:
+        """Where the identity provider sends the person back: checks the ID token, signs in."""
+        from core import sso
+        from core.auth import AuthFailed, start_session
+        from core.crypto import cipher_from_settings
+
+        settings = get_settings()
+        _sso_configured(settings)
+        if error:
+            raise AuthFailed(f"sign-in was not completed: {error_description or error}")
+        if not code or not state or len(code) > 2048 or len(state) > 512:
+            raise InputError("the callback carries no code and state: start again")
+        user = sso.finish(session, settings, cipher_from_settings(settings), code=code,
+                          state=state, browser_state=request.cookies.get(SSO_COOKIE))
+        row, token, csrf = start_session(session, user, via="oidc")
+        session.commit()
+        _signed_in(response, token, csrf)
+        response.delete_cookie(SSO_COOKIE, path="/auth/oidc")
+        return {"email": user.email, "role": user.role, "org_id": user.org_id,
+                "csrf_token": csrf, "via": "oidc"}
 
     @app.post("/auth/accept", tags=["auth"])
     def accept(body: Acceptance, response: Response, session: Session = Depends(_session),

@@ -443,3 +443,15 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+class SignInState(SQLModel, table=True):
+    """A started single sign-on: its state (hashed), the nonce the ID token must carry
+    (hashed) and the PKCE verifier (encrypted). Used once, within minutes."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    state_hash: str = Field(unique=True)
+    nonce_hash: str
+    verifier_ciphertext: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    used_at: datetime | None = None

@@ -113,6 +113,19 @@ class SalesforceSettings(BaseModel):
                          "path of your own mapping file")
 
 
+class OidcSettings(BaseModel):
+    """Single sign-on with the company's identity provider (any OpenID Connect issuer:
+    Google Workspace, Microsoft Entra ID, Okta, Keycloak). Register the redirect URI
+    {public_url}/auth/oidc/callback with it."""
+
+    issuer: str | None = Field(None, description="e.g. https://accounts.google.com, "
+                               "https://login.microsoftonline.com/<tenant>/v2.0")
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    label: str = Field("your company's sign-in", description="what the sign-in button says")
+
+
 class OrgSettings(BaseModel):
     """The default org created by `coachloop init`."""
 
@@ -154,6 +167,7 @@ class Settings(BaseSettings):
     org: OrgSettings = Field(default_factory=OrgSettings)
     zoom: ZoomSettings = Field(default_factory=ZoomSettings)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
     public_url: str = Field("http://127.0.0.1:8000", description="where users reach api.py; "
                             "OAuth callbacks go to {public_url}/connect/{provider}/callback")
     ca_bundle: str | None = Field(None, description="extra CA bundle for vendor TLS (the "

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 PUBLIC = {  # route → why it may be called without signing in
     ("POST", "/webhooks/{provider}"), ("GET", "/health"), ("GET", "/connect/{provider}/callback"),
     ("POST", "/auth/login"), ("POST", "/auth/accept"), ("GET", "/openapi.json"),
+    ("GET", "/auth/oidc/login"), ("GET", "/auth/oidc/callback"),
     ("GET", "/docs"), ("GET", "/docs/assets/{name}"),
 }
 

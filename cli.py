@@ -1179,10 +1179,26 @@ def _demo(fresh: bool, rep: str | None) -> None:
         _rep_report(rep or _demo_rep(as_of), as_of, 90)
         _agenda(_demo_rep(as_of, weakest=True), as_of, 90)
         _crm_diff(org_id, boxes)
+        _how_to_sign_in()
     finally:
         if api_server is not None:
             api_server.stop()
         boxes.stop()
+
+
+def _how_to_sign_in() -> None:
+    from core.settings import get_settings
+
+    url = get_settings().public_url.rstrip("/")
+    console.print(Panel(
+        "The API needs a sign-in. Serve it with `uvicorn api:app`, then:\n"
+        "  people: `coachloop users invite you@acme-analytics.example --role admin` prints a "
+        "one-time link (or POST /auth/accept), then POST /auth/login; single sign-on: set "
+        "COACHLOOP_OIDC__ISSUER, __CLIENT_ID, __CLIENT_SECRET and open "
+        f"{url}/auth/oidc/login\n"
+        "  machines: `coachloop tokens create \"BI export\" --scope read`, sent as "
+        "`Authorization: Bearer <token>`\n"
+        f"  the API's pages: {url}/docs", title="Sign in"))
 
 
 def _demo_connect(org_id: int, settings) -> set[str]:
@@ -1395,6 +1411,35 @@ def _users() -> None:
                      else "not yet (invite them)")
             table.add_row(escape(user.email), escape(user.name), user.role, state)
     console.print(table)
+
+
+def _disable(email: str) -> None:
+    from sqlmodel import select
+
+    from core.db import session_scope
+    from core.models import User, WebSession, utcnow
+
+    with session_scope() as session:
+        user = session.exec(select(User).where(User.org_id == _org_id(),
+                                               User.email == email.strip().lower())).first()
+        if user is None:
+            raise CoachloopError(f"no one with e-mail {email!r} in this org")
+        user.disabled = True
+        session.add(user)
+        ended = 0
+        for row in session.exec(select(WebSession).where(WebSession.user_id == user.id,
+                                                         WebSession.ended_at.is_(None))):
+            row.ended_at = utcnow()
+            session.add(row)
+            ended += 1
+    console.print(f"{escape(email)} can no longer sign in; {ended} session(s) ended")
+
+
+@users_app.command("disable")
+def users_disable(email: str = typer.Argument(..., help="their e-mail address")):
+    """Stop someone signing in (password and SSO) and end their sessions at once; their
+    calls and scores stay. A new invitation lets them in again."""
+    _run(_disable, email)
 
 
 @users_app.command("list")

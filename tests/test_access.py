@@ -307,3 +307,18 @@ def test_docs_work_offline():
         assert client.get(f"/docs/assets/{asset}").status_code == 200
     assert client.get("/docs/assets/..%2f..%2fapi.py").status_code == 404
     assert "/meetings" in client.get("/openapi.json").json()["paths"]
+
+
+def test_disabling_someone_ends_their_sessions_at_once(world, monkeypatch):
+    from typer.testing import CliRunner
+
+    from cli import app
+    from core.settings import get_settings
+
+    client = client_for(world, "rep1")
+    assert client.get("/auth/me").status_code == 200
+    monkeypatch.setenv("COACHLOOP_ORG__NAME", "A")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["users", "disable", "rep1@a.example"])
+    assert result.exit_code == 0 and "1 session(s) ended" in result.output, result.output
+    assert client.get("/auth/me").status_code == 401

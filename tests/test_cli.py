@@ -108,6 +108,7 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "fields written (audit trail" in out and "shadow" in out
     assert "Waiting for a person's approval" in out and "wait in `coachloop crm review`" in out
     assert "Salesforce now holds 15 call Task(s)" in out
+    assert "coachloop users invite" in out and "/auth/oidc/login" in out  # how to sign in
     assert "failed" not in out
     # Again, as `make demo` twice: this run's sandboxes are new (other ports, empty
     # Salesforce); the earlier run's connections point at stopped ones and must not be used.

@@ -940,12 +940,21 @@ def _crm_pull(full: bool) -> None:
 
     _migrate()
     org_id = _org_id()
+    from core.db import session_scope
+    from core.ingest import add_crm_users
+    from core.models import Org
+
     writer = writer_for_org(org_id, get_settings())
     try:
         count = pull_outcomes(org_id, writer, full=full)
+        people = writer.list_users()
     finally:
         writer.close()
-    console.print(f"pulled {count} deal(s) from the CRM")
+    with session_scope() as session:
+        added = add_crm_users(session, session.get(Org, org_id), people)
+    console.print(f"pulled {count} deal(s) from the CRM; {added} new person(s) from its "
+                  f"user list (of {len(people)} active users; those on your domains can sign "
+                  "in with single sign-on)")
 
 
 @crm_app.command("pull")

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from core.domain import AudioTrack, CallForCrm, MeetingRecord, Utterance
+from core.domain import AudioTrack, CallForCrm, MeetingRecord, TeamMember, Utterance
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,10 @@ class CrmWriter(ABC):
     @abstractmethod
     def find_users(self, emails: list[str]) -> dict[str, str]:
         """CRM user ids by lower-cased e-mail, for the ones that exist."""
+
+    def list_users(self) -> list[TeamMember]:
+        """The CRM's active users (name, e-mail, manager), for the org's roster."""
+        return []
 
     @abstractmethod
     def read(self, sobject: str, record_ids: list[str], fields: list[str]

@@ -82,6 +82,29 @@ def apply_team(session: Session, org: Org, members: list[TeamMember]) -> int:
     return len(members)
 
 
+def add_crm_users(session: Session, org: Org, members: list[TeamMember]) -> int:
+    """Add the CRM's users who are on the org's e-mail domains and not yet known (as reps;
+    the roster decides roles), and link managers nobody set. Returns how many were added."""
+    domains = {d.lower() for d in org.domains}
+    ours = [m for m in members if m.email.rsplit("@", 1)[-1].lower() in domains]
+    added = 0
+    for member in ours:
+        if _user_by_email(session, org.id, member.email) is None:
+            session.add(User(org_id=org.id, email=member.email.lower(), name=member.name,
+                             role="rep"))
+            added += 1
+    session.flush()
+    for member in ours:
+        user = _user_by_email(session, org.id, member.email)
+        manager = (_user_by_email(session, org.id, member.manager_email)
+                   if member.manager_email else None)
+        if user and manager and user.manager_id is None and manager.id != user.id:
+            user.manager_id = manager.id
+            session.add(user)
+    session.flush()
+    return added
+
+
 def apply_deals(session: Session, org: Org, deals: list[DealRecord]) -> int:
     """Upsert deals by (crm, external id) and link meetings that name them."""
     for record in deals:

@@ -449,3 +449,36 @@ def test_review_queue_over_the_json_api(crm):
     assert not written.failed
     if one["field"] != "Identify_Pain__c":
         assert crm.box.get("Opportunity", one["record_id"])[one["field"]] == "Dana Ruiz, COO"
+
+
+def test_people_come_from_the_crms_user_list_too(crm):
+    """`crm pull` adds the CRM's active users on the org's domains (as reps, managers linked),
+    so single sign-on can match them; the roster's roles stay; other domains stay out."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from core.db import session_scope
+    from core.models import User
+
+    priya = crm.ids["users"]["priya.nair@acme-analytics.example"]
+    crm.box.create("User", {"Username": "new.rep@acme-analytics.example", "FirstName": "Nia",
+                            "LastName": "Okafor", "Email": "new.rep@acme-analytics.example",
+                            "ManagerId": priya})
+    crm.box.create("User", {"Username": "consultant@partner.example", "FirstName": "Pat",
+                            "LastName": "Lee", "Email": "consultant@partner.example"})
+    crm.box.create("User", {"Username": "gone@acme-analytics.example", "FirstName": "Old",
+                            "LastName": "Hand", "Email": "gone@acme-analytics.example",
+                            "IsActive": False})
+    result = CliRunner().invoke(app, ["crm", "pull"])
+    assert result.exit_code == 0 and "1 new person(s) from its user list" in result.output, \
+        result.output
+    with session_scope() as session:
+        people = {u.email: u for u in session.exec(select(User))}
+        assert people["new.rep@acme-analytics.example"].role == "rep"
+        assert people["new.rep@acme-analytics.example"].manager_id == \
+            people["priya.nair@acme-analytics.example"].id
+        assert people["priya.nair@acme-analytics.example"].role == "manager"
+        assert "consultant@partner.example" not in people
+        assert "gone@acme-analytics.example" not in people
+    again = CliRunner().invoke(app, ["crm", "pull"])
+    assert "0 new person(s)" in again.output

@@ -23,7 +23,7 @@ from simple_salesforce.exceptions import (SalesforceError, SalesforceExpiredSess
 from connectors.base import (CallForCrm, CrmWriter, DealMatch, RecordWrite, WriteResult,
                              retry_after)
 from core.connections import ConnectionBroken
-from core.domain import DealRecord
+from core.domain import DealRecord, TeamMember
 from core.errors import CoachloopError, TransientError
 from mappings import FieldInfo, ObjectInfo
 
@@ -201,6 +201,14 @@ class SalesforceWriter(CrmWriter):
                                    " AND IsActive = true"):
                 found.setdefault(row["Email"].lower(), row["Id"])
         return found
+
+    def list_users(self) -> list[TeamMember]:
+        return [TeamMember(name=row.get("Name") or row["Email"], email=row["Email"].lower(),
+                           manager_email=((row.get("Manager") or {}).get("Email") or "")
+                           .lower() or None)
+                for row in self._query("SELECT Id, Name, Email, Manager.Email FROM User "
+                                       "WHERE IsActive = true ORDER BY Email")
+                if row.get("Email")]
 
     def find_deals(self, calls: list[CallForCrm]) -> dict[int, DealMatch]:
         emails = sorted({e.lower() for call in calls for e in call.buyer_emails})

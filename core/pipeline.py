@@ -20,7 +20,7 @@ from core.domain import (AudioTrack, CallScoreResult, Role, TranscriptSegment, T
 from core.errors import (CoachloopError, ConfigError, InputError, NotFound, Resolution, classify,
                          user_message)
 from core.ingest import clear_derived
-from core.models import (CallScore, CriterionScore, FieldExtraction, MediaAsset, Meeting,
+from core.models import (CallScore, CriterionScore, FieldExtraction, MediaAsset, Meeting, Org,
                          Participant, Rubric, Segment, SkillSnapshot, Transcript, User, as_utc,
                          utcnow)
 from core.settings import Settings, get_settings
@@ -341,13 +341,22 @@ def _score(meeting_id: int, *, settings: Settings | None) -> list[CallScoreResul
 
 
 def _rubric_row(session: Session, org_id: int, rubric) -> Rubric:
-    row = session.exec(select(Rubric).where(Rubric.org_id == org_id, Rubric.key == rubric.key,
-                                            Rubric.version == rubric.version)).first()
+    from sqlalchemy.exc import IntegrityError
+
+    def existing() -> Rubric | None:
+        return session.exec(select(Rubric).where(Rubric.org_id == org_id,
+                                                 Rubric.key == rubric.key,
+                                                 Rubric.version == rubric.version)).first()
+
+    row = existing()
     if row is None:
-        row = Rubric(org_id=org_id, key=rubric.key, name=rubric.name, version=rubric.version,
-                     content=rubric.model_dump(mode="json"))
-        session.add(row)
-        session.flush()
+        try:
+            with session.begin_nested():  # another runner may be adding it at this moment
+                row = Rubric(org_id=org_id, key=rubric.key, name=rubric.name,
+                             version=rubric.version, content=rubric.model_dump(mode="json"))
+                session.add(row)
+        except IntegrityError:
+            row = existing()
     return row
 
 
@@ -390,6 +399,9 @@ def refresh_skills(org_id: int, as_of: date | None = None, *,
     settings = settings or get_settings()
     as_of = as_of or datetime.now(timezone.utc).date()
     with session_scope() as session:
+        # One refresh of an org at a time (two `process` runs, a worker and the CLI): the
+        # org's row is locked until this one's snapshots are in (SQLite: one writer anyway).
+        session.exec(select(Org.id).where(Org.id == org_id).with_for_update()).first()
         reps = session.exec(select(User.id).where(User.org_id == org_id, User.role == "rep")).all()
         observations = skill_observations(session, org_id)
         estimates = compute_skill_estimates(observations, as_of, windows=settings.skills.windows,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+from contextlib import asynccontextmanager
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -33,6 +34,7 @@ from core.errors import (CoachloopError, ConfigError, Forbidden, InputError, Not
                          Unauthenticated, user_message)
 from core.settings import get_settings
 from webhooks.base import WebhookRejected
+from webhooks.relay import OutboxRelay
 from webhooks.router import make_router
 
 log = logging.getLogger("coachloop.api")
@@ -92,9 +94,14 @@ def _authenticate(request: Request, session: Session) -> Principal | None:
 
 def require(policy: Policy):
     """The one dependency every route declares: who may call it, and what they see."""
-    def dependency(request: Request, session: Session = Depends(_session)) -> Access | None:
-        if policy.public:
+    if policy.public:
+        async def open_to_all() -> None:  # no session, no thread: webhooks arrive by the 1,000
             return None
+
+        open_to_all.policy = policy  # type: ignore[attr-defined]
+        return open_to_all
+
+    def dependency(request: Request, session: Session = Depends(_session)) -> Access:
         principal = _authenticate(request, session)
         if principal is None:
             raise Unauthenticated("sign in (POST /auth/login) or send an API token")
@@ -137,15 +144,24 @@ def _process_local_events() -> None:
             _local_events.task_done()
 
 
+def _publish_webhook(event_id: int) -> None:
+    import worker
+
+    worker.handle_webhook.delay(event_id)
+
+
+_relay = OutboxRelay(_publish_webhook)
+
+
 def _enqueue_webhook(event_id: int) -> None:
-    """Hand a stored event to the workers. In process, to one background thread that takes
+    """Hand a stored event to the workers. With a broker, by waking the outbox relay (the
+    request never waits on the broker). In process, to one background thread that takes
     events in order, so the vendor gets its 2xx at once and calls are transcribed one at a
     time (the event is stored first, so a crash before processing loses nothing)."""
     global _local_worker
-    import worker
 
     if not get_settings().runs_in_process:
-        worker.handle_webhook.delay(event_id)
+        _relay.wake()
         return
     with _local_lock:
         if _local_worker is None or not _local_worker.is_alive():
@@ -436,8 +452,14 @@ def create_app() -> FastAPI:
     """The application with its routers and error handlers."""
     # The default docs routes would answer without a policy and load Swagger UI from a CDN:
     # ours serve the same UI from the installed package, under a declared policy.
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        if not get_settings().runs_in_process:
+            _relay.wake()  # events a stopped API process stored but did not relay
+        yield
+
     app = FastAPI(title="coachloop", version="0.1.0", docs_url=None, redoc_url=None,
-                  openapi_url=None,
+                  openapi_url=None, lifespan=lifespan,
                   description="Sales calls in; scored calls, evidence and rep skills out.")
 
     from core.http_guards import BodyLimit, SecurityHeaders, redact_access_log

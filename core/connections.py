@@ -19,6 +19,7 @@ from sqlmodel import Session, select, update
 from core.db import session_scope
 from core.errors import CoachloopError, NotFound, Resolution
 from core.models import Connection, as_utc, utcnow
+from core.webhook_events import forget_accounts
 from core.oauth import AuthRefused, OAuthProvider, TokenSet, client_credentials, refresh
 
 REFRESH_MARGIN = timedelta(minutes=15)
@@ -74,6 +75,7 @@ def save_connection(session: Session, *, org_id: int, provider: str, tokens: Tok
     connection.updated_at = utcnow()
     session.add(connection)
     session.flush()
+    forget_accounts()  # webhook events for this account now go to this org
     if not end_others:
         return connection
     # One active connection per org and vendor: any other one is replaced (its tokens
@@ -87,6 +89,7 @@ def save_connection(session: Session, *, org_id: int, provider: str, tokens: Tok
 
 
 def _end(row: Connection, status: str, note: str) -> None:
+    forget_accounts()
     row.status, row.last_error, row.updated_at = status, note, utcnow()
     row.token_ciphertext, row.expires_at, row.refreshing_until = None, None, None
 

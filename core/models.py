@@ -328,6 +328,7 @@ class WebhookEvent(SQLModel, table=True):
     verified: bool = False
     deliveries: int = 1
     received_at: datetime = Field(default_factory=utcnow)
+    enqueued_at: datetime | None = None  # handed to the broker (the outbox relay's mark)
     processed_at: datetime | None = None
     error: str | None = Field(default=None, sa_column=Column(Text))
 

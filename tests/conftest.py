@@ -21,8 +21,11 @@ def _reset_caches() -> None:
     from core.db import engine_for
     from core.settings import get_settings
 
+    from core.webhook_events import forget_accounts
+
     get_settings.cache_clear()
     engine_for.cache_clear()
+    forget_accounts()
 
 
 @pytest.fixture(autouse=True)

@@ -171,3 +171,39 @@ def test_events_go_to_the_org_whose_connection_names_the_account(sqlite_database
         assert org_for_account(session, "zoom", "acct-globex") == globex.id
         assert org_for_account(session, "zoom", "acct-acme") == acme.id
         assert org_for_account(session, "zoom", "acct-unknown") is None
+
+
+def test_the_outbox_relay_loses_nothing_when_the_broker_is_away_and_sends_once(database):
+    """The route stores and answers; the relay hands events to the broker. While the broker
+    refuses, events wait in the table; two relays at once publish each event once."""
+    import threading
+
+    from core.models import WebhookEvent
+    from core.webhook_events import record_delivery
+    from webhooks.relay import OutboxRelay
+
+    with session_scope() as session:
+        ids = [record_delivery(session, provider="zoom", event_type="recording.completed",
+                               dedupe_key=f"k{n}", raw_body=b"{}", headers={}).id
+               for n in range(300)]
+    published: list[int] = []
+    broker_up = threading.Event()
+
+    def publish(event_id: int) -> None:  # the broker, as the relay sees it
+        if not broker_up.is_set():
+            raise ConnectionError("broker unreachable")
+        published.append(event_id)
+
+    relays = [OutboxRelay(publish), OutboxRelay(publish)]
+    assert relays[0].relay_once() == 0 and published == []
+    with session_scope() as session:
+        assert all(e.enqueued_at is None for e in session.exec(select(WebhookEvent)))
+    broker_up.set()
+    threads = [threading.Thread(target=lambda r=r: [r.relay_once(100) for _ in range(4)])
+               for r in relays]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(published) == sorted(ids)  # every event once, none twice
+    assert relays[0].relay_once() == 0

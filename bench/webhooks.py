@@ -137,11 +137,16 @@ def main() -> None:
             rate = accepted / args.seconds
             print(f"concurrency {level:>4}: {rate:8.0f} accepted/s  p50 {p50:6.1f} ms  "
                   f"p99 {p99:7.1f} ms  ratio to 1,000/s goal {rate / 1000:.2f}", flush=True)
-        time.sleep(3)  # let the relay publish what is stored
-        with psycopg.connect(PG.rsplit("/", 1)[0] + f"/{name}") as conn:
-            rows, keys = conn.execute("SELECT count(*), count(DISTINCT dedupe_key) "
-                                      "FROM webhookevent").fetchone()
-        queued = redis.Redis.from_url(f"{REDIS}/0").llen(f"{prefix}default")
+        queued, rows, keys, settle = -1, 0, 0, time.monotonic() + 30
+        while time.monotonic() < settle:  # the relay publishes what is stored, then stops
+            with psycopg.connect(PG.rsplit("/", 1)[0] + f"/{name}") as conn:
+                rows, keys = conn.execute("SELECT count(*), count(DISTINCT dedupe_key) "
+                                          "FROM webhookevent").fetchone()
+            now_queued = redis.Redis.from_url(f"{REDIS}/0").llen(f"{prefix}default")
+            if now_queued == queued and queued >= rows:
+                break
+            queued = now_queued
+            time.sleep(1)
         print(f"accepted {total}, stored {rows} ({keys} distinct keys), queued tasks {queued}: "
               + ("nothing lost, nothing twice" if total == rows == keys == queued
                  else "MISMATCH"))

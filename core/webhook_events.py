@@ -153,9 +153,11 @@ def claim_unrelayed(session: Session, limit: int = 500) -> list[int]:
     the same event (PostgreSQL and SQLite alike)."""
     from sqlmodel import update
 
+    # SKIP LOCKED (PostgreSQL): rows another relay is claiming are left to it, so two relays
+    # neither wait on nor deadlock with each other.
     waiting = (select(WebhookEvent.id).where(WebhookEvent.enqueued_at.is_(None),
                                              WebhookEvent.processed_at.is_(None))
-               .order_by(WebhookEvent.id).limit(limit))
+               .order_by(WebhookEvent.id).limit(limit).with_for_update(skip_locked=True))
     claimed = session.exec(update(WebhookEvent).where(WebhookEvent.id.in_(waiting),
                                                       WebhookEvent.enqueued_at.is_(None))
                            .values(enqueued_at=utcnow()).returning(WebhookEvent.id))

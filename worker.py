@@ -145,7 +145,22 @@ def score(self, meeting_id: int) -> None:
     if _run_stage(self, "score", meeting_id, score_meeting):
         with session_scope() as session:
             org_id = session.get(Meeting, meeting_id).org_id
-        skills.delay(org_id)
+        refresh_org_soon(org_id)
+
+
+def refresh_org_soon(org_id: int) -> None:
+    """One skills refresh (and CRM sync) per org per debounce window, however many calls are
+    scored in it: a backfill of 1,000 calls writes to the CRM in batches, not per call."""
+    from datetime import timedelta
+
+    from core.pipeline import schedule_refresh
+
+    settings = get_settings()
+    debounce = timedelta(seconds=settings.refresh_debounce_s)
+    if settings.runs_in_process:
+        skills.delay(org_id)  # no broker, no timers: at once
+    elif schedule_refresh(org_id, debounce):
+        skills.apply_async((org_id,), countdown=debounce.total_seconds())
 
 
 @app.task(name="coachloop.skills", bind=True, max_retries=5)
@@ -153,8 +168,9 @@ def skills(self, org_id: int, as_of: str | None = None) -> int:
     """Recompute one org's skill snapshots (as of an ISO date, default today), then write
     back to the CRM if one is connected."""
     from connectors.crm_sync import crm_connected
-    from core.pipeline import refresh_skills
+    from core.pipeline import begin_refresh, refresh_skills
 
+    begin_refresh(org_id)
     try:
         count = refresh_skills(org_id, date.fromisoformat(as_of) if as_of else None)
     except Exception as exc:

@@ -29,6 +29,9 @@ class Org(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True)
     domains: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # When the next skills refresh and CRM sync for this org is due (one per debounce window
+    # whatever the number of calls scored meanwhile); None: none is scheduled.
+    refresh_due_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -415,6 +415,29 @@ def refresh_skills(org_id: int, as_of: date | None = None, *,
     return len(estimates)
 
 
+# A schedule older than this was lost (its task never ran): another may take its place.
+_LOST_SCHEDULE = timedelta(minutes=10)
+
+
+def schedule_refresh(org_id: int, debounce: timedelta) -> bool:
+    """Whether the caller should schedule the org's refresh `debounce` from now: True for
+    the first call scored in a window, False while one is already due (it will see this
+    call's scores too). A conditional update: two workers never both schedule."""
+    now = utcnow()
+    with session_scope() as session:
+        won = session.exec(update(Org).where(
+            Org.id == org_id, (Org.refresh_due_at.is_(None))
+            | (Org.refresh_due_at < now - _LOST_SCHEDULE))
+            .values(refresh_due_at=now + debounce))
+        return won.rowcount == 1
+
+
+def begin_refresh(org_id: int) -> None:
+    """The scheduled refresh starts: calls scored from now on schedule the next one."""
+    with session_scope() as session:
+        session.exec(update(Org).where(Org.id == org_id).values(refresh_due_at=None))
+
+
 # ---------------------------------------------------------------- bookkeeping ----
 
 

@@ -153,6 +153,10 @@ class Settings(BaseSettings):
         description="kombu transport options (JSON); on Redis, visibility_timeout is how long "
                     "before a task a dead worker held is redelivered: keep it above the "
                     "longest transcription")
+    refresh_debounce_s: float = Field(60.0, description="after a call is scored, the org's "
+                                      "skills refresh and CRM sync wait this long, so every "
+                                      "call scored meanwhile goes in one run (one batch of "
+                                      "CRM writes, not one per call)")
     max_media_bytes: int = 2 * 1024**3
     max_transcript_bytes: int = Field(8 * 1024**2, description="a transcript file larger "
                                       "than this is refused (a 2-hour call is about 150 KB)")

@@ -62,7 +62,7 @@ def start_worker(database_url: str, broker, log_path, extra_env: dict | None = N
     env = {**os.environ, "COACHLOOP_DATABASE_URL": database_url, "COACHLOOP_BROKER_URL": url,
            "COACHLOOP_BROKER_TRANSPORT_OPTIONS": json.dumps(options),
            "COACHLOOP_DATA_DIR": str(log_path.parent), "PYTHONPATH": str(ROOT),
-           **(extra_env or {})}
+           "COACHLOOP_REFRESH_DEBOUNCE_S": "2", **(extra_env or {})}
     with open(log_path, "a") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "asr,default,crm",
@@ -223,3 +223,38 @@ def test_cli_process_hands_pending_meetings_to_workers(celery_worker, broker, po
         assert set(session.exec(select(Meeting.stage)).all()) == {"scored"}
         assert len(session.exec(select(CallScore)).all()) == 4
     assert log_path.read_text().count("Task coachloop.transcribe[") >= 2, "workers did the work"
+
+
+def test_a_backfill_refreshes_skills_once_per_debounce_window(postgres, broker, tmp_path):
+    """Eight calls scored in quick succession: one skills refresh (and CRM sync) per
+    debounce window, carrying all of them, not one per call."""
+    from tests.conftest import PLATFORM_CALLS
+
+    org_id = _demo_org()
+    log_path = tmp_path / "worker.log"
+    process = start_worker(postgres, broker, log_path,
+                           extra_env={"COACHLOOP_REFRESH_DEBOUNCE_S": "6"})
+    try:
+        client = celery_client(broker)
+        for stem in PLATFORM_CALLS:
+            client.send_task("coachloop.ingest", args=[org_id, "files",
+                                                       str(DEMO_CALLS / f"{stem}.yaml")],
+                             queue="default")
+
+        def refreshed_after_all_scored() -> bool:
+            with Session(engine_for(postgres)) as session:
+                stages = session.exec(select(Meeting.stage)).all()
+                snapshots = session.exec(select(SkillSnapshot)).all()
+            seen = {m for s in snapshots for m in s.meeting_ids}
+            return (len(stages) == len(PLATFORM_CALLS) and set(stages) == {"scored"}
+                    and len(seen) == len(PLATFORM_CALLS))
+
+        _wait_for(refreshed_after_all_scored, 240, log_path)
+        time.sleep(7)  # a refresh scheduled by the last call would have run by now
+        log = log_path.read_text()
+        scored = len(re.findall(r"Task coachloop\.score\[\S+\] succeeded", log))
+        refreshes = len(re.findall(r"Task coachloop\.skills\[\S+\] succeeded", log))
+        assert scored == len(PLATFORM_CALLS)
+        assert 1 <= refreshes <= 3 < scored, (scored, refreshes)  # a few windows, not per call
+    finally:
+        stop_worker(process)

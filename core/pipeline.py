@@ -364,28 +364,45 @@ def _rubric_row(session: Session, org_id: int, rubric) -> Rubric:
 
 
 def skill_observations(session: Session, org_id: int) -> list:
-    """Every scored call's per-skill scores (`SkillObservation`s) for the org's reps."""
-    from core.domain import CriterionResult, SkillObservation
-    from core.skills import call_skill_scores
+    """Every scored call's per-skill scores (`SkillObservation`s) for the org's reps.
 
-    rows = session.exec(select(CallScore, Meeting.started_at, CriterionScore)
-                        .join(Meeting, CallScore.meeting_id == Meeting.id)
-                        .join(CriterionScore, CriterionScore.call_score_id == CallScore.id)
-                        .where(CallScore.org_id == org_id, CallScore.rep_id.is_not(None))
-                        .order_by(CallScore.meeting_id, CriterionScore.id)).all()
-    per_call: dict[tuple[int, int, datetime], list[CriterionResult]] = defaultdict(list)
-    for call, started_at, criterion in rows:
-        per_call[(call.meeting_id, call.rep_id, started_at)].append(CriterionResult(
-            criterion.criterion, criterion.skill, criterion.score, criterion.max_score,
-            criterion.weight, criterion.confidence, criterion.rationale))
-    observations = [obs for (meeting_id, rep_id, at), criteria in sorted(per_call.items())
-                    for obs in call_skill_scores(criteria, rep_id, meeting_id, at)]
-    # Talk/listen balance comes from the conversation's shape, not from a rubric.
-    shapes = dict(session.exec(select(Meeting.id, Meeting.conversation).where(
-        Meeting.id.in_({m for m, _, _ in per_call}))).all()) if per_call else {}
-    for meeting_id, rep_id, at in sorted(per_call):
-        score = (shapes.get(meeting_id) or {}).get("talk_listen_score")
-        if score is not None:
+    The database does the roll-up from criteria to one score per call and skill (the
+    weighted mean of score / max_score × 100 over the skill's scored criteria, as
+    `core.skills.call_skill_scores` defines it), reading only the columns it needs: no
+    evidence, no rationale, no ORM objects. 920,000 criterion rows become a few hundred
+    thousand small tuples."""
+    from sqlalchemy import func
+
+    from core.domain import SkillObservation
+    from core.skills import _r
+
+    weight = func.sum(CriterionScore.weight)
+    weighted = func.sum(CriterionScore.weight * CriterionScore.score * 100.0
+                        / CriterionScore.max_score)
+    scored = (select(CallScore.meeting_id, CallScore.rep_id, Meeting.started_at,
+                     CriterionScore.skill, weighted, weight)
+              .join(Meeting, CallScore.meeting_id == Meeting.id)
+              .join(CriterionScore, CriterionScore.call_score_id == CallScore.id)
+              .where(CallScore.org_id == org_id, CallScore.rep_id.is_not(None),
+                     CriterionScore.score.is_not(None))
+              .group_by(CallScore.meeting_id, CallScore.rep_id, Meeting.started_at,
+                        CriterionScore.skill))
+    observations = [SkillObservation(rep_id, skill, meeting_id, at,
+                                     _r(min(max(total / weights, 0.0), 100.0)))
+                    for meeting_id, rep_id, at, skill, total, weights in session.exec(scored)
+                    if weights and weights > 0]
+    # Talk/listen balance comes from the conversation's shape, not from a rubric: one per
+    # call that has criteria (scored or not), as for the rubric skills.
+    calls = (select(CallScore.meeting_id, CallScore.rep_id, Meeting.started_at,
+                    Meeting.conversation)
+             .join(Meeting, CallScore.meeting_id == Meeting.id)
+             .where(CallScore.org_id == org_id, CallScore.rep_id.is_not(None),
+                    CallScore.id.in_(select(CriterionScore.call_score_id))))
+    seen: set[tuple[int, int]] = set()
+    for meeting_id, rep_id, at, shape in session.exec(calls):
+        score = (shape or {}).get("talk_listen_score")
+        if score is not None and (meeting_id, rep_id) not in seen:
+            seen.add((meeting_id, rep_id))
             observations.append(SkillObservation(rep_id, "talk_listen_balance", meeting_id,
                                                  at, float(score)))
     return observations

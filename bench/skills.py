@@ -3,8 +3,8 @@ Python roll-up (every criterion row loaded as an ORM object), in one run.
 
     python bench/skills.py [--calls 20000] [--reps 50]
 
-Generates `--calls` scored calls (two rubrics each, 25 criteria per call: 1,000,000
-criterion rows at the default), then times a full `refresh_skills` with each roll-up and
+Generates `--calls` scored calls (two rubrics of 25 criteria each: 1,000,000 criterion
+rows at the default), then times a full `refresh_skills` with each roll-up and
 reports peak RSS for each (measured in a fresh child process apiece). Prints seconds, MB and
 the ratios.
 """
@@ -110,7 +110,7 @@ def populate(url: str, calls: int, reps: int) -> int:
                          "the rep played it back to confirm.")
             for call_id in call_ids:
                 rows = []
-                for c in range(12 + (call_id % 2)):  # 25 criteria per call over two rubrics
+                for c in range(25):  # 25 criteria per rubric, two rubrics a call
                     score = "\\N" if rng.random() < 0.1 else f"{rng.randrange(5)}.0"
                     rows.append(f"{org_id}\t{call_id}\tc{c}\t{rng.choice(SKILLS)}\t{score}\t"
                                 f"4.0\t1.0\t0.7\t{rationale}\tscored\t{evidence}\n")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from collections import defaultdict
 from dataclasses import asdict, astuple, dataclass, field, replace
 
@@ -24,7 +24,7 @@ from core.db import session_scope
 from core.deal_facts import CallFact, merge_deal
 from core.domain import CallForCrm
 from core.errors import TransientError
-from core.models import CrmWrite, Deal
+from core.models import CrmWrite, Deal, utcnow
 from core.review import APPROVED, approved_waiting, consent_for, evidence_key, mark_written, propose
 from core.writeback import (audit, calls_due, latest_skill_rows, link_deal, mark_sync_failed,
                             mark_synced)
@@ -368,6 +368,8 @@ def sync_configured(org_id: int, *, apply: bool = True, include_synced: bool = F
     writer = writer_for_org(org_id, settings)
     leased = apply and writer.connection_id is not None
     try:
+        if apply and writer.connection_id is not None:
+            govern_quota(writer.connection_id, settings.salesforce)
         if leased and not take_lease(writer.connection_id, "crm-sync", SYNC_LEASE_S):
             leased = False
             raise SyncBusy("another CRM write-back is running for this connection",
@@ -377,4 +379,50 @@ def sync_configured(org_id: int, *, apply: bool = True, include_synced: bool = F
     finally:
         if leased:
             release_lease(writer.connection_id, "crm-sync")
+        if writer.connection_id is not None and getattr(writer, "api_usage", None):
+            used, limit = writer.api_usage
+            save_cursor(writer.connection_id, "api-usage",
+                        f"{used}/{limit}@{utcnow().isoformat()}")
         writer.close()
+
+
+class QuotaPaused(TransientError):
+    """Write-back waits: the CRM's daily API calls are past the share we may use."""
+
+
+def api_usage(connection_id: int) -> tuple[int, int, datetime] | None:
+    """The connection's last seen (used, daily limit, when), from the CRM's own headers."""
+    raw = read_cursor(connection_id, "api-usage")
+    if not raw:
+        return None
+    counts, _, at = raw.partition("@")
+    used, _, limit = counts.partition("/")
+    return int(used), int(limit), datetime.fromisoformat(at)
+
+
+def govern_quota(connection_id: int, settings) -> None:
+    """Before a write-back: past `quota_stop_share` of the daily limit, wait for the next UTC
+    day; past `quota_slow_share`, at most one run every `quota_slow_minutes`. A paused run is
+    a TransientError: the worker retries it then, and nothing it would have written is lost
+    (those calls stay due)."""
+    seen = api_usage(connection_id)
+    if seen is None:
+        return
+    used, limit, at = seen
+    now = utcnow()
+    if not limit or at.date() != now.date():  # a new day: the counts are stale
+        return
+    share = used / limit
+    if share >= settings.quota_stop_share:
+        tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(),
+                                    now.tzinfo)
+        raise QuotaPaused(f"CRM write-back paused: {used:,} of {limit:,} daily API calls used "
+                          f"({share:.0%}, the stop line is {settings.quota_stop_share:.0%}); "
+                          "it resumes tomorrow (UTC)",
+                          retry_after=(tomorrow - now).total_seconds())
+    if share >= settings.quota_slow_share:
+        wait = at + timedelta(minutes=settings.quota_slow_minutes) - now
+        if wait > timedelta(0):
+            raise QuotaPaused(f"CRM write-back slowed: {used:,} of {limit:,} daily API calls "
+                              f"used ({share:.0%}); next run in {wait.seconds // 60 + 1} min",
+                              retry_after=wait.total_seconds())

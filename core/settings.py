@@ -111,6 +111,11 @@ class SalesforceSettings(BaseModel):
     api_version: str = "60.0"
     mapping: str = Field("salesforce-meddic", description="a built-in mapping's name, or the "
                          "path of your own mapping file")
+    quota_slow_share: float = Field(0.5, description="past this share of the org's daily API "
+                                    "calls, write-back runs at most every quota_slow_minutes")
+    quota_slow_minutes: float = 30.0
+    quota_stop_share: float = Field(0.8, description="past this share, write-back stops until "
+                                    "the next UTC day (what it has not written waits)")
 
 
 class OidcSettings(BaseModel):

@@ -482,3 +482,42 @@ def test_people_come_from_the_crms_user_list_too(crm):
         assert "gone@acme-analytics.example" not in people
     again = CliRunner().invoke(app, ["crm", "pull"])
     assert "0 new person(s)" in again.output
+
+
+def test_the_daily_api_quota_governor_slows_then_stops_write_back(crm, monkeypatch):
+    """Salesforce's daily API calls are every RevOps team's scarce resource: past half of
+    them write-back runs at most every 30 minutes, past 80 % it waits for the next day."""
+    from datetime import timedelta
+
+    import connectors.crm_sync as crm_sync
+    from connectors.crm_sync import QuotaPaused, api_usage, sync_configured
+    from core.models import utcnow
+
+    # Our own clock, mid-morning UTC, so that no step of the test crosses a day boundary.
+    clock = [utcnow().replace(hour=9, minute=0, second=0, microsecond=0)]
+    monkeypatch.setattr(crm_sync, "utcnow", lambda: clock[0])
+    limit = crm.box.daily_limit
+    crm.box.set_api_usage(int(limit * 0.6))
+    first = sync_configured(crm.org_id)  # nothing known yet: it runs, and learns the usage
+    assert first.writes and not first.failed
+    used, seen_limit, _ = api_usage(writer_connection(crm))
+    assert seen_limit == limit and used >= int(limit * 0.6)
+    calls_before = crm.box.api_usage
+    with pytest.raises(QuotaPaused, match="slowed.*next run in"):
+        sync_configured(crm.org_id, include_synced=True)
+    assert crm.box.api_usage == calls_before  # a paused run costs no API call
+    clock[0] += timedelta(minutes=31)
+    assert not sync_configured(crm.org_id, include_synced=True).failed  # 30 minutes on
+    clock[0] += timedelta(minutes=31)
+    crm.box.set_api_usage(int(limit * 0.85))
+    sync_configured(crm.org_id, include_synced=True)  # this run sees 85 %
+    clock[0] += timedelta(hours=2)  # past the slow interval: still the same day, paused
+    with pytest.raises(QuotaPaused, match="paused.*resumes tomorrow") as paused:
+        sync_configured(crm.org_id, include_synced=True)
+    assert paused.value.retry_after > 0
+
+
+def writer_connection(crm) -> int:
+    from core.connections import active_connection_id
+
+    return active_connection_id(crm.org_id, "salesforce")

@@ -13,6 +13,7 @@ import logging
 import time
 from collections import defaultdict
 from datetime import datetime
+import re
 from typing import Any
 
 import requests
@@ -42,6 +43,7 @@ CALL_RETRIES = 3
 DESCRIBE_TTL_S = 900.0
 _DESCRIBED: dict[tuple[str, str], tuple[float, ObjectInfo | None]] = {}
 MAX_INLINE_WAIT_S = 10.0
+_API_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 CHECK_TIMEOUT_S = 15.0
 
 
@@ -75,6 +77,7 @@ class SalesforceWriter(CrmWriter):
         self._version = version
         self._sleep = sleep
         self.calls = 0  # API requests made, for benchmarks
+        self.api_usage: tuple[int, int] | None = None  # (used, daily limit), last seen
         self.call_retries = CALL_RETRIES  # in-place retries of transient failures
         self._retry_after: float | None = None
         self._connect(tokens)
@@ -105,6 +108,10 @@ class SalesforceWriter(CrmWriter):
     def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.calls += 1
         self._retry_after = retry_after(response.headers)
+        # "Sforce-Limit-Info: api-usage=18/15000": the org's calls in the last 24 hours.
+        match = _API_USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
+        if match:
+            self.api_usage = (int(match.group(1)), int(match.group(2)))
 
     # ---- one place where Salesforce failures become core errors -----------------------------
 

@@ -363,14 +363,14 @@ def _rubric_row(session: Session, org_id: int, rubric) -> Rubric:
 # --------------------------------------------------------------------- skills ----
 
 
-def skill_observations(session: Session, org_id: int) -> list:
+def skill_observations(session: Session, org_id: int, since: datetime | None = None) -> list:
     """Every scored call's per-skill scores (`SkillObservation`s) for the org's reps.
 
     The database does the roll-up from criteria to one score per call and skill (the
     weighted mean of score / max_score × 100 over the skill's scored criteria, as
     `core.skills.call_skill_scores` defines it), reading only the columns it needs: no
     evidence, no rationale, no ORM objects. 920,000 criterion rows become a few hundred
-    thousand small tuples."""
+    thousand small tuples. `since`: only calls that started after it."""
     from sqlalchemy import func
 
     from core.domain import SkillObservation
@@ -384,7 +384,7 @@ def skill_observations(session: Session, org_id: int) -> list:
               .join(Meeting, CallScore.meeting_id == Meeting.id)
               .join(CriterionScore, CriterionScore.call_score_id == CallScore.id)
               .where(CallScore.org_id == org_id, CallScore.rep_id.is_not(None),
-                     CriterionScore.score.is_not(None))
+                     CriterionScore.score.is_not(None), *_after(since))
               .group_by(CallScore.meeting_id, CallScore.rep_id, Meeting.started_at,
                         CriterionScore.skill))
     observations = [SkillObservation(rep_id, skill, meeting_id, at,
@@ -397,7 +397,7 @@ def skill_observations(session: Session, org_id: int) -> list:
                     Meeting.conversation)
              .join(Meeting, CallScore.meeting_id == Meeting.id)
              .where(CallScore.org_id == org_id, CallScore.rep_id.is_not(None),
-                    CallScore.id.in_(select(CriterionScore.call_score_id))))
+                    CallScore.id.in_(select(CriterionScore.call_score_id)), *_after(since)))
     seen: set[tuple[int, int]] = set()
     for meeting_id, rep_id, at, shape in session.exec(calls):
         score = (shape or {}).get("talk_listen_score")
@@ -406,6 +406,10 @@ def skill_observations(session: Session, org_id: int) -> list:
             observations.append(SkillObservation(rep_id, "talk_listen_balance", meeting_id,
                                                  at, float(score)))
     return observations
+
+
+def _after(since: datetime | None) -> tuple:
+    return () if since is None else (Meeting.started_at > since,)
 
 
 def refresh_skills(org_id: int, as_of: date | None = None, *,
@@ -420,7 +424,11 @@ def refresh_skills(org_id: int, as_of: date | None = None, *,
         # org's row is locked until this one's snapshots are in (SQLite: one writer anyway).
         session.exec(select(Org.id).where(Org.id == org_id).with_for_update()).first()
         reps = session.exec(select(User.id).where(User.org_id == org_id, User.role == "rep")).all()
-        observations = skill_observations(session, org_id)
+        # Only the calls the longest window can hold (a day's margin for time zones): a
+        # refresh costs what the windows hold, not the org's whole history.
+        since = datetime.combine(as_of - timedelta(days=max(settings.skills.windows) + 1),
+                                 datetime.min.time(), timezone.utc)
+        observations = skill_observations(session, org_id, since)
         estimates = compute_skill_estimates(observations, as_of, windows=settings.skills.windows,
                                             min_calls=settings.skills.min_calls, rep_ids=reps)
         session.exec(delete(SkillSnapshot).where(SkillSnapshot.org_id == org_id,

@@ -112,3 +112,38 @@ def test_same_observations_on_a_randomised_org(database):
                         rationale="r", state="scored", evidence=[{"quote": "q" * 200}]))
         org_id = org.id
     assert same_observations(org_id) > 200
+
+
+def test_a_refresh_reads_only_what_its_windows_hold_and_gives_the_same_snapshots(database,
+                                                                                tmp_path):
+    """Calls older than the longest window change no snapshot: leaving them out of the
+    roll-up gives the same snapshots as reading the whole history."""
+    from core.domain import SkillObservation
+    from core.models import SkillSnapshot
+    from core.settings import get_settings
+    from core.skills import compute_skill_estimates
+
+    ingest_folder(copy_calls(tmp_path / "calls", PLATFORM_CALLS))
+    run_pending()
+    as_of = date(2026, 11, 20)
+    with session_scope() as session:
+        org_id = session.exec(select(Org.id)).first()
+        # An old call, far outside every window: it must not matter.
+        meeting = session.exec(select(Meeting)).first()
+        meeting.started_at = datetime(2025, 1, 5, tzinfo=timezone.utc)
+        session.add(meeting)
+    refresh_skills(org_id, as_of)
+    with session_scope() as session:
+        stored = sorted((s.rep_id, s.skill, s.window_days, s.n_calls, s.shrunk)
+                        for s in session.exec(select(SkillSnapshot)))
+        everything = skill_observations(session, org_id)
+        reps = session.exec(select(User.id).where(User.org_id == org_id,
+                                                  User.role == "rep")).all()
+    settings = get_settings()
+    expected = sorted((e.rep_id, e.skill, e.window_days, e.n_calls, e.shrunk)
+                      for e in compute_skill_estimates(
+                          everything, as_of, windows=settings.skills.windows,
+                          min_calls=settings.skills.min_calls, rep_ids=reps))
+    assert stored == expected and stored
+    assert any(isinstance(o, SkillObservation) and o.meeting_id == meeting.id
+               for o in everything)

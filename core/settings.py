@@ -27,6 +27,8 @@ class AsrSettings(BaseModel):
     batch_size: int = Field(8, description="batched inference for long audio; 0 disables")
     batch_min_seconds: float = Field(60.0, description="use batching for audio at least this long")
     vad: bool = True
+    word_timestamps: bool = Field(True, description="word timings and confidences: channel-"
+                                  "bleed removal and evidence times use them; off is faster")
     language: str | None = "en"
 
 

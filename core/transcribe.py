@@ -122,7 +122,7 @@ def transcribe_audio(audio: "np.ndarray", settings: AsrSettings, *, speaker_labe
     model = get_model(settings)
     duration = len(audio) / SAMPLE_RATE
     options = dict(language=settings.language, beam_size=settings.beam_size,
-                   vad_filter=settings.vad, word_timestamps=True)
+                   vad_filter=settings.vad, word_timestamps=settings.word_timestamps)
     if settings.batch_size > 0 and duration >= settings.batch_min_seconds:
         from faster_whisper import BatchedInferencePipeline
 

@@ -410,6 +410,7 @@ class SalesforceSandbox:
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.schema = default_schema()
         self.requests: Counter[str] = Counter()
+        self.collection_writes: Counter[str] = Counter()  # sObject Collections calls per object
         self.error_rate = 0.0
         self.latency = 0.0
         self._random = random.Random(seed)
@@ -1044,11 +1045,15 @@ class SalesforceSandbox:
                                                        "errors": [], "created": created}
         if template == "/composite/sobjects":
             if method in ("POST", "PATCH"):
+                for name in {(r.get("attributes") or {}).get("type")
+                             for r in (payload or {}).get("records") or ()}:
+                    self.collection_writes[name] += 1
                 return 200, self._collection(method, None, None, payload)
             if method == "DELETE":
                 return 200, self._collection_delete(params)
         if template == "/composite/sobjects/{obj}/{field}" and method == "PATCH":
             sobject = self._obj(rest[2])
+            self.collection_writes[sobject.name] += 1
             return 200, self._collection("UPSERT", sobject, rest[3], payload)
         raise SalesforceError("NOT_FOUND", "The requested resource does not exist", status=404)
 

@@ -188,3 +188,60 @@ def test_killed_worker_and_flaky_salesforce_still_write_exactly_once(
         assert len(session.exec(select(Transcript)).all()) == 1
         assert len(session.exec(select(CallScore)).all()) == 2
         assert session.exec(select(Meeting)).one().crm_error is None
+
+
+def test_a_backfill_through_real_workers_writes_back_in_batches(loop, postgres, broker,
+                                                                  tmp_path):  # noqa: F811
+    """200 transcript-only calls scored by a real worker within one debounce window: one
+    skills refresh and one write-back, so ⌈200/200⌉ = 1 sObject Collections call per object
+    (Opportunity, Task), not one per call."""
+    import re
+    import shutil
+    from datetime import datetime, timedelta, timezone
+
+    import yaml
+
+    from connectors.files import FilesSource
+    from core.ingest import current_org, ingest_record
+    from core.pipeline import transcribe_meeting
+    from tests.test_worker_integration import celery_client
+
+    boxes, env, _ = loop
+    folder = tmp_path / "backfill"
+    folder.mkdir()
+    sources = [m for m in sorted(DEMO_CALLS.glob("*.yaml")) if "transcript:" in m.read_text()]
+    start = datetime(2026, 9, 1, 15, tzinfo=timezone.utc)
+    for i in range(200):
+        original = yaml.safe_load(sources[i % len(sources)].read_text())
+        transcript = f"call-{i:03d}{os.path.splitext(original['transcript'])[1]}"
+        shutil.copy(DEMO_CALLS / original["transcript"], folder / transcript)
+        (folder / f"call-{i:03d}.yaml").write_text(yaml.safe_dump({
+            "external_id": f"backfill-{i:03d}", "title": f"{original['title']} #{i}",
+            "started_at": (start + timedelta(hours=6 * i)).isoformat(),
+            "transcript": transcript, "participants": original["participants"]}))
+    with session_scope() as session:
+        org = current_org(session)
+        for record in FilesSource(folder).list_meetings():
+            ingest_record(session, org, record)
+        meeting_ids = list(session.exec(select(Meeting.id)))
+    for meeting_id in meeting_ids:  # platform transcripts: no ASR to wait for
+        transcribe_meeting(meeting_id)
+    log_path = tmp_path / "worker.log"
+    worker = start_worker(postgres, broker, log_path,
+                          extra_env={**env, "COACHLOOP_REFRESH_DEBOUNCE_S": "75"})
+    try:
+        client = celery_client(broker)
+        for meeting_id in meeting_ids:
+            client.send_task("coachloop.score", args=[meeting_id], queue="default")
+        _wait_for(_written_back(postgres, len(meeting_ids)), 300, log_path)
+        time.sleep(3)
+    finally:
+        stop_worker(worker)
+    log = log_path.read_text()
+    assert len(re.findall(r"Task coachloop\.score\[\S+\] succeeded", log)) == 200
+    assert len(re.findall(r"Task coachloop\.skills\[\S+\] succeeded", log)) == 1, log[-3000:]
+    assert len(re.findall(r"Task coachloop\.crm_sync\[\S+\] succeeded", log)) == 1
+    writes = boxes.salesforce.collection_writes
+    assert writes["Task"] == 1 and writes["Opportunity"] <= 1, dict(writes)
+    tasks = _salesforce(boxes).query_all("SELECT Id FROM Task")["totalSize"]
+    assert tasks == 200

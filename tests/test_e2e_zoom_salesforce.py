@@ -190,8 +190,8 @@ def test_killed_worker_and_flaky_salesforce_still_write_exactly_once(
         assert session.exec(select(Meeting)).one().crm_error is None
 
 
-def test_a_backfill_through_real_workers_writes_back_in_batches(loop, postgres, broker,
-                                                                  tmp_path):  # noqa: F811
+def test_a_backfill_through_real_workers_writes_back_in_batches(  # noqa: F811
+        loop, postgres, broker, tmp_path):  # noqa: F811
     """200 transcript-only calls scored by a real worker within one debounce window: one
     skills refresh and one write-back, so ⌈200/200⌉ = 1 sObject Collections call per object
     (Opportunity, Task), not one per call."""

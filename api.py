@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from datetime import date
 from typing import Literal
 
@@ -106,8 +107,9 @@ def require(policy: Policy):
         if principal is None:
             raise Unauthenticated("sign in (POST /auth/login) or send an API token")
         if not policy.allows(principal):
-            raise Forbidden(f"{'this API token lacks the' if principal.via == 'token' else 'your role does not have the'} "
-                            f"access this needs ({policy.name})")
+            who = "this API token lacks" if principal.via == "token" else \
+                "your role does not have"
+            raise Forbidden(f"{who} the access this needs ({policy.name})")
         return Access(principal, scope_for(session, principal))
 
     dependency.policy = policy  # type: ignore[attr-defined]  # read by tests/test_access.py
@@ -240,8 +242,9 @@ _STATUS_OF = ((NotFound, 404, "not_found"), (InputError, 422, "bad_input"),
 
 
 def _sso_configured(settings) -> None:
-    oidc = settings.oidc
-    if not (oidc.issuer and oidc.client_id and oidc.client_secret):
+    from core import sso
+
+    if not sso.configured(settings):
         raise NotFound("single sign-on is not set up here: sign in with a password "
                        "(POST /auth/login)")
 
@@ -424,6 +427,13 @@ _DOCS_START = ('SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", '
 _DOCS_ASSETS = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript"}
 
 
+@lru_cache(maxsize=None)
+def _docs_asset_bytes(name: str) -> bytes:
+    from swagger_ui_bundle import swagger_ui_path
+
+    return (swagger_ui_path / name).read_bytes()
+
+
 def _docs_routes(app: FastAPI) -> None:
     """The OpenAPI description and its Swagger UI, all served from here (no CDN)."""
     from fastapi.responses import HTMLResponse
@@ -442,9 +452,7 @@ def _docs_routes(app: FastAPI) -> None:
             return Response(_DOCS_START, media_type="text/javascript")
         if name not in _DOCS_ASSETS:
             raise NotFound(f"no docs asset {name!r}")
-        from swagger_ui_bundle import swagger_ui_path
-
-        return Response((swagger_ui_path / name).read_bytes(), media_type=_DOCS_ASSETS[name],
+        return Response(_docs_asset_bytes(name), media_type=_DOCS_ASSETS[name],
                         headers={"Cache-Control": "public, max-age=86400"})
 
 

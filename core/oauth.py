@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from sqlmodel import Session, select, update
 
+from core.auth import digest
 from core.errors import CoachloopError, InputError, Resolution, TransientError
 from core.models import OAuthState, as_utc, utcnow
 
@@ -82,17 +83,13 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge.rstrip(b"=").decode()
 
 
-def _hash(state: str) -> str:
-    return hashlib.sha256(state.encode()).hexdigest()
-
-
 def start_authorization(session: Session, provider: OAuthProvider, *, org_id: int,
                         redirect_uri: str, cipher) -> str:
     """The vendor's authorize URL for a new flow; remembers state and PKCE verifier."""
     purge_states(session)
     state = secrets.token_urlsafe(32)
     verifier, challenge = pkce_pair() if provider.pkce else (None, None)
-    session.add(OAuthState(state_hash=_hash(state), org_id=org_id, provider=provider.name,
+    session.add(OAuthState(state_hash=digest(state), org_id=org_id, provider=provider.name,
                            redirect_uri=redirect_uri,
                            verifier_ciphertext=cipher.encrypt({"v": verifier}) if verifier else None))
     params = {"response_type": "code", "client_id": provider.client_id,
@@ -122,7 +119,7 @@ class ConsumedState:
 
 def consume_state(session: Session, provider: OAuthProvider, state: str, cipher) -> ConsumedState:
     """Accept a callback's `state` once: unknown, expired, reused or cross-provider → InputError."""
-    row = session.exec(select(OAuthState).where(OAuthState.state_hash == _hash(state))).first()
+    row = session.exec(select(OAuthState).where(OAuthState.state_hash == digest(state))).first()
     if row is None or row.provider != provider.name:
         raise InputError("unknown OAuth state: start the connection again", field="state")
     if as_utc(row.created_at) + STATE_TTL < utcnow():
@@ -186,14 +183,23 @@ def revoke(provider: OAuthProvider, tokens: TokenSet) -> None:
         raise TransientError(f"{provider.name} revocation endpoint answered "
                              f"{response.status_code}")
     if response.status_code != 200:
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        body = body if isinstance(body, dict) else {}
-        reason = body.get("error_description") or body.get("reason") or body.get("error") \
-            or f"HTTP {response.status_code}"
-        raise CoachloopError(f"{provider.name} refused to revoke the token: {reason}")
+        raise CoachloopError(f"{provider.name} refused to revoke the token: "
+                             f"{_refusal(response, _json_object(response))}")
+
+
+def _json_object(response) -> dict:
+    """The response's JSON object, or {} when it is not one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _refusal(response, body: dict) -> str:
+    """What an OAuth server said when it refused (RFC 6749 error fields, or Zoom's reason)."""
+    return body.get("error_description") or body.get("reason") or body.get("error") \
+        or f"HTTP {response.status_code}"
 
 
 def _origin(url: str) -> str:
@@ -235,15 +241,10 @@ def _token_request(provider: OAuthProvider, data: dict[str, str],
         raise TransientError(f"{provider.name} token endpoint answered {response.status_code}",
                              retry_after=float(retry_after) if retry_after and
                              retry_after.isdigit() else None)
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
+    body = _json_object(response)
     if response.status_code != 200 or "access_token" not in body:
         # Never echo the request: it carries the code, refresh token or client secret.
-        reason = body.get("error_description") or body.get("reason") or body.get("error") \
-            or f"HTTP {response.status_code}"
-        raise AuthRefused(f"{provider.name} refused the grant: {reason}")
+        raise AuthRefused(f"{provider.name} refused the grant: {_refusal(response, body)}")
     now = now or utcnow()
     lifetime = body.get("expires_in") or provider.default_lifetime_s
     scope = body.get("scope") or ""

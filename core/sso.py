@@ -38,9 +38,14 @@ class Started:
     state: str
 
 
+def configured(settings: Settings) -> bool:
+    oidc = settings.oidc
+    return bool(oidc.issuer and oidc.client_id and oidc.client_secret)
+
+
 def _oidc(settings: Settings):
     oidc = settings.oidc
-    if not (oidc.issuer and oidc.client_id and oidc.client_secret):
+    if not configured(settings):
         raise ConfigError("single sign-on is not set up: set COACHLOOP_OIDC__ISSUER, "
                           "COACHLOOP_OIDC__CLIENT_ID and COACHLOOP_OIDC__CLIENT_SECRET")
     return oidc

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, Request
-from starlette.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from core.db import session_scope
+from core.http_guards import WEBHOOK_BODY
 from core.settings import Settings, get_settings
 from core.webhook_events import org_for_account, record_delivery
 from webhooks.base import WebhookReceiver, WebhookRejected, kept_headers
 
-MAX_BODY_BYTES = 1 << 20
+MAX_BODY_BYTES = WEBHOOK_BODY  # also enforced while the body streams in
 
 
 def configured_receivers(settings: Settings) -> dict[str, WebhookReceiver]:

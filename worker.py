@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from celery import Celery
+from celery import Celery, signals
 
 from core.errors import CoachloopError, Resolution, classify, user_message
 from core.settings import get_settings
@@ -23,10 +23,7 @@ log = logging.getLogger("coachloop.worker")
 
 def make_app() -> Celery:
     """The Celery app configured from settings."""
-    from core.settings import private_data_dir
-
     settings = get_settings()
-    private_data_dir(settings.data_dir)
     app = Celery("coachloop", broker=settings.broker_url or "memory://",
                  backend=settings.result_backend)
     app.conf.update(
@@ -48,6 +45,15 @@ def make_app() -> Celery:
 
 
 app = make_app()
+
+
+@signals.worker_init.connect
+def _private_data_dir(**_) -> None:
+    """A worker process writes recordings and transcripts: owner-only, as the CLI and API
+    do (in process, the CLI has done it already; importing this module changes nothing)."""
+    from core.settings import private_data_dir
+
+    private_data_dir(get_settings().data_dir)
 
 
 def _backoff(retries: int, exc: BaseException) -> float:
@@ -230,7 +236,6 @@ def crm_sync(self, org_id: int) -> int:
 @app.task(name="coachloop.webhook", bind=True, max_retries=5)
 def handle_webhook(self, event_id: int) -> int:
     """Turn a stored webhook event into meetings (via its provider's source), then ingest them."""
-
     from core.db import session_scope
     from core.errors import user_message
     from core.ingest import ingest_record

@@ -76,6 +76,14 @@ def _parse_time(value: str | datetime) -> datetime:
     return datetime.fromisoformat(value).astimezone(UTC)
 
 
+async def _form(request) -> dict[str, str]:
+    """An OAuth request's form body; Zoom also reads the query string."""
+    form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+    for key, value in request.query_params.items():
+        form.setdefault(key, value)
+    return form
+
+
 def _hmac_hex(secret: str, message: str) -> str:
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
@@ -415,18 +423,14 @@ class ZoomSandbox:
         @app.post("/oauth/token")
         async def token(request: Request):
             await sandbox._gate("POST /oauth/token")
-            form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
-            for key, value in request.query_params.items():   # Zoom also reads the query
-                form.setdefault(key, value)
+            form = await _form(request)
             return JSONResponse(sandbox._token_grant(request.headers.get("authorization"), form,
                                                      base_of(request)))
 
         @app.post("/oauth/revoke")
         async def revoke(request: Request):
             await sandbox._gate("POST /oauth/revoke")
-            form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
-            for key, value in request.query_params.items():   # Zoom also reads the query
-                form.setdefault(key, value)
+            form = await _form(request)
             sandbox._revoke(request.headers.get("authorization"), form)
             return JSONResponse({"status": "success"})
 

@@ -57,13 +57,7 @@ def test_calibrate_reports_agreement_and_repeatability(tmp_path):
 def test_the_held_out_set_stays_near_the_development_figures(tmp_path):
     """The held-out calls were written by another author who never saw the scorer; its
     agreement there is the honest figure for new calls (README)."""
-    from cli import app
-
-    out = tmp_path / "heldout.json"
-    result = CliRunner().invoke(app, ["calibrate", str(SET / "heldout"), "--out", str(out)],
-                                env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
-    report = json.loads(out.read_text())
+    result, report = calibrate_set("heldout", tmp_path)
     assert report["calls"] >= 16 and len(report["criteria"]) == 11
     assert report["pooled"]["kappa_found"] >= 0.45
     assert report["pooled"]["kappa_levels"] >= 0.5
@@ -77,13 +71,7 @@ def test_the_held_out_set_stays_near_the_development_figures(tmp_path):
 def test_the_second_held_out_set_measures_deal_facts(tmp_path):
     """40 calls by two more authors who saw only FACTS.md: hedges, negatives, third-person
     people, a rep who barely speaks. The deal-fact figures on calls nobody tuned on."""
-    from cli import app
-
-    out = tmp_path / "heldout2.json"
-    result = CliRunner().invoke(app, ["calibrate", str(SET / "heldout2"), "--out", str(out)],
-                                env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
-    report = json.loads(out.read_text())
+    result, report = calibrate_set("heldout2", tmp_path)
     assert report["calls"] >= 40 and len(report["facts"]) == 11
     pooled = report["facts_pooled"]
     assert pooled["found_accuracy"] >= 0.7 and pooled["status_accuracy"] >= 0.65
@@ -147,3 +135,14 @@ def test_values_are_compared_by_numbers_and_names_however_written():
     assert terms_named("Lee", ("Marcus Lee",)) == 1.0  # the surname names him
     assert terms_named("the CFO", ("Marcus Lee",)) == 0.0
     assert terms_named("45 min/day; 23 supers", ("45", "23", "14000")) == 2 / 3
+
+
+def calibrate_set(name: str, tmp_path):
+    """`coachloop calibrate` on one labelled set: the CLI result and its JSON report."""
+    from cli import app
+
+    out = tmp_path / f"{name}.json"
+    result = CliRunner().invoke(app, ["calibrate", str(SET / name), "--out", str(out)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return result, json.loads(out.read_text())

@@ -32,31 +32,13 @@ import resource, sys, time
 from datetime import date
 sys.path.insert(0, {root!r})
 import core.pipeline as pipeline
-if {old!r}:
-    exec(open({old_path!r}).read(), pipeline.__dict__)
+if {old!r}:  # the previous roll-up, kept as the oracle of tests/test_skill_rollup.py
+    from tests.test_skill_rollup import python_rollup
+    pipeline.skill_observations = lambda session, org_id, since=None: python_rollup(session,
+                                                                                  org_id)
 started = time.perf_counter()
 n = pipeline.refresh_skills({org_id}, date(2026, 11, 20))
 print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, n)
-'''
-
-OLD = '''
-def skill_observations(session, org_id):
-    """The previous roll-up: every criterion row as an ORM object, rolled up in Python."""
-    from collections import defaultdict
-    from core.domain import CriterionResult, SkillObservation
-    from core.skills import call_skill_scores
-    rows = session.exec(select(CallScore, Meeting.started_at, CriterionScore)
-                        .join(Meeting, CallScore.meeting_id == Meeting.id)
-                        .join(CriterionScore, CriterionScore.call_score_id == CallScore.id)
-                        .where(CallScore.org_id == org_id, CallScore.rep_id.is_not(None))
-                        .order_by(CallScore.meeting_id, CriterionScore.id)).all()
-    per_call = defaultdict(list)
-    for call, started_at, criterion in rows:
-        per_call[(call.meeting_id, call.rep_id, started_at)].append(CriterionResult(
-            criterion.criterion, criterion.skill, criterion.score, criterion.max_score,
-            criterion.weight, criterion.confidence, criterion.rationale))
-    return [obs for (meeting_id, rep_id, at), criteria in sorted(per_call.items())
-            for obs in call_skill_scores(criteria, rep_id, meeting_id, at)]
 '''
 
 
@@ -122,15 +104,12 @@ def populate(url: str, calls: int, reps: int) -> int:
 
 
 def run(url: str, org_id: int, old: bool) -> tuple[float, float]:
-    code = CHILD.format(root=str(ROOT), old=old, old_path=str(OLD_PATH), org_id=org_id)
+    code = CHILD.format(root=str(ROOT), old=old, org_id=org_id)
     env = {**os.environ, "COACHLOOP_DATABASE_URL": url.replace("postgresql://",
                                                                 "postgresql+psycopg://")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
     return float(out[0]), float(out[1])
-
-
-OLD_PATH = Path("/tmp") / f"coachloop-bench-old-rollup-{os.getpid()}.py"
 
 
 def main() -> None:
@@ -140,7 +119,6 @@ def main() -> None:
     args = parser.parse_args()
     import psycopg
 
-    OLD_PATH.write_text("from sqlmodel import select\n" + OLD)
     name = f"bench_skills_{os.getpid()}"
     with psycopg.connect(PG, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -155,7 +133,6 @@ def main() -> None:
         print(f"full recompute, Python roll-up: {old_s:6.1f} s, peak RSS {old_mb:6.0f} MB")
         print(f"ratio SQL / Python: time {new_s / old_s:.2f}, memory {new_mb / old_mb:.2f}")
     finally:
-        OLD_PATH.unlink(missing_ok=True)
         with psycopg.connect(PG, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -59,30 +59,23 @@ def test_a_300_mib_unsigned_body_is_cut_off_while_it_streams(api, tls):
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    sent = [0]
-
     def chunks():
         block = b"x" * (1 << 20)
         for _ in range(300):
-            sent[0] += len(block)
             yield block
 
     try:
         with httpx.Client(verify=ssl.create_default_context(cafile=str(tls.ca_path)),
                           timeout=60) as client:
-            try:
-                response = client.post(f"{server.url}/webhooks/zoom", content=chunks(),
-                                       headers={"content-type": "application/json"})
-                status = response.status_code
-            except httpx.HTTPError:  # the server answered 413 and closed mid-upload
-                status = 413
+            response = client.post(f"{server.url}/webhooks/zoom", content=chunks(),
+                                   headers={"content-type": "application/json"})
+            status = response.status_code
     finally:
         done.set()
         sampler.join()
         server.stop()
     assert status == 413
     assert peak[0] - before < 60, f"RSS grew {peak[0] - before:.0f} MB"
-    assert sent[0] < 300 << 20 or status == 413
     assert stored() == 0
 
 

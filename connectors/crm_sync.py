@@ -62,7 +62,8 @@ class SyncReport:
         return [(w, r) for w, r in zip(self.writes, self.results, strict=True) if not r.ok]
 
 
-def _deal_findings(calls: list[CallForCrm], methodology: str) -> CallFindings:
+def _deal_findings(calls: list[CallForCrm], methodology: str,
+                   single: set[str]) -> CallFindings:
     """A deal's facts from all its calls (core.deal_facts.merge_deal), as the planner reads
     them: each field carries the call whose statement won."""
     per_field: dict[str, list[CallFact]] = defaultdict(list)
@@ -74,12 +75,20 @@ def _deal_findings(calls: list[CallForCrm], methodology: str) -> CallFindings:
     titles = {c.meeting_id: c.title for c in calls}
     values = {}
     for key, facts in per_field.items():
-        fact, meeting_id = merge_deal(facts)
+        fact, meeting_id = merge_deal(facts, single_valued=key in single)
         values[key] = FoundValue(fact.value, fact.confidence,
                                  tuple(asdict(e) for e in fact.evidence), fact.status,
                                  meeting_id, titles.get(meeting_id))
     newest = max(calls, key=lambda c: (c.started_at, c.meeting_id))
     return CallFindings(newest.meeting_id, newest.title, newest.started_at.date(), values)
+
+
+def _single_valued_fields(methodology: str) -> set[str]:
+    from core.rubrics import find_rubric
+    from core.settings import get_settings
+
+    rubric = find_rubric(methodology, tuple(get_settings().scoring.rubric_dirs))
+    return {f.key for f in rubric.fields if f.single_valued}
 
 
 def _activity_values(call: CallForCrm, deal_id: str | None, mapping: Mapping,
@@ -213,13 +222,14 @@ def sync(org_id: int, writer: CrmWriter, mapping: Mapping, *, apply: bool,
     for deal_id, values in current.items():
         if named and values.get(named[0]) and report.deal_names.get(deal_id) in (None, deal_id):
             report.deal_names[deal_id] = values[named[0]]
+    single = _single_valued_fields(mapping.methodology)
     for deal_id, calls in sorted(by_deal.items()):
         if deal_id not in current:
             report.skipped.append(f"{mapping.object} {deal_id} is gone or not visible to the "
                                   "integration user")
             continue
         plan = plan_record(mapping, info, deal_id, current[deal_id],
-                           [_deal_findings(calls, mapping.methodology)])
+                           [_deal_findings(calls, mapping.methodology, single)])
         _apply_consent(report, mapping, writer.name, deal_id, plan)
         report.decisions += [(deal_id, d) for d in plan.decisions]
         if plan.values:

@@ -767,17 +767,19 @@ class CallFact:
     fact: FieldResult
 
 
-def merge_deal(facts: list[CallFact]) -> tuple[FieldResult, int | None]:
+def merge_deal(facts: list[CallFact], *, single_valued: bool
+               ) -> tuple[FieldResult, int | None]:
     """A deal's field from all its calls, and the meeting whose statement won (see
     `merge_in_order`)."""
     if not facts:
         raise ValueError("merge_deal needs at least one call's fact")
     ordered = sorted(facts, key=lambda f: (f.started_at, f.meeting_id))
-    merged, winner = merge_in_order([f.fact for f in ordered])
+    merged, winner = merge_in_order([f.fact for f in ordered], single_valued=single_valued)
     return merged, (ordered[winner].meeting_id if winner is not None else None)
 
 
-def merge_in_order(facts: list[FieldResult]) -> tuple[FieldResult, int | None]:
+def merge_in_order(facts: list[FieldResult], *, single_valued: bool
+                   ) -> tuple[FieldResult, int | None]:
     """One field from statements in time order (a deal's calls, or the parts of a long call),
     and the index of the one that won.
 
@@ -794,7 +796,7 @@ def merge_in_order(facts: list[FieldResult]) -> tuple[FieldResult, int | None]:
     newest = facts[found[-1]]
     earlier = [facts[i] for i in found[:-1]
                if _comparable(facts[i].value) != _comparable(newest.value)]
-    if earlier and newest.key in _SINGLE_VALUED and not newest.negative:
+    if earlier and single_valued and not newest.negative:
         previous = earlier[-1]
         if not _contains(newest.value, previous.value):
             evidence = previous.evidence[:1] + newest.evidence[:1]
@@ -825,10 +827,6 @@ def distillation_problem(field: MethodologyField, value: str, source: str,
             and not re.search(r"approved|allocated", value, re.IGNORECASE):
         return "has no number"
     return None
-
-
-# Fields that hold one thing (a person, an amount, a date): two different values conflict.
-_SINGLE_VALUED = {"economic_buyer", "champion", "authority", "budget", "timeline"}
 
 
 def _comparable(value: str | None) -> str:

@@ -468,7 +468,7 @@ class LlmScorer:
         """The field over the call's parts, merged in time order like a deal's calls."""
         parts = [self._field_part(field, exchange.answer, chunk, redactor)
                  for exchange, chunk in zip(exchanges, chunks, strict=True)]
-        merged, _ = merge_in_order(parts)
+        merged, _ = merge_in_order(parts, single_valued=field.single_valued)
         return merged
 
     def _field_part(self, field: MethodologyField, answer: dict, chunk: list[_Line],

@@ -180,6 +180,12 @@ class MethodologyField(_Model):
         """The topic patterns `text` matches, in file order."""
         return _matching(self.patterns, text)
 
+    @property
+    def single_valued(self) -> bool:
+        """Whether the field holds one thing (a person, an amount, a date): two different
+        values of it conflict, where two vendors or two pains add up."""
+        return self.kind in ("person", "money", "date")
+
     def states_none(self, text: str) -> bool:
         """Whether `text` states a clear "none" for this field."""
         return bool(_matching(self.negative, text))

@@ -127,7 +127,7 @@ def test_a_deal_keeps_an_earlier_found_value(later_status):
     merged, meeting = merge_deal([
         CallFact(1, DAY, "first", _fact("economic_buyer", "found", "Rick, COO")),
         CallFact(2, DAY + timedelta(days=7), "second",
-                 _fact("economic_buyer", later_status, None))])
+                 _fact("economic_buyer", later_status, None))], single_valued=True)
     assert merged.status == "found" and merged.value == "Rick, COO" and meeting == 1
 
 
@@ -135,7 +135,8 @@ def test_a_conflict_between_calls_is_ambiguous_with_both_quotes():
     merged, _ = merge_deal([
         CallFact(1, DAY, "first", _fact("economic_buyer", "found", "Rick, COO", "Rick signs")),
         CallFact(2, DAY + timedelta(days=7), "second",
-                 _fact("economic_buyer", "found", "Maria Lopez, CFO", "Maria signs"))])
+                 _fact("economic_buyer", "found", "Maria Lopez, CFO", "Maria signs"))],
+        single_valued=True)
     assert merged.status == "ambiguous" and not merged.writable
     assert [e.quote for e in merged.evidence] == ["Rick signs", "Maria signs"]
 
@@ -144,11 +145,12 @@ def test_the_newest_specific_value_wins_when_it_refines_the_older_one():
     merged, meeting = merge_deal([
         CallFact(1, DAY, "first", _fact("economic_buyer", "found", "Rick")),
         CallFact(2, DAY + timedelta(days=7), "second",
-                 _fact("economic_buyer", "found", "Rick Alvarez, COO"))])
+                 _fact("economic_buyer", "found", "Rick Alvarez, COO"))], single_valued=True)
     assert merged.value == "Rick Alvarez, COO" and meeting == 2
     lists, _ = merge_deal([
         CallFact(1, DAY, "first", _fact("competition", "found", "Gong")),
-        CallFact(2, DAY + timedelta(days=3), "second", _fact("competition", "found", "Chorus"))])
+        CallFact(2, DAY + timedelta(days=3), "second", _fact("competition", "found", "Chorus"))],
+        single_valued=False)
     assert lists.status == "found"
 
 

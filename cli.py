@@ -269,7 +269,7 @@ def _process_on_workers(pending: list[tuple[int, str]]) -> None:
 def _refresh_skills(as_of: date | None) -> None:
     from core.db import session_scope
     from core.ingest import current_org
-    from core.pipeline import refresh_skills
+    from core.skill_refresh import refresh_skills
     from core.settings import get_settings
 
     with session_scope() as session:
@@ -1141,7 +1141,7 @@ def _demo(fresh: bool, rep: str | None) -> None:
     from core.db import session_scope
     from core.ingest import apply_team, ensure_org
     from core.models import Meeting
-    from core.pipeline import refresh_skills
+    from core.skill_refresh import refresh_skills
     from core.settings import get_settings
     from sandbox.run import start_sandboxes
 

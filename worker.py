@@ -159,7 +159,7 @@ def refresh_org_soon(org_id: int) -> None:
     scored in it: a backfill of 1,000 calls writes to the CRM in batches, not per call."""
     from datetime import timedelta
 
-    from core.pipeline import schedule_refresh
+    from core.skill_refresh import schedule_refresh
 
     settings = get_settings()
     debounce = timedelta(seconds=settings.refresh_debounce_s)
@@ -170,12 +170,28 @@ def refresh_org_soon(org_id: int) -> None:
 
 
 @app.task(name="coachloop.skills", bind=True, max_retries=5)
-def skills(self, org_id: int, as_of: str | None = None) -> int:
+def skills(self, org_id: int, as_of: str | None = None, waiting_since: str | None = None) -> int:
     """Recompute one org's skill snapshots (as of an ISO date, default today), then write
-    back to the CRM if one is connected."""
-    from connectors.crm_sync import crm_connected
-    from core.pipeline import begin_refresh, refresh_skills
+    back to the CRM if one is connected. A scheduled refresh that finds calls of its org
+    still in flight waits for them (up to `refresh_max_wait_s`), so a backfill reaches the
+    CRM in whole batches."""
+    from datetime import datetime, timedelta
 
+    from connectors.crm_sync import crm_connected
+    from core.models import utcnow
+    from core.skill_refresh import (begin_refresh, calls_in_flight, postpone_refresh,
+                                    refresh_skills)
+
+    settings = get_settings()
+    if not settings.runs_in_process and as_of is None:
+        since = datetime.fromisoformat(waiting_since) if waiting_since else utcnow()
+        waited = (utcnow() - since).total_seconds()
+        if waited < settings.refresh_max_wait_s and calls_in_flight(org_id):
+            delay = timedelta(seconds=settings.refresh_debounce_s)
+            postpone_refresh(org_id, delay)
+            skills.apply_async((org_id, None, since.isoformat()),
+                               countdown=delay.total_seconds())
+            return 0
     begin_refresh(org_id)
     try:
         count = refresh_skills(org_id, date.fromisoformat(as_of) if as_of else None)

@@ -1,17 +1,20 @@
-"""Salesforce API calls per 100 processed meetings, against the batching limit, in one run.
+"""Salesforce write calls per object for N scored meetings, through the workers, against the
+batching limit, in one run.
 
-    python bench/crm.py [--meetings 100]
+    python bench/crm.py [--meetings 100 1000] [--debounce 60]
 
 Builds N scored calls from the demo's platform transcripts (no ASR: this measures the CRM
 side), seeds the Salesforce sandbox with the demo org, connects with OAuth, and writes back
-twice on fresh sandboxes:
+on fresh sandboxes:
 
-- batched: one write-back run for all N calls (what `coachloop crm apply` does after a backfill);
-- per call: one run after each call is scored (what the workers do as calls trickle in).
+- batched: one write-back run for all N calls in process (what `coachloop crm apply` does
+  after a backfill): the reference for what was written;
+- workers: the N calls sent to a real Celery worker (PostgreSQL, Redis) as score tasks, the
+  way a backfill arrives; the debounced refresh and CRM sync do the rest.
 
 The batching limit is the fewest write calls sObject Collections allows: for each object,
-ceil(records / 200). Reads (describe, contact and deal lookups) are reported beside it.
-Prints calls per 100 meetings, the ratio of write calls to that limit, and wall time.
+ceil(records / 200). Prints write calls per object against it, reads beside them, the
+ratio of the workers' write calls to the limit, and wall time.
 """
 
 from __future__ import annotations
@@ -50,19 +53,19 @@ def make_calls(folder: Path, n: int) -> None:
         (folder / f"bench-{i:04d}.yaml").write_text(yaml.safe_dump(manifest))
 
 
-def setup(workdir: Path, n: int, tls):
-    """Fresh database with N scored calls; returns the org id."""
+def ingest(workdir: Path, n: int, database_url: str) -> tuple[int, list[int]]:
+    """A migrated database with the demo team and N transcribed (not yet scored) calls."""
     os.environ["COACHLOOP_DATA_DIR"] = str(workdir)
-    os.environ["COACHLOOP_DATABASE_URL"] = f"sqlite:///{workdir / 'bench.db'}"
+    os.environ["COACHLOOP_DATABASE_URL"] = database_url
     from core.settings import get_settings
 
     get_settings.cache_clear()
     from connectors.files import FilesSource, load_team
     from core.db import migrate, session_scope
     from core.ingest import apply_team, ensure_org, ingest_record
-    from core.pipeline import score_meeting, transcribe_meeting
+    from core.pipeline import transcribe_meeting
 
-    migrate()
+    migrate(database_url)
     make_calls(workdir / "calls", n)
     team = load_team(DEMO)
     ids = []
@@ -73,89 +76,136 @@ def setup(workdir: Path, n: int, tls):
             ids.append(ingest_record(session, org, record).meeting_id)
         org_id = org.id
     for meeting_id in ids:
-        transcribe_meeting(meeting_id)
-        score_meeting(meeting_id)
+        transcribe_meeting(meeting_id)  # platform transcripts: no ASR
     return org_id, ids
 
 
-def sandbox(tls):
+def connected_sandboxes(workdir: Path, org_id: int) -> tuple:
+    """The vendor sandboxes, their settings in the environment, Salesforce connected."""
+    import json
+
+    from cryptography.fernet import Fernet
+
     from connectors.oauth_apps import connect_following_consent
     from core.settings import get_settings
-    from sandbox.salesforce import (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SalesforceSandbox,
-                                    demo_seed)
-    from sandbox.server import serve
+    from sandbox.run import start_sandboxes
 
-    box = SalesforceSandbox(query_page_size=2000)
-    demo_seed(box, DEMO)
-    server = serve(box.create_app(), tls)
-    os.environ.update({"COACHLOOP_SALESFORCE__CLIENT_ID": DEFAULT_CLIENT_ID,
-                       "COACHLOOP_SALESFORCE__CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-                       "COACHLOOP_SALESFORCE__LOGIN_URL": server.url,
-                       "COACHLOOP_CA_BUNDLE": str(tls.ca_path)})
+    boxes = start_sandboxes(workdir / "sandbox")
+    env = {**boxes.settings(),
+           "COACHLOOP_ENCRYPTION_KEYS": json.dumps([Fernet.generate_key().decode()])}
+    os.environ.update(env)
     get_settings.cache_clear()
-    return box, server, connect_following_consent
+    connect_following_consent("salesforce", org_id, get_settings())
+    boxes.salesforce.requests.clear()
+    boxes.salesforce.collection_writes.clear()
+    return boxes, env
 
 
-def run(mode: str, n: int, tls, workdir: Path) -> dict:
+def batched(n: int, workdir: Path) -> dict:
     from connectors.crm_sync import sync_configured
-    from core.pipeline import refresh_skills
-    from core.settings import get_settings
+    from core.pipeline import score_meeting
+    from core.skill_refresh import refresh_skills
 
-    org_id, meeting_ids = setup(workdir, n, tls)
-    box, server, connect = sandbox(tls)
-    connect("salesforce", org_id, get_settings())
-    box.requests.clear()
+    org_id, meeting_ids = ingest(workdir, n, f"sqlite:///{workdir / 'bench.db'}")
+    for meeting_id in meeting_ids:
+        score_meeting(meeting_id)
+    boxes, _ = connected_sandboxes(workdir, org_id)
     started = time.perf_counter()
     try:
-        if mode == "batched":
-            refresh_skills(org_id, date(2026, 11, 20))
-            reports = [sync_configured(org_id)]
-        else:
-            reports = []
-            for meeting_id in meeting_ids:
-                refresh_skills(org_id, date(2026, 11, 20))  # as the skills task does
-                reports.append(sync_configured(org_id, meeting_ids=[meeting_id]))
+        refresh_skills(org_id, date(2026, 11, 20))
+        report = sync_configured(org_id)
     finally:
         elapsed = time.perf_counter() - started
-        server.stop()
-    records = Counter()
-    for report in reports:
-        assert not report.failed, report.failed
-        for write in report.writes:
-            records[write.sobject] += 1
-    data = {k: v for k, v in box.requests.items() if "/oauth2/" not in k}
+        boxes.stop()
+    assert not report.failed, report.failed
+    return tally("batched", boxes, elapsed, Counter(w.sobject for w in report.writes))
+
+
+def through_workers(n: int, workdir: Path, debounce: float) -> dict:
+    import uuid
+
+    from celery import Celery
+    from sqlmodel import Session, func, select
+
+    from core.db import engine_for
+    from core.models import Meeting
+    from tests.conftest import REDIS_URL, create_pg_database, drop_pg_database
+    from tests.test_worker_integration import start_worker, stop_worker
+
+    database_url = create_pg_database()
+    broker = (REDIS_URL, f"coachloop-bench-{uuid.uuid4().hex[:8]}:")
+    log_path = workdir / "worker.log"
+    try:
+        org_id, meeting_ids = ingest(workdir, n, database_url)
+        boxes, env = connected_sandboxes(workdir, org_id)
+        worker = start_worker(database_url, broker, log_path,
+                              extra_env={**env, "COACHLOOP_REFRESH_DEBOUNCE_S": str(debounce)})
+        started = time.perf_counter()
+        try:
+            client = Celery(broker=broker[0])
+            client.conf.broker_transport_options = {"global_keyprefix": broker[1]}
+            for meeting_id in meeting_ids:  # a backfill, as the poller or a replay sends it
+                client.send_task("coachloop.score", args=[meeting_id], queue="default")
+            with Session(engine_for(database_url)) as session:
+                while session.exec(select(func.count(Meeting.id)).where(
+                        Meeting.crm_synced_at.is_not(None))).one() < n:
+                    if time.perf_counter() - started > 3600:
+                        raise SystemExit(f"timed out; see {log_path}")
+                    time.sleep(0.5)
+                    session.expire_all()
+            elapsed = time.perf_counter() - started
+        finally:
+            stop_worker(worker)
+            boxes.stop()
+        syncs = log_path.read_text().count("Task coachloop.crm_sync[")
+    finally:
+        drop_pg_database(database_url)
+    result = tally("workers", boxes, elapsed, None)
+    result["syncs"] = syncs // 2  # "received" and "succeeded"
+    return result
+
+
+def tally(mode: str, boxes, elapsed: float, records: Counter | None) -> dict:
+    data = {k: v for k, v in boxes.salesforce.requests.items() if "/oauth2/" not in k}
     writes = sum(v for k, v in data.items() if k.startswith(("PATCH", "POST")))
-    return {"mode": mode, "records": dict(records), "calls": sum(data.values()),
+    return {"mode": mode, "records": dict(records or {}), "calls": sum(data.values()),
             "writes": writes, "reads": sum(data.values()) - writes, "seconds": elapsed,
-            "by_endpoint": dict(sorted(data.items()))}
+            "collection_writes": dict(boxes.salesforce.collection_writes)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--meetings", type=int, default=100)
+    parser.add_argument("--meetings", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--debounce", type=float, default=60.0,
+                        help="COACHLOOP_REFRESH_DEBOUNCE_S for the worker (the default's)")
     args = parser.parse_args()
-    from sandbox.tls import local_tls
-
     root = Path(tempfile.mkdtemp(prefix="coachloop-bench-crm-"))
-    tls = local_tls(root / "tls")
-    n = args.meetings
-    results = [run(mode, n, tls, root / mode) for mode in ("batched", "per-call")]
-    batched = results[0]
-    floor = sum(math.ceil(count / 200) for count in batched["records"].values())
-    per_100 = 100 / n
-    print(f"{n} scored meetings; records written in one run: "
-          + ", ".join(f"{v} {k}" for k, v in sorted(batched["records"].items())))
-    print(f"batching limit (ceil(records/200) per object): {floor} write call(s)")
-    for r in results:
-        print(f"{r['mode']:>9}: {r['calls'] * per_100:7.1f} API calls per 100 meetings "
-              f"({r['writes']} writes, {r['reads']} reads), write calls / batching limit = "
-              f"{r['writes'] / floor:.2f}, {r['seconds']:.1f} s")
-        print("           " + ", ".join(f"{k} {v}" for k, v in r["by_endpoint"].items()))
-    naive = sum(batched["records"].values())
-    print(f"one request per record would take {naive * per_100:.0f} write calls per 100 "
-          f"meetings; batched uses {batched['writes'] * per_100:.1f} "
-          f"(ratio {batched['writes'] / naive:.3f})")
-    shutil.rmtree(root, ignore_errors=True)
+    try:
+        for n in args.meetings:
+            reference = batched(n, root / f"batched-{n}")
+            workers = through_workers(n, root / f"workers-{n}", args.debounce)
+            report(n, reference, workers)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def report(n: int, reference: dict, workers: dict) -> None:
+    records = reference["records"]
+    print(f"{n} scored meetings; records written: "
+          + ", ".join(f"{v} {k}" for k, v in sorted(records.items())))
+    for r in (reference, workers):
+        by_object = ", ".join(f"{k} {v}" for k, v in sorted(r["collection_writes"].items()))
+        print(f"  {r['mode']:>8}: {r['writes']} write calls ({by_object}), {r['reads']} reads, "
+              f"{r['seconds']:.1f} s" + (f", {r['syncs']} CRM sync run(s)" if "syncs" in r
+                                          else ""))
+    for sobject, count in sorted(records.items()):
+        ideal = math.ceil(count / 200)
+        got = workers["collection_writes"].get(sobject, 0)
+        print(f"  {sobject}: workers {got} write call(s), ideal ceil({count}/200) = {ideal}, "
+              f"ratio {got / ideal:.2f}")
+    floor = sum(math.ceil(count / 200) for count in records.values())
+    print(f"  all objects: workers {workers['writes']} / ideal {floor} = "
+          f"{workers['writes'] / floor:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ Python roll-up (every criterion row loaded as an ORM object), in one run.
 
 Generates `--calls` scored calls (two rubrics of 25 criteria each: 1,000,000 criterion
 rows at the default), then times a full `refresh_skills` with each roll-up and
-reports peak RSS for each (measured in a fresh child process apiece). Prints seconds, MB and
-the ratios.
+reports peak RSS for each (measured in a fresh child process apiece), then the incremental
+refresh after one new scored call. Prints seconds, MB and the ratios.
 """
 
 from __future__ import annotations
@@ -29,16 +29,37 @@ SKILLS = ("discovery_depth", "business_impact", "multi_threading", "decision_pro
 
 CHILD = r'''
 import resource, sys, time
-from datetime import date
+from datetime import date, datetime, timezone
 sys.path.insert(0, {root!r})
-import core.pipeline as pipeline
-if {old!r}:  # the previous roll-up, kept as the oracle of tests/test_skill_rollup.py
+import core.skill_refresh as skill_refresh
+AS_OF = date(2026, 11, 20)
+if {mode!r} == "python":  # the previous roll-up, kept as the oracle of tests/test_skill_rollup.py
     from tests.test_skill_rollup import python_rollup
-    pipeline.skill_observations = lambda session, org_id, since=None: python_rollup(session,
-                                                                                  org_id)
-started = time.perf_counter()
-n = pipeline.refresh_skills({org_id}, date(2026, 11, 20))
-print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, n)
+    skill_refresh.skill_observations = lambda session, org_id, since=None, rep_ids=None: \
+        python_rollup(session, org_id)
+if {mode!r} == "incremental":  # one more scored call for one rep, then a refresh, twice:
+    import random  # the second as in a worker, whose process has run one already
+    from core.db import session_scope
+    from core.models import Rubric, User
+    from sqlmodel import select
+    from tests.test_skill_rollup import add_call
+    skill_refresh.refresh_skills({org_id}, AS_OF)  # today's snapshots exist
+    times = []
+    for rep_index in range(2):
+        with session_scope() as session:
+            rep = session.exec(select(User.id).where(User.org_id == {org_id})).all()[rep_index]
+            rubrics = session.exec(select(Rubric.id).where(Rubric.org_id == {org_id})).all()
+            add_call(session, random.Random(), {org_id}, rep, rubrics,
+                     datetime(2026, 11, 19, 15, tzinfo=timezone.utc), f"new-{{rep_index}}")
+        started = time.perf_counter()
+        n = skill_refresh.refresh_skills({org_id}, AS_OF)
+        times.append(time.perf_counter() - started)
+    print(times[1], times[0], n)
+else:
+    started = time.perf_counter()
+    n = skill_refresh.refresh_skills({org_id}, AS_OF, full=True)
+    print(time.perf_counter() - started,
+          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, n)
 '''
 
 
@@ -103,8 +124,8 @@ def populate(url: str, calls: int, reps: int) -> int:
     return org_id
 
 
-def run(url: str, org_id: int, old: bool) -> tuple[float, float]:
-    code = CHILD.format(root=str(ROOT), old=old, org_id=org_id)
+def run(url: str, org_id: int, mode: str) -> tuple[float, float]:
+    code = CHILD.format(root=str(ROOT), mode=mode, org_id=org_id)
     env = {**os.environ, "COACHLOOP_DATABASE_URL": url.replace("postgresql://",
                                                                 "postgresql+psycopg://")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
@@ -127,11 +148,15 @@ def main() -> None:
         started = time.perf_counter()
         org_id = populate(url, args.calls, args.reps)
         print(f"(generated in {time.perf_counter() - started:.0f} s)")
-        new_s, new_mb = run(url, org_id, old=False)
-        old_s, old_mb = run(url, org_id, old=True)
+        new_s, new_mb = run(url, org_id, "sql")
+        old_s, old_mb = run(url, org_id, "python")
+        inc_s, inc_cold_s = run(url, org_id, "incremental")
         print(f"full recompute, SQL roll-up:    {new_s:6.1f} s, peak RSS {new_mb:6.0f} MB")
         print(f"full recompute, Python roll-up: {old_s:6.1f} s, peak RSS {old_mb:6.0f} MB")
+        print(f"after one new call, incremental: {inc_s * 1000:5.0f} ms in a warm process "
+              f"(a worker's), {inc_cold_s * 1000:.0f} ms in a fresh one")
         print(f"ratio SQL / Python: time {new_s / old_s:.2f}, memory {new_mb / old_mb:.2f}")
+        print(f"ratio incremental / full SQL: {inc_s / new_s:.3f}")
     finally:
         with psycopg.connect(PG, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

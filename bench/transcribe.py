@@ -1,17 +1,27 @@
-"""Transcription overhead: our pipeline vs raw faster-whisper on the same audio, in one run.
+"""Transcription: our pipeline vs raw faster-whisper on the same audio, and the ASR settings
+measured against each other, in one run.
 
     python bench/transcribe.py [--repeats 3] [--calls 3]
+    python bench/transcribe.py --settings [--repeats 2]
 
-For each demo dual-channel call: raw = faster-whisper's own decode_audio(split_stereo) and
-transcribe on both channels with the pipeline's settings; pipeline = `transcribe_meeting` (decode, ASR, bleed removal, attribution, database
-writes). Runs alternate and the medians are compared, so machine noise hits both alike.
-Prints the overhead ratio, the real-time factor and the peak RSS.
+Overhead: for each demo dual-channel call, raw = faster-whisper's own decode_audio(split_stereo)
+and transcribe (batched, as the pipeline runs audio this long) on both channels with the
+pipeline's settings; pipeline = `transcribe_meeting`, what the `transcribe` task runs (decode,
+ASR, bleed removal, attribution, database writes), in the same warm process, as in a worker.
+Runs alternate and the medians are compared, so machine noise hits both alike. Prints the
+overhead ratio, the real-time factor and the peak RSS.
+
+--settings: each candidate setting (beam size, batch size, threads, compute type, word
+timestamps) on the demo calls that have both audio (channels mixed) and the meeting
+platform's own transcript, which serves as the reference: time relative to the default and word error
+rate (WER) against the reference, rounds interleaved so noise hits every setting alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import statistics
 import sys
@@ -19,15 +29,88 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+# Each candidate differs from the defaults in one thing (the defaults are the first row).
+CANDIDATES = {
+    "defaults": {},
+    "beam 1 (greedy)": {"beam_size": 1},
+    "batch 0 (sequential)": {"batch_size": 0},
+    "batch 16": {"batch_size": 16},
+    "2 threads": {"cpu_threads": 2},
+    "float32": {"compute_type": "float32"},
+    "no word timestamps": {"word_timestamps": False},
+}
+
+
+def words(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split())
+
+
+def compare_settings(repeats: int) -> None:
+    import jiwer
+
+    from core.settings import get_settings
+    from core.transcribe import get_model, transcribe_audio
+    from core.transcripts import load_platform_transcript
+    from faster_whisper import decode_audio
+
+    defaults = get_settings().asr
+    calls = []
+    for manifest in sorted((ROOT / "demo" / "calls").glob("*.yaml")):
+        meta = yaml.safe_load(manifest.read_text())
+        audio = ROOT / "demo" / "calls" / str(meta.get("recording", ""))
+        if "transcript" not in meta or not audio.is_file():
+            continue
+        # The two channels mixed down: each channel also carries the other side faintly
+        # (bleed), which the pipeline removes after ASR; the mix is what the meeting
+        # platform's transcript describes.
+        mixed = decode_audio(str(audio))
+        reference = load_platform_transcript(ROOT / "demo" / "calls" / meta["transcript"])
+        calls.append((mixed, words(" ".join(u.text for u in reference))))
+    if not calls:
+        raise SystemExit("no demo call has both a recording and a platform transcript")
+    audio_seconds = sum(len(mixed) / 16_000 for mixed, _ in calls)
+    settings = {name: defaults.model_copy(update=change) for name, change in CANDIDATES.items()}
+    for asr in settings.values():
+        get_model(asr)  # every model loaded before any timing
+    times = {name: [] for name in settings}
+    errors = {}
+    for _ in range(repeats):
+        for name, asr in settings.items():
+            started = time.perf_counter()
+            hypotheses = []
+            for mixed, _ in calls:
+                hypotheses.append(words(" ".join(u.text for u in transcribe_audio(mixed, asr)[0])))
+            times[name].append(time.perf_counter() - started)
+            errors[name] = jiwer.wer([ref for _, ref in calls], hypotheses)
+    base = statistics.median(times["defaults"])
+    print(f"{len(calls)} calls with audio and a platform transcript, {audio_seconds:.0f} s of "
+          f"audio (channels mixed); defaults: beam {defaults.beam_size}, batch {defaults.batch_size}, "
+          f"threads {defaults.cpu_threads or 'auto'}, {defaults.compute_type}, word timestamps "
+          f"{'on' if defaults.word_timestamps else 'off'}; median of {repeats}")
+    print(f"{'setting':<22} {'time ratio':>10} {'real-time factor':>17} {'WER':>7}")
+    for name in settings:
+        median = statistics.median(times[name])
+        print(f"{name:<22} {median / base:10.2f} {median / audio_seconds:17.3f} "
+              f"{errors[name]:7.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--calls", type=int, default=3, help="how many stereo demo calls")
+    parser.add_argument("--settings", action="store_true",
+                        help="compare ASR settings for time and WER instead")
     args = parser.parse_args()
+    if args.settings:
+        os.environ.setdefault("COACHLOOP_DATA_DIR", tempfile.mkdtemp(prefix="coachloop-bench-"))
+        compare_settings(args.repeats)
+        return
 
     workdir = tempfile.mkdtemp(prefix="coachloop-bench-")
     os.environ["COACHLOOP_DATA_DIR"] = workdir
@@ -36,9 +119,11 @@ def main() -> None:
     from connectors.files import FilesSource
     from core.db import migrate, session_scope
     from core.ingest import ensure_org, ingest_record
+    from core.models import Meeting
     from core.pipeline import transcribe_meeting
     from core.settings import get_settings
     from core.transcribe import get_model
+    from sqlmodel import update
 
     settings = get_settings()
     migrate()
@@ -75,6 +160,8 @@ def main() -> None:
             for channel in decode_audio(record.tracks[0].path, split_stereo=True):
                 raw_whisper(channel)
         raw_times.append(time.perf_counter() - start)
+        with session_scope() as session:  # transcribe again, as after `process --again`
+            session.exec(update(Meeting).where(Meeting.id.in_(ids)).values(stage="ingested"))
         start = time.perf_counter()
         for meeting_id in ids:
             transcribe_meeting(meeting_id)

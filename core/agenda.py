@@ -81,7 +81,7 @@ def _end_of(day: date) -> datetime:
 def coaching_agenda(session: Session, org: int | Scope, email: str, *, as_of: date,
                     window_days: int = 90, min_calls: int = 3, public_url: str = ""
                     ) -> Agenda:
-    from core.pipeline import skill_observations
+    from core.skill_refresh import skill_observations
     from core.reports import find_user
 
     rep = find_user(session, org, email)

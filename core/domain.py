@@ -261,3 +261,7 @@ class SkillEstimate:
     slope_per_30d: float | None
     state: str  # "ok" | "insufficient_data"
     meeting_ids: tuple[int, ...] = field(default=())
+    # Unrounded Σ score and Σ (score − mean)² of the window's calls: what re-ranking the rep
+    # among changed peers needs without reading their calls again.
+    score_sum: float = 0.0
+    score_ss: float = 0.0

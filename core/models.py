@@ -229,6 +229,11 @@ class SkillSnapshot(SQLModel, table=True):
     slope_per_30d: float | None = None
     state: str = "insufficient_data"
     meeting_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    score_sum: float = 0.0
+    score_ss: float = 0.0
+    # The rep's scored calls when this row was computed (count, last score id and time): a
+    # refresh recomputes only the reps whose fingerprint moved.
+    calls_digest: str | None = None
     computed_at: datetime = Field(default_factory=utcnow)
 
 

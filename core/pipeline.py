@@ -11,17 +11,16 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import timedelta
 
-from sqlmodel import Session, delete, select, update
+from sqlmodel import Session, select, update
 
 from core.db import session_scope
 from core.domain import (AudioTrack, CallScoreResult, Role, TranscriptSegment, TranscriptView)
 from core.errors import (CoachloopError, ConfigError, InputError, NotFound, Resolution, classify,
                          user_message)
 from core.ingest import clear_derived
-from core.models import (CallScore, CriterionScore, FieldExtraction, MediaAsset, Meeting, Org,
-                         Participant, Rubric, Segment, SkillSnapshot, Transcript, User, as_utc,
+from core.models import (CallScore, CriterionScore, FieldExtraction, MediaAsset, Meeting, Participant, Rubric, Segment, Transcript, as_utc,
                          utcnow)
 from core.settings import Settings, get_settings
 from core.speakers import (UNATTRIBUTED, Speaker, attribute_by_name, attribute_by_track,
@@ -358,109 +357,6 @@ def _rubric_row(session: Session, org_id: int, rubric) -> Rubric:
         except IntegrityError:
             row = existing()
     return row
-
-
-# --------------------------------------------------------------------- skills ----
-
-
-def skill_observations(session: Session, org_id: int, since: datetime | None = None) -> list:
-    """Every scored call's per-skill scores (`SkillObservation`s) for the org's reps.
-
-    The database does the roll-up from criteria to one score per call and skill (the
-    weighted mean of score / max_score × 100 over the skill's scored criteria, as
-    `core.skills.call_skill_scores` defines it), reading only the columns it needs: no
-    evidence, no rationale, no ORM objects. 920,000 criterion rows become a few hundred
-    thousand small tuples. `since`: only calls that started after it."""
-    from sqlalchemy import func
-
-    from core.domain import SkillObservation
-    from core.skills import _r
-
-    weight = func.sum(CriterionScore.weight)
-    weighted = func.sum(CriterionScore.weight * CriterionScore.score * 100.0
-                        / CriterionScore.max_score)
-    scored = (select(CallScore.meeting_id, CallScore.rep_id, Meeting.started_at,
-                     CriterionScore.skill, weighted, weight)
-              .join(Meeting, CallScore.meeting_id == Meeting.id)
-              .join(CriterionScore, CriterionScore.call_score_id == CallScore.id)
-              .where(CallScore.org_id == org_id, CallScore.rep_id.is_not(None),
-                     CriterionScore.score.is_not(None), *_after(since))
-              .group_by(CallScore.meeting_id, CallScore.rep_id, Meeting.started_at,
-                        CriterionScore.skill))
-    observations = [SkillObservation(rep_id, skill, meeting_id, at,
-                                     _r(min(max(total / weights, 0.0), 100.0)))
-                    for meeting_id, rep_id, at, skill, total, weights in session.exec(scored)
-                    if weights and weights > 0]
-    # Talk/listen balance comes from the conversation's shape, not from a rubric: one per
-    # call that has criteria (scored or not), as for the rubric skills.
-    calls = (select(CallScore.meeting_id, CallScore.rep_id, Meeting.started_at,
-                    Meeting.conversation)
-             .join(Meeting, CallScore.meeting_id == Meeting.id)
-             .where(CallScore.org_id == org_id, CallScore.rep_id.is_not(None),
-                    CallScore.id.in_(select(CriterionScore.call_score_id)), *_after(since)))
-    seen: set[tuple[int, int]] = set()
-    for meeting_id, rep_id, at, shape in session.exec(calls):
-        score = (shape or {}).get("talk_listen_score")
-        if score is not None and (meeting_id, rep_id) not in seen:
-            seen.add((meeting_id, rep_id))
-            observations.append(SkillObservation(rep_id, "talk_listen_balance", meeting_id,
-                                                 at, float(score)))
-    return observations
-
-
-def _after(since: datetime | None) -> tuple:
-    return () if since is None else (Meeting.started_at > since,)
-
-
-def refresh_skills(org_id: int, as_of: date | None = None, *,
-                   settings: Settings | None = None) -> int:
-    """Recompute every rep's skill snapshots as of a date (default: today, UTC). Idempotent."""
-    from core.skills import compute_skill_estimates
-
-    settings = settings or get_settings()
-    as_of = as_of or datetime.now(timezone.utc).date()
-    with session_scope() as session:
-        # One refresh of an org at a time (two `process` runs, a worker and the CLI): the
-        # org's row is locked until this one's snapshots are in (SQLite: one writer anyway).
-        session.exec(select(Org.id).where(Org.id == org_id).with_for_update()).first()
-        reps = session.exec(select(User.id).where(User.org_id == org_id, User.role == "rep")).all()
-        # Only the calls the longest window can hold (a day's margin for time zones): a
-        # refresh costs what the windows hold, not the org's whole history.
-        since = datetime.combine(as_of - timedelta(days=max(settings.skills.windows) + 1),
-                                 datetime.min.time(), timezone.utc)
-        observations = skill_observations(session, org_id, since)
-        estimates = compute_skill_estimates(observations, as_of, windows=settings.skills.windows,
-                                            min_calls=settings.skills.min_calls, rep_ids=reps)
-        session.exec(delete(SkillSnapshot).where(SkillSnapshot.org_id == org_id,
-                                                 SkillSnapshot.as_of == as_of))
-        for estimate in estimates:
-            values = asdict(estimate)
-            values["meeting_ids"] = list(values["meeting_ids"])
-            session.add(SkillSnapshot(org_id=org_id, **values))
-    return len(estimates)
-
-
-# A schedule older than this was lost (its task never ran): another may take its place.
-_LOST_SCHEDULE = timedelta(minutes=10)
-
-
-def schedule_refresh(org_id: int, debounce: timedelta) -> bool:
-    """Whether the caller should schedule the org's refresh `debounce` from now: True for
-    the first call scored in a window, False while one is already due (it will see this
-    call's scores too). A conditional update: two workers never both schedule."""
-    now = utcnow()
-    with session_scope() as session:
-        won = session.exec(update(Org).where(
-            Org.id == org_id, (Org.refresh_due_at.is_(None))
-            | (Org.refresh_due_at < now - _LOST_SCHEDULE))
-            .values(refresh_due_at=now + debounce))
-        return won.rowcount == 1
-
-
-def begin_refresh(org_id: int) -> None:
-    """The scheduled refresh starts: calls scored from now on schedule the next one."""
-    with session_scope() as session:
-        session.exec(update(Org).where(Org.id == org_id).values(refresh_due_at=None))
 
 
 # ---------------------------------------------------------------- bookkeeping ----

@@ -164,6 +164,10 @@ class Settings(BaseSettings):
                                       "skills refresh and CRM sync wait this long, so every "
                                       "call scored meanwhile goes in one run (one batch of "
                                       "CRM writes, not one per call)")
+    refresh_max_wait_s: float = Field(600.0, description="while the org still has calls "
+                                      "waiting to be transcribed or scored (a backfill), a "
+                                      "due refresh waits for them, up to this long, so the "
+                                      "CRM gets whole batches")
     max_media_bytes: int = 2 * 1024**3
     max_transcript_bytes: int = Field(8 * 1024**2, description="a transcript file larger "
                                       "than this is refused (a 2-hour call is about 150 KB)")

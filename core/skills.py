@@ -61,16 +61,49 @@ class TeamPrior:
     tau2: float  # between-rep variance of true skill
 
 
+@dataclass(frozen=True)
+class RepWindow:
+    """One rep's calls on one skill in one window, as much as the statistics need: what a
+    stored snapshot keeps, so a refresh can re-rank a rep without reading their calls again."""
+
+    n: int
+    total: float  # Σ score
+    ss: float  # Σ (score − mean)²
+    slope_per_30d: float | None = None
+    meeting_ids: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, calls: Sequence[SkillObservation]) -> RepWindow:
+        """From the rep's calls in the window, in time order."""
+        scores = [o.score for o in calls]
+        total = math.fsum(scores)
+        mean = total / len(scores) if scores else 0.0
+        return cls(n=len(scores), total=total, ss=math.fsum((x - mean) ** 2 for x in scores),
+                   slope_per_30d=_slope_per_30d(calls),
+                   meeting_ids=tuple(o.meeting_id for o in calls))
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n
+
+
 def fit_team_prior(scores_by_rep: Mapping[int, Sequence[float]]) -> TeamPrior | None:
     """Estimate the team mean, σ² and τ² from each rep's call scores; None if no rep has a call."""
-    samples = [list(scores) for _, scores in sorted(scores_by_rep.items()) if scores]
+    return fit_prior([RepWindow.of([SkillObservation(rep, "", 0, datetime.min, float(x))
+                                    for x in scores])
+                      for rep, scores in sorted(scores_by_rep.items())])
+
+
+def fit_prior(reps: Sequence[RepWindow]) -> TeamPrior | None:
+    """`fit_team_prior` from each rep's summary; reps without calls are left out."""
+    samples = [r for r in reps if r.n]
     if not samples:
         return None
-    means = [math.fsum(s) / len(s) for s in samples]
+    means = [r.mean for r in samples]
     team_mean = math.fsum(means) / len(means)
 
-    ss = math.fsum((x - m) ** 2 for s, m in zip(samples, means) for x in s)
-    df = sum(len(s) - 1 for s in samples)
+    ss = math.fsum(r.ss for r in samples)
+    df = sum(r.n - 1 for r in samples)
     sigma2 = (ss + PRIOR_SIGMA2_DF * PRIOR_SIGMA2) / (df + PRIOR_SIGMA2_DF)
 
     k = len(samples)
@@ -78,7 +111,7 @@ def fit_team_prior(scores_by_rep: Mapping[int, Sequence[float]]) -> TeamPrior | 
         tau2 = TAU2_DEFAULT
     else:
         between = math.fsum((m - team_mean) ** 2 for m in means) / (k - 1)
-        sampling = math.fsum(sigma2 / len(s) for s in samples) / k
+        sampling = math.fsum(sigma2 / r.n for r in samples) / k
         tau2 = max(between - sampling, TAU2_FLOOR)
     return TeamPrior(mean=team_mean, sigma2=sigma2, tau2=tau2)
 
@@ -119,20 +152,31 @@ def compute_skill_estimates(
         raise ValueError(f"min_calls must be at least 1, got {min_calls}")
 
     reps = sorted({o.rep_id for o in obs} | set(rep_ids or ()))
-    skills = sorted({o.skill for o in obs})
-    by_skill_rep: dict[tuple[str, int], list[SkillObservation]] = defaultdict(list)
-    for o in sorted(obs, key=lambda o: (o.at, o.meeting_id)):
-        by_skill_rep[(o.skill, o.rep_id)].append(o)
+    return estimate_windows(obs, as_of, window_list, min_calls, reps, sorted({o.skill for o in obs}))
 
+
+def estimate_windows(
+    observations: Iterable[SkillObservation], as_of: date, windows: Iterable[int],
+    min_calls: int, reps: Iterable[int], skills: Iterable[str],
+    known: Mapping[tuple[int, str, int], RepWindow] | None = None,
+) -> list[SkillEstimate]:
+    """Every rep's estimate per window and skill, ordered by (window, skill, rep_id). A rep
+    is summarised from `observations`, unless `known` holds their summary for that skill
+    and window already, (rep_id, skill, window) → RepWindow (a rep whose calls did not
+    change since it was stored)."""
+    known = known or {}
+    by_skill_rep: dict[tuple[str, int], list[SkillObservation]] = defaultdict(list)
+    for o in sorted(observations, key=lambda o: (o.at, o.meeting_id)):
+        by_skill_rep[(o.skill, o.rep_id)].append(o)
+    reps, skills = sorted(reps), sorted(skills)
     estimates: list[SkillEstimate] = []
-    for window in window_list:
+    for window in windows:
         start = as_of - timedelta(days=window)
         for skill in skills:
-            calls = {
-                rep: [o for o in by_skill_rep.get((skill, rep), ()) if start < o.at.date() <= as_of]
-                for rep in reps
-            }
-            estimates.extend(_estimate_peers(skill, window, as_of, calls, min_calls))
+            calls = {rep: known.get((rep, skill, window)) or RepWindow.of(
+                [o for o in by_skill_rep.get((skill, rep), ()) if start < o.at.date() <= as_of])
+                for rep in reps}
+            estimates.extend(estimate_peers(skill, window, as_of, calls, min_calls))
     return estimates
 
 
@@ -183,29 +227,27 @@ def _check_observations(obs: Sequence[SkillObservation]) -> None:
         seen.add(key)
 
 
-def _estimate_peers(
-    skill: str, window: int, as_of: date, calls: Mapping[int, list[SkillObservation]],
-    min_calls: int,
+def estimate_peers(
+    skill: str, window: int, as_of: date, reps: Mapping[int, RepWindow], min_calls: int,
 ) -> list[SkillEstimate]:
-    """Estimates for every rep in `calls` (rep → that rep's calls in the window, in time order)."""
-    prior = fit_team_prior({rep: [o.score for o in c] for rep, c in calls.items()})
+    """Estimates for every rep in `reps` on one skill and window: the team prior from all of
+    them, then each rep shrunk toward it and ranked among the reps with enough calls."""
+    prior = fit_prior([r for _, r in sorted(reps.items())])
     rows = []
-    for rep, rep_calls in sorted(calls.items()):
-        n = len(rep_calls)
+    for rep, calls in sorted(reps.items()):
         raw = shrunk = low = high = None
-        if n:
-            raw = math.fsum(o.score for o in rep_calls) / n
-            mean, sd = shrink(prior, n, raw)
+        if calls.n:
+            mean, sd = shrink(prior, calls.n, calls.mean)
             shrunk = _r(mean)
             low = _r(max(0.0, mean - Z_90 * sd))
             high = _r(min(100.0, mean + Z_90 * sd))
-            raw = _r(raw)
+            raw = _r(calls.mean)
         rows.append(dict(
-            rep_id=rep, skill=skill, window_days=window, as_of=as_of, n_calls=n,
+            rep_id=rep, skill=skill, window_days=window, as_of=as_of, n_calls=calls.n,
             raw_mean=raw, shrunk=shrunk, interval_low=low, interval_high=high,
-            slope_per_30d=_slope_per_30d(rep_calls),
-            state=OK if n >= min_calls else INSUFFICIENT_DATA,
-            meeting_ids=tuple(o.meeting_id for o in rep_calls),
+            slope_per_30d=calls.slope_per_30d,
+            state=OK if calls.n >= min_calls else INSUFFICIENT_DATA,
+            meeting_ids=calls.meeting_ids, score_sum=calls.total, score_ss=calls.ss,
         ))
     percentiles = _percentiles({r["rep_id"]: r["shrunk"] for r in rows if r["state"] == OK})
     return [SkillEstimate(**r, percentile=percentiles.get(r["rep_id"])) for r in rows]

@@ -74,12 +74,28 @@ def get_model(settings: AsrSettings):
     return model
 
 
-def decode_track(track: AudioTrack, max_bytes: int | None = None) -> "np.ndarray":
-    """Decode one track to 16 kHz mono float32: one channel of it, or all channels mixed."""
+def decode_track(track: AudioTrack, max_bytes: int | None = None, *,
+                 planar: "np.ndarray | None" = None) -> "np.ndarray":
+    """Decode one track to 16 kHz mono float32: one channel of it, or all channels mixed.
+    `planar`: the file already decoded (`decode_file`), for the other channel of a file."""
+    import numpy as np
+
+    if planar is None:
+        planar = decode_file(Path(track.path), max_bytes)
+    if track.channel is not None:
+        if not 0 <= track.channel < planar.shape[0]:
+            raise InputError(f"channel {track.channel} requested but the file has "
+                             f"{planar.shape[0]} channel(s)", file=str(track.path),
+                             field="channels")
+        return np.ascontiguousarray(planar[track.channel], dtype=np.float32)
+    return np.ascontiguousarray(planar.mean(axis=0), dtype=np.float32)
+
+
+def decode_file(path: Path, max_bytes: int | None = None) -> "np.ndarray":
+    """Decode an audio file's first stream to 16 kHz float32, (channels, samples)."""
     import av
     import numpy as np
 
-    path = Path(track.path)
     if not path.is_file():
         raise InputError("audio file not found", file=str(path))
     if max_bytes is not None and path.stat().st_size > max_bytes:
@@ -91,10 +107,6 @@ def decode_track(track: AudioTrack, max_bytes: int | None = None) -> "np.ndarray
             if not container.streams.audio:
                 raise InputError("no audio stream in file", file=str(path))
             stream = container.streams.audio[0]
-            channels = stream.codec_context.channels or 1
-            if track.channel is not None and not 0 <= track.channel < channels:
-                raise InputError(f"channel {track.channel} requested but the file has "
-                                 f"{channels} channel(s)", file=str(path), field="channels")
             resampler = av.AudioResampler(format="fltp", layout=stream.layout.name,
                                           rate=SAMPLE_RATE)
             for frame in container.decode(stream):
@@ -110,10 +122,7 @@ def decode_track(track: AudioTrack, max_bytes: int | None = None) -> "np.ndarray
                          detail=str(exc)) from exc
     if not chunks:
         raise InputError("audio file decodes to no samples", file=str(path))
-    planar = np.concatenate(chunks, axis=1)  # (channels, samples)
-    if track.channel is not None:
-        return np.ascontiguousarray(planar[track.channel], dtype=np.float32)
-    return np.ascontiguousarray(planar.mean(axis=0), dtype=np.float32)
+    return np.concatenate(chunks, axis=1)
 
 
 def transcribe_audio(audio: "np.ndarray", settings: AsrSettings, *, speaker_label: str | None = None,
@@ -171,7 +180,13 @@ def transcribe_tracks(tracks: tuple[AudioTrack, ...] | list[AudioTrack], setting
                       max_bytes: int | None = None,
                       progress: ProgressCallback | None = None) -> list[TrackTranscript]:
     """Transcribe every track; progress is reported over all tracks together."""
-    decoded = [(track, decode_track(track, max_bytes)) for track in tracks]
+    files: dict[str, "np.ndarray"] = {}  # a dual-channel recording is decoded once
+    decoded = []
+    for track in tracks:
+        if str(track.path) not in files:
+            files[str(track.path)] = decode_file(Path(track.path), max_bytes)
+        decoded.append((track, decode_track(track, planar=files[str(track.path)])))
+    files.clear()
     total = sum(len(a) for _, a in decoded) or 1
     done = 0
     results = []

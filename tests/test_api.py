@@ -11,7 +11,7 @@ from sqlmodel import select
 from core.conversation import ENGAGED_BUYER_WORDS
 from core.db import session_scope
 from core.models import Meeting
-from core.pipeline import refresh_skills
+from core.skill_refresh import refresh_skills
 from tests.conftest import PLATFORM_CALLS, bearer, copy_calls, ingest_folder, run_pending
 
 AS_OF = date(2026, 11, 20)

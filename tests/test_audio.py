@@ -98,3 +98,19 @@ def test_committed_demo_call_is_transcribed_and_attributed(sqlite_database, tmp_
         assert heard, f"the {role}'s channel was transcribed"
         recognised = sum(w in said for w in heard) / len(heard)
         assert recognised > 0.8, f"{role}: {recognised:.0%} of heard words are in the {role}'s lines"
+
+
+def test_a_dual_channel_file_is_decoded_once_and_a_missing_channel_is_a_clear_error():
+    """Both tracks of a stereo recording come from one decode (the raw faster-whisper path
+    decodes once too); asking for a third channel names the file and how many it has."""
+    from core.errors import InputError
+    from core.transcribe import decode_file, decode_track
+
+    path = DEMO_CALLS / "demo-call-01.ogg"
+    planar = decode_file(path)
+    assert planar.shape[0] == 2 and planar.shape[1] > 16_000
+    left = decode_track(AudioTrack(str(path), 0), planar=planar)
+    assert (left == decode_track(AudioTrack(str(path), 0))).all()
+    assert not (left == decode_track(AudioTrack(str(path), 1), planar=planar)).all()
+    with pytest.raises(InputError, match="channel 2 requested but the file has 2 channel"):
+        transcribe_tracks([AudioTrack(str(path), 2)], AsrSettings())

@@ -44,7 +44,7 @@ def make_crm(folder: Path, tls, monkeypatch, db_url: str | None = None) -> Crm:
     from connectors.oauth_apps import connect_following_consent
     from core.db import migrate, session_scope
     from core.ingest import current_org
-    from core.pipeline import refresh_skills
+    from core.skill_refresh import refresh_skills
 
     if db_url:
         monkeypatch.setenv("COACHLOOP_DATABASE_URL", db_url)

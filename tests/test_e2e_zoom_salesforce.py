@@ -192,9 +192,10 @@ def test_killed_worker_and_flaky_salesforce_still_write_exactly_once(
 
 def test_a_backfill_through_real_workers_writes_back_in_batches(  # noqa: F811
         loop, postgres, broker, tmp_path):  # noqa: F811
-    """200 transcript-only calls scored by a real worker within one debounce window: one
-    skills refresh and one write-back, so ⌈200/200⌉ = 1 sObject Collections call per object
-    (Opportunity, Task), not one per call."""
+    """200 transcript-only calls scored by a real worker, a backfill longer than the
+    2-second debounce: the refresh that comes due while calls are still in flight waits for
+    them, so there is one skills refresh and one write-back, and ⌈200/200⌉ = 1 sObject
+    Collections call per object (Opportunity, Task), not one per call or per window."""
     import re
     import shutil
     from datetime import datetime, timedelta, timezone
@@ -228,10 +229,15 @@ def test_a_backfill_through_real_workers_writes_back_in_batches(  # noqa: F811
         transcribe_meeting(meeting_id)
     log_path = tmp_path / "worker.log"
     worker = start_worker(postgres, broker, log_path,
-                          extra_env={**env, "COACHLOOP_REFRESH_DEBOUNCE_S": "75"})
+                          extra_env={**env, "COACHLOOP_REFRESH_DEBOUNCE_S": "2"})
     try:
         client = celery_client(broker)
-        for meeting_id in meeting_ids:
+        # The first call is scored and its refresh comes due while the other 199 are still
+        # waiting to be scored (as when transcription feeds scoring slowly): it must wait.
+        client.send_task("coachloop.score", args=[meeting_ids[0]], queue="default")
+        _wait_for(lambda: re.search(r"coachloop\.skills\[\S+\] succeeded in \S+: 0\b",
+                                    log_path.read_text()), 60, log_path)
+        for meeting_id in meeting_ids[1:]:
             client.send_task("coachloop.score", args=[meeting_id], queue="default")
         _wait_for(_written_back(postgres, len(meeting_ids)), 300, log_path)
         time.sleep(3)
@@ -239,7 +245,8 @@ def test_a_backfill_through_real_workers_writes_back_in_batches(  # noqa: F811
         stop_worker(worker)
     log = log_path.read_text()
     assert len(re.findall(r"Task coachloop\.score\[\S+\] succeeded", log)) == 200
-    assert len(re.findall(r"Task coachloop\.skills\[\S+\] succeeded", log)) == 1, log[-3000:]
+    refreshes = re.findall(r"Task coachloop\.skills\[\S+\] succeeded in \S+: (\d+)", log)
+    assert len([r for r in refreshes if r != "0"]) == 1, log[-3000:]
     assert len(re.findall(r"Task coachloop\.crm_sync\[\S+\] succeeded", log)) == 1
     writes = boxes.salesforce.collection_writes
     assert writes["Task"] == 1 and writes["Opportunity"] <= 1, dict(writes)

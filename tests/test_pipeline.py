@@ -12,7 +12,8 @@ from core.db import session_scope
 from core.ingest import IngestOutcome
 from core.models import (CallScore, CriterionScore, FieldExtraction, Meeting, MeetingDeal, Segment,
                          SkillSnapshot, Transcript, User)
-from core.pipeline import pending_meetings, refresh_skills, score_meeting, transcribe_meeting
+from core.pipeline import pending_meetings, score_meeting, transcribe_meeting
+from core.skill_refresh import refresh_skills
 from tests.conftest import DEMO_CALLS, PLATFORM_CALLS, copy_calls, ingest_folder, run_pending
 
 def test_platform_transcripts_flow_through_every_stage(database, tmp_path):

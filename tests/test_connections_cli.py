@@ -79,6 +79,13 @@ def test_connect_check_replace_and_disconnect(boxes):
     (zoom,), (sf,) = health("zoom"), health("salesforce")
     assert zoom.status == "active" and zoom.note == boxes.zoom.owner_email  # GET /users/me
     assert sf.status == "active" and "API calls left today" in sf.note  # GET …/limits
+    assert "write-back" not in sf.note
+    # Past the quota governor's lines, the admin sees how write-back is paced.
+    boxes.salesforce.set_api_usage(int(boxes.salesforce.daily_limit * 0.6))
+    assert "(60% used); write-back slowed to once every 30 min" in health("salesforce")[0].note
+    boxes.salesforce.set_api_usage(int(boxes.salesforce.daily_limit * 0.85))
+    assert "write-back paused until tomorrow" in health("salesforce")[0].note
+    boxes.salesforce.set_api_usage(0)
     assert boxes.zoom.requests["GET /v2/users/{userId}"] >= 1
 
     # Reconnecting asks first; "no" changes nothing, not even at Zoom.

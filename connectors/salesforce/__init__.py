@@ -41,8 +41,14 @@ def probe(connection_id: int, settings: Settings) -> str:
     finally:
         writer.close()
     daily = limits.get("DailyApiRequests") or {}
-    if "Remaining" in daily and "Max" in daily:
-        return f"{daily['Remaining']:,} of {daily['Max']:,} API calls left today"
+    if "Remaining" in daily and "Max" in daily and daily["Max"]:
+        share = 1 - daily["Remaining"] / daily["Max"]
+        sf = settings.salesforce
+        pace = ("; write-back paused until tomorrow (UTC)" if share >= sf.quota_stop_share
+                else f"; write-back slowed to once every {sf.quota_slow_minutes:g} min"
+                if share >= sf.quota_slow_share else "")
+        return (f"{daily['Remaining']:,} of {daily['Max']:,} API calls left today "
+                f"({share:.0%} used){pace}")
     return ""
 
 

@@ -6,8 +6,9 @@ async client at several concurrencies, against the API on PostgreSQL with a Redi
 Starts `uvicorn api:app` (plain HTTP on loopback, `--workers N`) on a fresh PostgreSQL
 database, sends for `--seconds` at each concurrency, then counts: stored rows must equal the
 accepted deliveries (each distinct key once) and the broker must hold exactly one task per
-stored event (nothing lost, nothing twice). Prints accepted/s, p50 and p99 latency, and the
-ratio of accepted/s to the 1,000/s goal. No worker runs: the tasks stay queued to be counted.
+stored event (nothing lost, nothing twice). Prints accepted/s, p50 and p99 latency, the
+ratio of accepted/s to the 1,000/s goal, and the CPU each accepted event cost the API, the
+client and the rest of the machine (what bounds the rate on a small machine). No worker runs: the tasks stay queued to be counted.
 """
 
 from __future__ import annotations
@@ -84,6 +85,27 @@ async def load(port: int, concurrency: int, seconds: float, offset: int
     return accepted, latencies
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of every live process in a process group (the uvicorn workers)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, …
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK"), sum(values) / os.sysconf(
+        "SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,6 +133,13 @@ def main() -> None:
            "COACHLOOP_DATA_DIR": f"/tmp/{name}", "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", "from core.db import migrate; migrate()"], env=env,
                    check=True, cwd=ROOT)
+    # The account is connected, as in steady state: each event is matched to its org.
+    with psycopg.connect(PG.rsplit("/", 1)[0] + f"/{name}") as conn:
+        org_id = conn.execute("INSERT INTO org (name, domains, created_at) VALUES ('Bench', "
+                              "'[]', now()) RETURNING id").fetchone()[0]
+        conn.execute("INSERT INTO connection (org_id, provider, account_ref, auth_kind, scopes,"
+                     " status, created_at, updated_at) VALUES (%s, 'zoom', 'acct-bench', "
+                     "'oauth', '[]', 'active', now(), now())", (org_id,))
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "api:app", "--port", str(port),
                                "--workers", str(args.workers), "--log-level", "warning",
@@ -128,8 +157,13 @@ def main() -> None:
         print(f"uvicorn --workers {args.workers}, PostgreSQL, Redis broker; "
               f"{args.seconds:g} s per level")
         for level in args.concurrency:
+            server_cpu, client_cpu = group_cpu_seconds(server.pid), time.process_time()
+            busy, elapsed = machine_cpu_seconds()
             accepted, latencies = asyncio.run(load(port, level, args.seconds,
                                                    (total + 1) * 1000))
+            server_cpu = group_cpu_seconds(server.pid) - server_cpu
+            client_cpu = time.process_time() - client_cpu
+            busy, elapsed = (a - b for a, b in zip(machine_cpu_seconds(), (busy, elapsed)))
             total += accepted
             latencies.sort()
             p50 = latencies[len(latencies) // 2] * 1000
@@ -137,6 +171,11 @@ def main() -> None:
             rate = accepted / args.seconds
             print(f"concurrency {level:>4}: {rate:8.0f} accepted/s  p50 {p50:6.1f} ms  "
                   f"p99 {p99:7.1f} ms  ratio to 1,000/s goal {rate / 1000:.2f}", flush=True)
+            per = 1000 / max(accepted, 1)
+            print(f"{'':>18}CPU per accepted event: API {server_cpu * per:.2f} ms, this "
+                  f"client {client_cpu * per:.2f} ms, everything else (PostgreSQL, Redis) "
+                  f"{(busy - server_cpu - client_cpu) * per:.2f} ms; machine "
+                  f"{busy / elapsed:.0%} busy", flush=True)
         queued, rows, keys, settle = -1, 0, 0, time.monotonic() + 30
         while time.monotonic() < settle:  # the relay publishes what is stored, then stops
             with psycopg.connect(PG.rsplit("/", 1)[0] + f"/{name}") as conn:

@@ -399,16 +399,20 @@ def report_rep(email: str, as_of: Optional[str] = typer.Option(None),
 # ---------------------------------------------------------------------- sync ----
 
 
-def _sync_zoom(days: int | None, process: bool) -> None:
+def _sync(source: str, days: int | None, process: bool) -> None:
     from datetime import datetime, timedelta, timezone
 
     from connectors.base import SourceProblem
-    from connectors.zoom import poll
+    from core.vendors import with_a
 
+    pollable = {vendor.name: vendor for vendor in with_a("poll")}
+    if source not in pollable:
+        _fail(f"no source {source!r} to sync (available: {', '.join(pollable) or 'none'})")
+    vendor = pollable[source]
     _migrate()
     org_id = _org_id()
     since = datetime.now(timezone.utc) - timedelta(days=days) if days else None
-    table = Table("meeting", "outcome", "detail", title="Zoom recordings")
+    table = Table("meeting", "outcome", "detail", title=f"{vendor.label} recordings")
 
     def on_item(item, result) -> None:
         if isinstance(item, SourceProblem):
@@ -418,25 +422,24 @@ def _sync_zoom(days: int | None, process: bool) -> None:
             table.add_row(escape(_short(item.title, 40)), result.outcome.value,
                           escape(result.message))
 
-    with Progress(TextColumn("Zoom"), BarColumn(), TextColumn("{task.fields[note]}"),
+    with Progress(TextColumn(vendor.label), BarColumn(), TextColumn("{task.fields[note]}"),
                   TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("", total=1.0, note="")
-        poll(org_id, since=since, on_item=on_item,
-             progress=lambda fraction, note: bar.update(task, completed=fraction, note=note))
+        vendor.load("poll")(org_id, since=since, on_item=on_item, progress=lambda fraction,
+                            note: bar.update(task, completed=fraction, note=note))
     console.print(table)
     if process:
         _process(False, None)
 
 
 @app.command("sync")
-def sync_source(source: str = typer.Argument("zoom", help="zoom"),
+def sync_source(source: str = typer.Argument(..., help="a meeting platform that can be "
+                                             "polled, e.g. zoom"),
                 days: Optional[int] = typer.Option(None, help="backfill this many days (default:"
                                                    " since the last sync)"),
                 process: bool = typer.Option(True, help="transcribe and score what came in")):
     """Fetch recordings from a connected meeting platform (what webhooks may have missed)."""
-    if source != "zoom":
-        _fail(f"no source {source!r} to sync (available: zoom)")
-    _run(_sync_zoom, days, process)
+    _run(_sync, source, days, process)
 
 
 # -------------------------------------------------------------------- rubrics ----
@@ -887,8 +890,8 @@ def _crm_review(action: str | None, ids: list[int], all_pending: bool, deal: str
     verb = {"approve": "approved", "edit": "edited and approved", "reject": "rejected"}[action]
     console.print(f"{verb} {len(done)} value(s) as {escape(_reviewer(by))}")
     if action != "reject" and done and write:
-        from core.settings import get_settings
-        if get_settings().salesforce.client_id:
+        from connectors.crm_sync import crm_connected
+        if crm_connected(org_id):
             _crm_sync(True, False)
 
 
@@ -934,8 +937,7 @@ def crm_history(deal: Optional[str] = typer.Option(None, help="only this deal (C
 
 
 def _crm_pull(full: bool) -> None:
-    from connectors.crm_sync import pull_outcomes
-    from connectors.salesforce import writer_for_org
+    from connectors.crm_sync import crm_writer, pull_outcomes
     from core.settings import get_settings
 
     _migrate()
@@ -944,7 +946,7 @@ def _crm_pull(full: bool) -> None:
     from core.ingest import add_crm_users
     from core.models import Org
 
-    writer = writer_for_org(org_id, get_settings())
+    _, writer = crm_writer(org_id, get_settings())
     try:
         count = pull_outcomes(org_id, writer, full=full)
         people = writer.list_users()
@@ -967,7 +969,7 @@ def crm_pull(full: bool = typer.Option(False, help="pull every deal, not only ch
 
 
 def _connect(provider: str, callback_url: str | None, follow: bool, yes: bool) -> None:
-    from connectors.oauth_apps import LABELS, oauth_provider, replace_connection, start_connect
+    from connectors.oauth_apps import label as label_of, oauth_provider, replace_connection, start_connect
     from core.connections import ENDED, list_connections
     from core.db import session_scope
     from core.ingest import current_org
@@ -980,7 +982,7 @@ def _connect(provider: str, callback_url: str | None, follow: bool, yes: bool) -
         org_id = current_org(session, settings.org.name).id
         existing = [c for c in list_connections(session, org_id, provider)
                     if c.status not in ENDED]
-    label = LABELS.get(provider, provider)
+    label = label_of(provider)
     if existing and not yes:
         names = ", ".join(f"connection {c.id} (account {c.account_ref or '—'}, {c.status})"
                           for c in existing)
@@ -1008,7 +1010,9 @@ def _replay(org_id: int, provider: str | None, account_ref: str | None, *,
     from core.db import session_scope
     from core.webhook_events import adopt_orphans, failed_events
 
-    providers = [provider] if provider else ["zoom"]
+    from core.vendors import with_a
+
+    providers = [provider] if provider else [vendor.name for vendor in with_a("webhooks")]
     with session_scope() as session:
         ids = [i for p in providers for i in adopt_orphans(session, org_id, p, account_ref)]
         if failed:
@@ -1029,7 +1033,7 @@ def _print_ended(ended, verb: str) -> None:
 
 
 @app.command()
-def connect(provider: str = typer.Argument(..., help="zoom or salesforce"),
+def connect(provider: str = typer.Argument(..., help="the vendor, e.g. zoom or salesforce"),
             callback_url: Optional[str] = typer.Option(None, help="the redirected URL, if you "
                                                        "already have it"),
             follow: bool = typer.Option(False, help="follow the consent URL yourself "
@@ -1077,7 +1081,7 @@ def connections():
 
 
 def _disconnect(provider: str, yes: bool) -> None:
-    from connectors.oauth_apps import LABELS, end_connections, oauth_provider
+    from connectors.oauth_apps import end_connections, label as label_of, oauth_provider
     from core.connections import ENDED, list_connections
     from core.db import session_scope
     from core.errors import ConfigError
@@ -1095,7 +1099,7 @@ def _disconnect(provider: str, yes: bool) -> None:
     if not live:
         console.print(escape(f"no {provider} connection to disconnect"), highlight=False)
         return
-    label = LABELS.get(provider, provider)
+    label = label_of(provider)
     if not yes and not typer.confirm(
             f"Disconnect {label} (connection {', '.join(str(c.id) for c in live)})? Its "
             f"tokens are revoked at {label} and deleted here", default=False):
@@ -1110,7 +1114,7 @@ def _disconnect(provider: str, yes: bool) -> None:
 
 
 @app.command()
-def disconnect(provider: str = typer.Argument(..., help="zoom or salesforce"),
+def disconnect(provider: str = typer.Argument(..., help="the vendor, e.g. zoom or salesforce"),
                yes: bool = typer.Option(False, "--yes", "-y", help="don't ask")):
     """Revoke the org's connection to a vendor there, delete its tokens here, and mark it
     disconnected (the row stays for the audit)."""

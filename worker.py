@@ -38,10 +38,19 @@ def make_app() -> Celery:
         broker_transport_options=settings.broker_transport_options,
         broker_connection_retry_on_startup=True,
         task_ignore_result=settings.result_backend is None,
-        beat_schedule={"poll-zoom": {"task": "coachloop.poll_all",
-                                     "schedule": 60.0 * settings.zoom.poll_minutes}},
+        beat_schedule=_poll_schedule(settings),
     )
     return app
+
+
+def _poll_schedule(settings) -> dict:
+    """One beat entry per vendor with a poll, at its own interval (its settings say)."""
+    from core.vendors import with_a
+
+    return {f"poll-{vendor.name}": {
+        "task": "coachloop.poll_all", "args": (vendor.name,),
+        "schedule": 60.0 * getattr(vendor.settings_of(settings), vendor.poll_minutes_setting)
+        if vendor.poll_minutes_setting else 900.0} for vendor in with_a("poll")}
 
 
 app = make_app()
@@ -203,13 +212,14 @@ def skills(self, org_id: int, as_of: str | None = None, waiting_since: str | Non
     return count
 
 
-@app.task(name="coachloop.poll_zoom", bind=True, max_retries=5)
-def poll_zoom(self, org_id: int) -> int:
-    """Fetch Zoom recordings since the last poll (what webhooks missed), then transcribe them."""
-    from connectors.zoom import poll
+@app.task(name="coachloop.poll", bind=True, max_retries=5)
+def poll(self, vendor: str, org_id: int) -> int:
+    """Fetch a vendor's recordings for one org since its last poll (what webhooks missed),
+    then transcribe them."""
+    from core.vendors import vendors
 
     try:
-        started = poll(org_id)
+        started = vendors()[vendor].load("poll")(org_id)
     except Exception as exc:
         _retry_if_transient(self, exc)
         raise
@@ -219,9 +229,9 @@ def poll_zoom(self, org_id: int) -> int:
 
 
 @app.task(name="coachloop.poll_all")
-def poll_all() -> int:
-    """Queue a Zoom poll for every org with an active Zoom connection (celery beat runs this
-    every `COACHLOOP_ZOOM__POLL_MINUTES`)."""
+def poll_all(vendor: str) -> int:
+    """Queue a poll of `vendor` for every org with an active connection to it (celery beat
+    runs this at the vendor's own interval)."""
     from sqlmodel import select
 
     from core.db import session_scope
@@ -229,9 +239,9 @@ def poll_all() -> int:
 
     with session_scope() as session:
         orgs = sorted(set(session.exec(select(Connection.org_id).where(
-            Connection.provider == "zoom", Connection.status == "active"))))
+            Connection.provider == vendor, Connection.status == "active"))))
     for org_id in orgs:
-        poll_zoom.delay(org_id)
+        poll.delay(vendor, org_id)
     return len(orgs)
 
 

@@ -25,6 +25,7 @@ from core.deal_facts import CallFact, merge_deal
 from core.domain import CallForCrm
 from core.errors import TransientError
 from core.models import CrmWrite, Deal, utcnow
+from core.vendors import Vendor, with_a
 from core.review import APPROVED, approved_waiting, consent_for, evidence_key, mark_written, propose
 from core.writeback import (audit, calls_due, latest_skill_rows, link_deal, mark_sync_failed,
                             mark_synced)
@@ -354,32 +355,52 @@ class SyncBusy(TransientError):
     """Another process is writing back for this CRM connection right now; try again soon."""
 
 
-def crm_connected(org_id: int) -> bool:
-    """Whether the org has a usable CRM connection to write back to."""
+def connected_crm(org_id: int) -> Vendor | None:
+    """The CRM the org has a usable connection to (the first, if several)."""
     from core.connections import active_connection_id
     from core.errors import CoachloopError
 
-    try:
-        active_connection_id(org_id, "salesforce")
-        return True
-    except CoachloopError:
-        return False
+    for vendor in with_a("writer"):
+        try:
+            active_connection_id(org_id, vendor.name)
+            return vendor
+        except CoachloopError:
+            continue
+    return None
+
+
+def crm_connected(org_id: int) -> bool:
+    """Whether the org has a usable CRM connection to write back to."""
+    return connected_crm(org_id) is not None
+
+
+def crm_writer(org_id: int, settings) -> tuple[Vendor, CrmWriter]:
+    """The org's CRM and a writer on its connection; ConfigError says what to connect."""
+    from core.errors import ConfigError
+
+    crms = with_a("writer")
+    vendor = connected_crm(org_id) or (crms[0] if len(crms) == 1 else None)
+    if vendor is None:  # (with one CRM registered, its writer says what to connect)
+        raise ConfigError("no CRM is connected: run `coachloop connect` with one of "
+                          + ", ".join(v.name for v in crms))
+    return vendor, vendor.load("writer")(org_id, settings)
 
 
 def sync_configured(org_id: int, *, apply: bool = True, include_synced: bool = False,
                     meeting_ids: list[int] | None = None) -> SyncReport:
-    """Write-back with the configured CRM and mapping, one run per connection at a time."""
-    from connectors.salesforce import mapping_from_settings, writer_for_org
+    """Write-back with the org's CRM and its configured mapping, one run per connection at
+    a time."""
     from core.connections import release_lease, take_lease
     from core.settings import get_settings
+    from mappings import configured_mapping
 
     settings = get_settings()
-    mapping = mapping_from_settings(settings)
-    writer = writer_for_org(org_id, settings)
+    vendor, writer = crm_writer(org_id, settings)
+    mapping = configured_mapping(vendor.name, settings)
     leased = apply and writer.connection_id is not None
     try:
         if apply and writer.connection_id is not None:
-            govern_quota(writer.connection_id, settings.salesforce)
+            govern_quota(writer.connection_id, vendor.settings_of(settings))
         if leased and not take_lease(writer.connection_id, "crm-sync", SYNC_LEASE_S):
             leased = False
             raise SyncBusy("another CRM write-back is running for this connection",

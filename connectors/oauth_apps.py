@@ -8,23 +8,60 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from core.connections import ConnectionInfo, TokenVault
-from core.errors import NotFound
+from core.errors import ConfigError, NotFound
 from core.oauth import OAuthProvider
 from core.settings import Settings
+from core.vendors import load_reference, vendor, vendors, with_a
 
-OAUTH_PROVIDERS = ("zoom", "salesforce")
 log = logging.getLogger("coachloop.connections")
 
 
+def oauth_vendors() -> list[str]:
+    """The vendors that connect with OAuth, by name."""
+    return [vendor.name for vendor in with_a("oauth")]
+
+
 def oauth_provider(name: str, settings: Settings) -> OAuthProvider:
-    """The OAuth description of vendor `name` from settings (ConfigError says what's missing)."""
-    if name == "zoom":
-        from connectors.zoom import oauth_provider as zoom
-        return zoom(settings)
-    if name == "salesforce":
-        from connectors.salesforce import oauth_provider as salesforce
-        return salesforce(settings)
-    raise NotFound(f"no OAuth provider {name!r} (available: {', '.join(OAUTH_PROVIDERS)})")
+    """Vendor `name`'s OAuth provider: its descriptor's data filled from its settings
+    (ConfigError says what is missing and where an admin finds it)."""
+    found = vendors().get(name)
+    if found is None or found.oauth is None:
+        raise NotFound(f"no OAuth provider {name!r} (available: {', '.join(oauth_vendors())})")
+    spec, own = found.oauth, found.settings_of(settings)
+    if not own.client_id or own.client_secret is None:
+        prefix = f"COACHLOOP_{name.upper()}__"
+        where = f" ({spec.credentials_hint})" if spec.credentials_hint else ""
+        raise ConfigError(f"{found.label} is not configured: set {prefix}CLIENT_ID and "
+                          f"{prefix}CLIENT_SECRET{where}")
+    identify = None
+    if spec.identify:
+        account_of = load_reference(spec.identify)
+
+        def identify(access_token: str) -> str:
+            return account_of(access_token, settings)
+    return OAuthProvider(
+        name=name, authorize_url=found.expand(spec.authorize_url, settings),
+        token_url=found.expand(spec.token_url, settings), client_id=own.client_id,
+        client_secret=own.client_secret.get_secret_value(), scopes=tuple(own.scopes),
+        client_auth=spec.client_auth, pkce=spec.pkce,
+        default_lifetime_s=getattr(own, spec.lifetime_setting) if spec.lifetime_setting else None,
+        verify=settings.ca_bundle or True, identify=identify,
+        revoke_url=found.expand(spec.revoke_url, settings) if spec.revoke_url else None,
+        revoke_token=spec.revoke_token)
+
+
+def api_origin(name: str, settings: Settings, instance_url: str | None = None) -> str:
+    """The server a connection's API calls go to (for "cannot be reached" messages): its own
+    instance when it has one, else the vendor's."""
+    found = vendor(name)
+    return instance_url or (found.expand(found.api_origin, settings) if found.api_origin
+                            else found.label)
+
+
+def label(name: str) -> str:
+    """A vendor's name as people write it."""
+    found = vendors().get(name)
+    return found.label if found else name
 
 
 def token_vault(settings: Settings) -> TokenVault:
@@ -74,20 +111,6 @@ def connect_following_consent(provider: str, org_id: int, settings: Settings,
 
 # ------------------------------------------------------------ manage connections ----
 
-LABELS = {"zoom": "Zoom", "salesforce": "Salesforce"}
-
-
-def _vendor(name: str):
-    """The vendor module that knows how to probe a connection of `name`."""
-    if name == "zoom":
-        import connectors.zoom as vendor
-    elif name == "salesforce":
-        import connectors.salesforce as vendor
-    else:
-        raise NotFound(f"no connector {name!r} (available: {', '.join(OAUTH_PROVIDERS)})")
-    return vendor
-
-
 @dataclass(frozen=True)
 class ConnectionHealth:
     """A connection checked live: `status` active | broken | unreachable (or its ended
@@ -117,23 +140,22 @@ def check_connection(info: ConnectionInfo, settings: Settings) -> ConnectionHeal
 
     if info.status in ENDED:
         return health(info.status, problem=info.last_error)
-    label = LABELS.get(info.provider, info.provider)
+    vendor_label = label(info.provider)
     again = f"run `coachloop connect {info.provider}` again"
     if info.status == "broken":  # the vault will not use it until an admin reconnects
         return health("broken", problem=f"{info.last_error}; {again}")
     try:
-        vendor = _vendor(info.provider)
-        return health("active", vendor.probe(info.id, settings))
+        return health("active", vendor(info.provider).load("probe")(info.id, settings))
     except Exception as exc:  # classified just below; nothing escapes as a traceback
         if classify(exc) is Resolution.TRANSIENT:
-            origin = vendor.api_origin(settings, info.instance_url)
+            origin = api_origin(info.provider, settings, info.instance_url)
             reason = user_message(exc)
             log.info("connection %s unreachable: %s (%s)", info.id, reason,
                      getattr(exc, "detail", None))
             # Network failures say "reach"; a vendor that answers 429/5xx is up but busy.
             busy = "" if "reach" in reason.lower() else f" right now ({reason})"
             return health("unreachable", problem=(
-                f"the {label} connection {info.id} ({origin}) cannot be reached{busy}: check "
+                f"the {vendor_label} connection {info.id} ({origin}) cannot be reached{busy}: check "
                 f"the instance URL or {again}"))
         if not isinstance(exc, CoachloopError):
             log.exception("checking connection %s", info.id)
@@ -178,7 +200,7 @@ def end_connections(org_id: int, provider: str, settings: Settings, *,
     from core.errors import CoachloopError, user_message
     from core.oauth import revoke
 
-    label = LABELS.get(provider, provider)
+    vendor_label = label(provider)
     cipher = cipher_from_settings(settings)
     with session_scope() as session:
         infos = [c for c in list_connections(session, org_id, provider)
@@ -196,11 +218,11 @@ def end_connections(org_id: int, provider: str, settings: Settings, *,
                     except CoachloopError:
                         pass  # try with the stored one; the vendor decides
                 revoke(oauth, tokens)
-                revoked, note = True, f"revoked at {label}"
+                revoked, note = True, f"revoked at {vendor_label}"
             except Exception as exc:  # whatever happened there, our tokens still go
                 if not isinstance(exc, CoachloopError):
                     log.exception("revoking connection %s", info.id)
-                note = f"not revoked at {label}: {user_message(exc)}"
+                note = f"not revoked at {vendor_label}: {user_message(exc)}"
         end_connection(info.id, status, note)
         ended.append(Ended(info.id, provider, info.account_ref, revoked, note))
     return ended

@@ -73,53 +73,6 @@ class SkillSettings(BaseModel):
     min_calls: int = 3
 
 
-class ZoomSettings(BaseModel):
-    """Zoom app credentials (Marketplace → your app) and where Zoom lives."""
-
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    account_id: str | None = Field(None, description="server-to-server apps only")
-    oauth_base: str = "https://zoom.us"
-    api_base: str = "https://api.zoom.us/v2"
-    scopes: list[str] = Field(default_factory=lambda: ["cloud_recording:read:list_user_recordings",
-                                                       "cloud_recording:read:list_recording_files",
-                                                       "meeting:read:list_past_participants",
-                                                       "user:read:user"])
-    webhook_secret_token: SecretStr | None = None
-    webhook_tolerance_s: int = Field(300, description="reject signatures older than this")
-    download_domains: list[str] = Field(
-        default_factory=lambda: ["zoom.us", "zoom.com"],
-        description="recordings and transcripts are fetched only from these domains (and "
-                    "their subdomains) and from oauth_base/api_base: any other download URL, "
-                    "or a redirect to one, is refused and no token goes there")
-    backfill_days: int = Field(30, description="how far back the first sync of recordings "
-                               "reaches (Zoom keeps cloud recordings about 6 months)")
-    poll_minutes: int = Field(15, description="how often `celery beat` polls for recordings "
-                              "webhooks missed")
-    lookback_days: int = Field(2, description="each sync re-reads this many days before where "
-                               "the last one stopped (late recordings, time zones)")
-
-
-class SalesforceSettings(BaseModel):
-    """Salesforce External Client App (or Connected App) credentials."""
-
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    login_url: str = Field("https://login.salesforce.com",
-                           description="https://test.salesforce.com for sandboxes, or My Domain")
-    scopes: list[str] = Field(default_factory=lambda: ["api", "refresh_token"])
-    session_lifetime_s: int = Field(7200, description="your org's session timeout: Salesforce "
-                                    "token responses carry no expires_in")
-    api_version: str = "60.0"
-    mapping: str = Field("salesforce-meddic", description="a built-in mapping's name, or the "
-                         "path of your own mapping file")
-    quota_slow_share: float = Field(0.5, description="past this share of the org's daily API "
-                                    "calls, write-back runs at most every quota_slow_minutes")
-    quota_slow_minutes: float = 30.0
-    quota_stop_share: float = Field(0.8, description="past this share, write-back stops until "
-                                    "the next UTC day (what it has not written waits)")
-
-
 class OidcSettings(BaseModel):
     """Single sign-on with the company's identity provider (any OpenID Connect issuer:
     Google Workspace, Microsoft Entra ID, Okta, Keycloak). Register the redirect URI
@@ -180,8 +133,6 @@ class Settings(BaseSettings):
     llm: LlmSettings = Field(default_factory=LlmSettings)
     skills: SkillSettings = Field(default_factory=SkillSettings)
     org: OrgSettings = Field(default_factory=OrgSettings)
-    zoom: ZoomSettings = Field(default_factory=ZoomSettings)
-    salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     public_url: str = Field("http://127.0.0.1:8000", description="where users reach api.py; "
                             "OAuth callbacks go to {public_url}/connect/{provider}/callback")
@@ -211,6 +162,20 @@ def private_data_dir(data_dir: Path) -> Path:
 
 
 @lru_cache(maxsize=1)
+def settings_class() -> type[Settings]:
+    """`Settings` with one more section per registered vendor (`COACHLOOP_<NAME>__…`), from
+    the settings model its descriptor names: core knows no vendor by name."""
+    from pydantic import create_model
+
+    from core.vendors import vendors
+
+    sections = {vendor.name: (model, Field(default_factory=model))
+                for vendor in vendors().values() if vendor.settings
+                for model in (vendor.load("settings"),)}
+    return create_model("Settings", __base__=Settings, **sections)
+
+
+@lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (tests call `get_settings.cache_clear()` after changing env)."""
-    return Settings()
+    return settings_class()()

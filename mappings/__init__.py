@@ -384,3 +384,12 @@ def plan_record(mapping: Mapping, info: ObjectInfo | None, record_id: str,
                 state[rule.target.lower()] = decision.after
                 plan.values[target_info.name if target_info else rule.target] = decision.after
     return plan
+
+
+def configured_mapping(crm: str, settings) -> Mapping:
+    """The mapping a CRM's settings name (`COACHLOOP_<CRM>__MAPPING`): a built-in mapping's
+    name or the path of a file."""
+    name = getattr(settings, crm).mapping
+    if name.endswith((".yaml", ".yml")) or Path(name).is_file():
+        return load_mapping(name)
+    return builtin_mapping(name)

@@ -81,12 +81,13 @@ def crm(request, tls, tmp_path, monkeypatch):
 
 def sync(org_id, *, apply=True, mapping=None, **kw):
     from connectors.crm_sync import sync as run
-    from connectors.salesforce import mapping_from_settings, writer_for_org
+    from connectors.salesforce import writer_for_org
+    from mappings import configured_mapping
 
     settings = get_settings()
     writer = writer_for_org(org_id, settings)
     try:
-        return run(org_id, writer, mapping or mapping_from_settings(settings), apply=apply,
+        return run(org_id, writer, mapping or configured_mapping("salesforce", settings), apply=apply,
                    public_url="https://coachloop.example", **kw)
     finally:
         writer.close()

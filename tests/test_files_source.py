@@ -6,8 +6,6 @@ import hashlib
 import json
 import shutil
 import struct
-import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -445,27 +443,36 @@ def test_check_rejects_a_missing_folder_or_a_file(tmp_path: Path):
 # ------------------------------------------------------------------- registration ----
 
 
-def test_files_is_registered_under_the_connectors_entry_point_group():
+def test_files_is_registered_under_the_vendors_entry_point_group():
     assert "files" in connectors.available_sources()
     assert connectors.load_source("files") is FilesSource
     assert issubclass(FilesSource, MeetingSource) and FilesSource.name == "files"
 
 
-def test_built_in_fallback_matches_pyproject_and_works_when_not_installed(tmp_path: Path):
+def test_vendors_come_from_pyproject_when_coachloop_is_not_installed(monkeypatch):
+    """A source checkout (no installed metadata) reads the same `coachloop.vendors` table
+    from pyproject.toml; installed, the metadata holds that table too (not a stale one)."""
+    from importlib.metadata import PackageNotFoundError, entry_points
+
+    import core.vendors as registry
+
     root = Path(connectors.__file__).parent.parent
     with (root / "pyproject.toml").open("rb") as stream:
-        declared = tomllib.load(stream)["project"]["entry-points"]["coachloop.connectors"]
-    assert connectors._OWN_ENTRY_POINTS == declared
+        declared = tomllib.load(stream)["project"]["entry-points"][registry.ENTRY_POINT_GROUP]
+    installed = {e.name: e.value for e in entry_points(group=registry.ENTRY_POINT_GROUP)}
+    assert installed == declared
 
-    # A bare source tree: no *.egg-info beside it, and -S hides site-packages, so nothing
-    # tells importlib.metadata that coachloop is installed.
-    for package in ("connectors", "core"):
-        shutil.copytree(root / package, tmp_path / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    script = "import connectors; print(connectors.available_sources())"
-    result = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path, text=True,
-                            capture_output=True, env={}, check=True)
-    assert result.stdout.strip() == "['files', 'zoom']"
+    def not_installed(name):
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr(registry, "distribution", not_installed)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [])
+    registry.vendors.cache_clear()
+    try:
+        assert sorted(registry.vendors()) == sorted(declared) == ["files", "salesforce", "zoom"]
+        assert connectors.available_sources() == ["files", "zoom"]
+    finally:
+        registry.vendors.cache_clear()
 
 
 def test_unknown_source_names_what_is_registered():

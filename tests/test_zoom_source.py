@@ -27,7 +27,7 @@ from core.oauth import TokenSet
 from core.settings import get_settings
 from sandbox.zoom import ZoomSandbox, sign_webhook
 from webhooks.router import make_router
-from webhooks.zoom import ZoomReceiver
+from connectors.zoom.webhooks import ZoomReceiver
 
 LIST = "GET /v2/users/{userId}/recordings"
 GET = "GET /v2/meetings/{meetingId}/recordings"

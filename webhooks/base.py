@@ -43,6 +43,7 @@ class WebhookReceiver(Protocol):
     """One provider's verification and parsing (DESIGN §4)."""
 
     provider: str
+    kept_headers: tuple[str, ...]  # the vendor's headers stored with an event (lower case)
 
     def verify(self, raw_body: bytes, headers: Mapping[str, str]) -> None:
         """Raise `WebhookRejected` unless the body is signed by the provider, recently."""
@@ -54,13 +55,14 @@ class WebhookReceiver(Protocol):
         """Parse a verified body; malformed → `WebhookRejected(400)`."""
 
 
-# Headers worth keeping with a stored event (never Authorization or cookies).
-KEPT_HEADERS = ("content-type", "user-agent", "x-zm-request-timestamp", "x-zm-trackingid",
-                "x-zm-signature")
+# Headers worth keeping with any stored event (never Authorization or cookies); a receiver
+# adds its vendor's own (signature, timestamp, delivery id) as `kept_headers`.
+KEPT_HEADERS = ("content-type", "user-agent")
 
 
-def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {name: headers[name] for name in KEPT_HEADERS if name in headers}
+def kept_headers(headers: Mapping[str, str], receiver: WebhookReceiver) -> dict[str, str]:
+    names = KEPT_HEADERS + tuple(receiver.kept_headers)
+    return {name: headers[name] for name in names if name in headers}
 
 
 MAX_DEPTH = 32  # vendors' events nest five or six levels deep

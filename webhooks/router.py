@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from core.db import session_scope
 from core.http_guards import WEBHOOK_BODY
 from core.settings import Settings, get_settings
+from core.vendors import with_a
 from core.webhook_events import org_for_account, record_delivery
 from webhooks.base import WebhookReceiver, WebhookRejected, kept_headers
 
@@ -18,13 +19,12 @@ MAX_BODY_BYTES = WEBHOOK_BODY  # also enforced while the body streams in
 
 
 def configured_receivers(settings: Settings) -> dict[str, WebhookReceiver]:
-    """A receiver per provider whose signing secret is configured."""
+    """A receiver per vendor whose webhooks are configured (its signing secret is set)."""
     receivers: dict[str, WebhookReceiver] = {}
-    if settings.zoom.webhook_secret_token is not None:
-        from webhooks.zoom import ZoomReceiver
-
-        receivers["zoom"] = ZoomReceiver(settings.zoom.webhook_secret_token.get_secret_value(),
-                                         tolerance_s=settings.zoom.webhook_tolerance_s)
+    for vendor in with_a("webhooks"):
+        receiver = vendor.load("webhooks")(settings)
+        if receiver is not None:
+            receivers[vendor.name] = receiver
     return receivers
 
 
@@ -63,7 +63,7 @@ def make_router(enqueue: Callable[[int], None],
                                        event_type=delivery.event_type,
                                        dedupe_key=delivery.dedupe_key,
                                        raw_body=delivery.body_to_store(raw),
-                                       headers=kept_headers(headers), org_id=org_id,
+                                       headers=kept_headers(headers, receiver), org_id=org_id,
                                        account_ref=delivery.account_ref, sealed=sealed)
 
         # The database is synchronous: off the event loop, so one slow insert never holds

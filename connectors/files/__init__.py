@@ -5,6 +5,9 @@ from connectors.files.deals import DealInfo, load_deals
 from connectors.files.manifest import Manifest, ParticipantEntry, TrackEntry
 from connectors.files.source import FilesSource
 from connectors.files.team import OrgInfo, TeamFile, TeamUser, load_team
+from core.vendors import Vendor
+
+VENDOR = Vendor.from_file(__file__)
 
 __all__ = [
     "DealInfo",
@@ -15,6 +18,7 @@ __all__ = [
     "TeamFile",
     "TeamUser",
     "TrackEntry",
+    "VENDOR",
     "load_deals",
     "load_team",
 ]

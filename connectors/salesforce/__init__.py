@@ -1,29 +1,16 @@
-"""Salesforce: the OAuth app, and the CRM writer for an org's connection."""
+"""Salesforce: its descriptor (`vendor.yaml`: OAuth app, writer), the connection probe, and
+the CRM writer and mapping for an org's connection."""
 
 from __future__ import annotations
 
-from core.errors import ConfigError
-from core.oauth import OAuthProvider
-from core.settings import Settings
+from typing import TYPE_CHECKING
 
+from core.vendors import Vendor
 
-def oauth_provider(settings: Settings) -> OAuthProvider:
-    """Salesforce's web-server flow with PKCE; the client authenticates in the body."""
-    sf = settings.salesforce
-    if not sf.client_id or sf.client_secret is None:
-        raise ConfigError("Salesforce is not configured: set COACHLOOP_SALESFORCE__CLIENT_ID "
-                          "and COACHLOOP_SALESFORCE__CLIENT_SECRET (Setup → External Client "
-                          "App Manager → your app → OAuth settings)")
-    base = sf.login_url.rstrip("/")
-    return OAuthProvider(name="salesforce", authorize_url=f"{base}/services/oauth2/authorize",
-                         token_url=f"{base}/services/oauth2/token", client_id=sf.client_id,
-                         client_secret=sf.client_secret.get_secret_value(),
-                         scopes=tuple(sf.scopes), client_auth="body",
-                         default_lifetime_s=sf.session_lifetime_s,
-                         verify=settings.ca_bundle or True,
-                         # The refresh token revokes its access tokens with it.
-                         revoke_url=f"{base}/services/oauth2/revoke",
-                         revoke_token="refresh_token")
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+VENDOR = Vendor.from_file(__file__)
 
 
 def probe(connection_id: int, settings: Settings) -> str:
@@ -52,11 +39,6 @@ def probe(connection_id: int, settings: Settings) -> str:
     return ""
 
 
-def api_origin(settings: Settings, instance_url: str | None = None) -> str:
-    """The server a Salesforce connection's API calls go to: its instance (My Domain)."""
-    return instance_url or settings.salesforce.login_url
-
-
 def writer_for_org(org_id: int, settings: Settings):
     """The Salesforce writer for the org's active connection (ConfigError if there is none)."""
     from connectors.oauth_apps import token_vault
@@ -67,15 +49,3 @@ def writer_for_org(org_id: int, settings: Settings):
     return SalesforceWriter.for_connection(connection_id, token_vault(settings),
                                            verify=settings.ca_bundle or True,
                                            version=settings.salesforce.api_version)
-
-
-def mapping_from_settings(settings: Settings):
-    """The configured mapping: a built-in name or a file path."""
-    from pathlib import Path
-
-    from mappings import builtin_mapping, load_mapping
-
-    name = settings.salesforce.mapping
-    if name.endswith((".yaml", ".yml")) or Path(name).is_file():
-        return load_mapping(name)
-    return builtin_mapping(name)

@@ -1,30 +1,17 @@
-"""Zoom: the OAuth app description. The recordings source is `connectors.zoom.source`
-(imported on demand: it pulls in zoomus); webhook verification is `webhooks/zoom.py`."""
+"""Zoom: its descriptor (`vendor.yaml`: OAuth app, source, webhooks, poll), the connection
+probe and the poll. The recordings source is `connectors.zoom.source` (imported on demand: it
+pulls in zoomus); webhook verification is `connectors.zoom.webhooks`."""
 
 from __future__ import annotations
 
-from core.errors import ConfigError
-from core.oauth import OAuthProvider
-from core.settings import Settings
+from typing import TYPE_CHECKING
 
+from core.vendors import Vendor
 
-def oauth_provider(settings: Settings) -> OAuthProvider:
-    """Zoom's OAuth endpoints for our app; client auth is HTTP Basic."""
-    zoom = settings.zoom
-    if not zoom.client_id or zoom.client_secret is None:
-        raise ConfigError("Zoom is not configured: set COACHLOOP_ZOOM__CLIENT_ID and "
-                          "COACHLOOP_ZOOM__CLIENT_SECRET (Zoom Marketplace → your app → "
-                          "App Credentials)")
-    base = zoom.oauth_base.rstrip("/")
-    return OAuthProvider(name="zoom", authorize_url=f"{base}/oauth/authorize",
-                         token_url=f"{base}/oauth/token", client_id=zoom.client_id,
-                         client_secret=zoom.client_secret.get_secret_value(),
-                         scopes=tuple(zoom.scopes), client_auth="basic",
-                         verify=settings.ca_bundle or True,
-                         identify=lambda token: _account_of(token, settings),
-                         # Zoom revokes with the access token; doing so deauthorizes the app
-                         # for that user (every token of the grant ends).
-                         revoke_url=f"{base}/oauth/revoke", revoke_token="access_token")
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+VENDOR = Vendor.from_file(__file__)
 
 
 def probe(connection_id: int, settings: Settings) -> str:
@@ -40,12 +27,7 @@ def probe(connection_id: int, settings: Settings) -> str:
     return str(me.get("email") or me.get("id") or "")
 
 
-def api_origin(settings: Settings, instance_url: str | None = None) -> str:
-    """The server a Zoom connection's API calls go to (for "cannot be reached" messages)."""
-    return settings.zoom.api_base
-
-
-def _account_of(access_token: str, settings: Settings) -> str:
+def account_of(access_token: str, settings: Settings) -> str:
     """The Zoom account a user token belongs to (`GET /users/me`): webhooks name accounts."""
     import httpx
 

@@ -25,10 +25,19 @@ def zoom_signature(secret: str, timestamp: str, raw_body: bytes) -> str:
     return "v0=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+def receiver(settings) -> ZoomReceiver | None:
+    """The receiver for the configured app's secret token; None until it is set."""
+    token = settings.zoom.webhook_secret_token
+    if token is None:
+        return None
+    return ZoomReceiver(token.get_secret_value(), tolerance_s=settings.zoom.webhook_tolerance_s)
+
+
 class ZoomReceiver:
     """Verifies and parses Zoom deliveries for one app's secret token."""
 
     provider = "zoom"
+    kept_headers = ("x-zm-request-timestamp", "x-zm-trackingid", "x-zm-signature")
 
     def __init__(self, secret_token: str, *, tolerance_s: int = 300,
                  clock: Callable[[], float] = time.time):

@@ -1,0 +1,169 @@
+"""Every vendor coachloop connects to, described once: a `vendor.yaml` in the vendor's folder,
+validated here, registered by one line in the `coachloop.vendors` entry-point group.
+
+A descriptor names, as `module:attribute` strings imported only when needed, the vendor's
+settings model, its meeting source, CRM writer, webhook receiver, poller and connection
+probe; its OAuth provider is plain data (URL templates over its settings, how the client
+authenticates, how tokens are revoked). Adding a vendor is its folder, its emulator, its
+mapping file and one `pyproject.toml` line; nothing else names it.
+
+    [project.entry-points."coachloop.vendors"]
+    acme = "acme_coachloop:VENDOR"     # VENDOR = Vendor.from_file(__file__)
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from functools import cache
+from importlib import import_module
+from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, entry_points
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENTRY_POINT_GROUP = "coachloop.vendors"
+_REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_TEMPLATE_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def _reference(value: str | None) -> str | None:
+    if value is not None and not _REFERENCE.match(value):
+        raise ValueError(f"{value!r} is not a 'module:attribute' reference")
+    return value
+
+
+class OAuthSpec(BaseModel):
+    """A vendor's OAuth 2.0 provider as data. URLs are templates over the vendor's settings
+    (`{oauth_base}/oauth/token`); `client_auth`: HTTP Basic or the form body."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    authorize_url: str
+    token_url: str
+    revoke_url: str | None = None
+    revoke_token: Literal["access_token", "refresh_token"] = "refresh_token"
+    client_auth: Literal["basic", "body"] = "body"
+    pkce: bool = True
+    refresh_rotates: bool = Field(False, description="a refresh answers with a new refresh "
+                                  "token that replaces the old one")
+    lifetime_setting: str | None = Field(None, description="the setting that holds the token "
+                                         "lifetime when the token response has no expires_in")
+    identify: str | None = Field(None, description="access token -> the vendor account id, "
+                                 "for vendors whose token response does not say")
+    credentials_hint: str = Field("", description="where an admin finds the client id and "
+                                  "secret, for the 'not configured' message")
+
+    _check_identify = field_validator("identify")(classmethod(lambda cls, v: _reference(v)))
+
+
+class Vendor(BaseModel):
+    """One vendor, from its `vendor.yaml`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,30}$")
+    label: str
+    settings: str | None = Field(None, description="its settings model (COACHLOOP_<NAME>__…)")
+    oauth: OAuthSpec | None = None
+    api_origin: str | None = Field(None, description="URL template of its API, for messages")
+    source: str | None = Field(None, description="its MeetingSource class")
+    writer: str | None = Field(None, description="(org_id, settings) -> its CrmWriter")
+    webhooks: str | None = Field(None, description="(settings) -> its WebhookReceiver, or "
+                                 "None while unconfigured")
+    poll: str | None = Field(None, description="(org_id, *, since, progress, on_item) -> ids "
+                             "of meetings to process")
+    poll_minutes_setting: str | None = None
+    probe: str | None = Field(None, description="(connection_id, settings) -> what one cheap "
+                              "authenticated call says")
+
+    _check_references = field_validator("settings", "source", "writer", "webhooks", "poll",
+                                        "probe")(classmethod(lambda cls, v: _reference(v)))
+
+    @classmethod
+    def from_file(cls, module_file: str | Path, name: str = "vendor.yaml") -> Vendor:
+        """The descriptor next to a vendor package's `__init__.py`."""
+        path = Path(module_file).with_name(name)
+        try:
+            return cls.model_validate(yaml.safe_load(path.read_text()))
+        except (OSError, yaml.YAMLError, ValidationError) as exc:
+            raise RuntimeError(f"vendor descriptor {path} is invalid: {exc}") from exc
+
+    def load(self, what: str) -> Any:
+        """The object one of the descriptor's references names (e.g. `load("source")`)."""
+        reference = getattr(self, what)
+        if reference is None:
+            from core.errors import NotFound
+
+            raise NotFound(f"{self.label} has no {what}")
+        return load_reference(reference)
+
+    def settings_of(self, settings) -> Any:
+        """This vendor's part of the app's settings."""
+        return getattr(settings, self.name)
+
+    def expand(self, template: str, settings, **extra: str) -> str:
+        """A URL template filled from this vendor's settings (and `extra`), without a
+        trailing slash on any base."""
+        own = self.settings_of(settings)
+
+        def value(match: re.Match) -> str:
+            key = match.group(1)
+            found = extra.get(key) or getattr(own, key)
+            return str(found).rstrip("/")
+        return _TEMPLATE_FIELD.sub(value, template)
+
+
+def load_reference(reference: str) -> Any:
+    """The object a `module:attribute` reference names."""
+    module, _, attribute = reference.partition(":")
+    return getattr(import_module(module), attribute)
+
+
+def _entry_points() -> list[EntryPoint]:
+    found = list(entry_points(group=ENTRY_POINT_GROUP))
+    try:
+        distribution("coachloop")
+    except PackageNotFoundError:  # a source checkout: our own table, read from pyproject.toml
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        table = tomllib.loads(pyproject.read_text())["project"]["entry-points"]
+        found += [EntryPoint(name, value, ENTRY_POINT_GROUP)
+                  for name, value in table.get(ENTRY_POINT_GROUP, {}).items()]
+    return found
+
+
+@cache
+def vendors() -> dict[str, Vendor]:
+    """Every registered vendor by name. A broken or doubly registered one is a startup error
+    that names it, not a vendor silently missing."""
+    found: dict[str, Vendor] = {}
+    for entry in _entry_points():
+        try:
+            vendor = entry.load()
+        except (ImportError, AttributeError, RuntimeError) as exc:
+            raise RuntimeError(f"vendor {entry.name!r} ({entry.value}) cannot be loaded: "
+                               f"{exc}") from exc
+        if not isinstance(vendor, Vendor) or vendor.name != entry.name:
+            raise RuntimeError(f"vendor {entry.name!r} ({entry.value}) is not a Vendor named "
+                               f"{entry.name!r}")
+        if entry.name in found and found[entry.name] != vendor:
+            raise RuntimeError(f"vendor {entry.name!r} is registered more than once")
+        found[entry.name] = vendor
+    return dict(sorted(found.items()))
+
+
+def vendor(name: str) -> Vendor:
+    """The vendor registered as `name`; `NotFound` lists the ones there are."""
+    found = vendors().get(name)
+    if found is None:
+        from core.errors import NotFound
+
+        raise NotFound(f"no vendor {name!r} (registered: {', '.join(vendors()) or 'none'})")
+    return found
+
+
+def with_a(what: str) -> list[Vendor]:
+    """The vendors that have a `what` (oauth, source, writer, webhooks, poll)."""
+    return [v for v in vendors().values() if getattr(v, what) is not None]

@@ -35,11 +35,6 @@ from mappings import (CallFindings, FieldDecision, FoundValue, Mapping, ObjectIn
 PULL_OVERLAP = timedelta(seconds=60)
 SKILLS_STREAM = "skill-scores"
 SYNC_LEASE_S = 600  # longer than any run; a crashed run's lease simply expires
-# Our custom object's fields (README: "Rep_Skill_Score__c"); absent ones are left out.
-SKILL_FIELDS = ("Name", "User__c", "Skill__c", "Window_Days__c", "As_Of__c", "Score__c",
-                "Interval_Low__c", "Interval_High__c", "Percentile__c", "N_Calls__c", "State__c")
-
-
 @dataclass
 class SyncReport:
     """What a run found, decided and (when applied) wrote."""
@@ -93,19 +88,22 @@ def _single_valued_fields(methodology: str) -> set[str]:
 
 
 def _activity_values(call: CallForCrm, deal_id: str | None, mapping: Mapping,
-                     public_url: str) -> dict:
+                     info: ObjectInfo, public_url: str) -> dict:
+    """The call's activity record, from the mapping's templates."""
     scores = ", ".join(f"{m.upper()} {o:.0f}/100" if o is not None else f"{m.upper()} abstained"
                        for m, o in call.overall)
+    url = f"{public_url.rstrip('/')}/meetings/{call.meeting_id}"
     lines = [f"Scored by coachloop ({scores})."]
     for rubric, found in call.fields:
         if rubric == mapping.methodology and found.writable:
             lines.append(f"{found.label}: {found.value}")
-    lines.append(f"Call in coachloop: {public_url.rstrip('/')}/meetings/{call.meeting_id}")
-    values = {"Subject": f"Call: {call.title}"[:255],
-              "ActivityDate": call.started_at.date().isoformat(), "Status": "Completed",
-              "Priority": "Normal", "Description": "\n".join(lines)[:32000]}
-    if deal_id:
-        values["WhatId"] = deal_id
+    lines.append(f"Call in coachloop: {url}")
+    rule = mapping.activity
+    values = rule.render({"title": call.title, "date": call.started_at.date().isoformat(),
+                          "started_at": call.started_at.isoformat(), "summary": "\n".join(lines),
+                          "meeting_id": call.meeting_id, "url": url}, info)
+    if deal_id and rule.link_field:
+        values[rule.link_field] = deal_id
     return values
 
 
@@ -134,13 +132,14 @@ def _skill_writes(writer: CrmWriter, mapping: Mapping, describe: dict[str, Objec
             report.skipped.append(f"skill scores of {row.rep_email}: no active CRM user has "
                                   "this e-mail")
             continue
-        values = {"Name": f"{row.rep_email.split('@')[0]} · {row.skill} · {row.window_days}d"[:80],
-                  "User__c": user_id, "Skill__c": row.skill, "Window_Days__c": row.window_days,
-                  "As_Of__c": row.as_of.isoformat(), "Score__c": row.score,
-                  "Interval_Low__c": row.interval_low, "Interval_High__c": row.interval_high,
-                  "Percentile__c": row.percentile, "N_Calls__c": row.n_calls,
-                  "State__c": row.state}
-        values = {k: v for k, v in values.items() if info.field(k) is not None}
+        values = rule.render({
+            "rep_email": row.rep_email, "rep_handle": row.rep_email.split("@")[0],
+            "skill": row.skill, "window_days": row.window_days, "as_of": row.as_of.isoformat(),
+            "score": row.score, "interval_low": row.interval_low,
+            "interval_high": row.interval_high, "percentile": row.percentile,
+            "n_calls": row.n_calls, "state": row.state}, info)
+        if rule.link_field:
+            values[rule.link_field] = user_id
         key = f"{user_id}:{row.skill}:{row.window_days}d:{row.as_of.isoformat()}"
         writes.append(RecordWrite(rule.object, values, key_field=rule.external_id, key=key))
     return writes
@@ -239,7 +238,8 @@ def sync(org_id: int, writer: CrmWriter, mapping: Mapping, *, apply: bool,
         for call in report.calls:
             report.writes.append(RecordWrite(
                 mapping.activity.object,
-                _activity_values(call, deal_of[call.meeting_id], mapping, public_url),
+                _activity_values(call, deal_of[call.meeting_id], mapping,
+                                 describe[mapping.activity.object.lower()], public_url),
                 key_field=mapping.activity.external_id, key=call.key))
     report.writes += _skill_writes(writer, mapping, describe, report)
     if not apply:

@@ -70,14 +70,56 @@ class FieldRule(BaseModel):
         return self.to
 
 
+# What the `values` templates of each record rule may name.
+ACTIVITY_NAMES = frozenset({"title", "date", "started_at", "summary", "meeting_id", "url"})
+SKILL_NAMES = frozenset({"rep_email", "rep_handle", "skill", "window_days", "as_of", "score",
+                         "interval_low", "interval_high", "percentile", "n_calls", "state"})
+
+
 class RecordRule(BaseModel):
-    """A record we create per call or per skill snapshot, upserted by our external id."""
+    """A record we create per call (the activity) or per skill snapshot, upserted by our
+    external id. `values`: CRM field → template over what we know (`"Call: {title}"`); a
+    template that is one name alone keeps its type (a number stays a number). `link_field`
+    holds the record's link: the activity's deal, the skill row's CRM user."""
 
     model_config = ConfigDict(extra="forbid")
 
     object: str
     external_id: str
     enabled: bool = True
+    link_field: str | None = None
+    values: dict[str, str] = Field(default_factory=dict)
+
+    def names_used(self) -> set[str]:
+        return {name for template in self.values.values() for name in _template_names(template)}
+
+    def render(self, known: dict[str, Any], info: ObjectInfo) -> dict[str, Any]:
+        """The record's values: each template filled, strings cut to the field's length,
+        fields the CRM does not have or will not take on create (an Auto Number Name) left
+        out."""
+        out = {}
+        for name, template in self.values.items():
+            field_info = info.field(name)
+            if field_info is None or not field_info.createable:
+                continue
+            value = _fill(template, known)
+            if isinstance(value, str) and field_info.length:
+                value = value[:field_info.length]
+            out[field_info.name] = value
+        return out
+
+
+def _template_names(template: str) -> list[str]:
+    from string import Formatter
+
+    return [name for _, name, _, _ in Formatter().parse(template) if name]
+
+
+def _fill(template: str, known: dict[str, Any]) -> Any:
+    names = _template_names(template)
+    if len(names) == 1 and template == "{" + names[0] + "}":
+        return known.get(names[0])  # one name alone: its own type (None stays None)
+    return template.format_map({k: "" if v is None else v for k, v in known.items()})
 
 
 class Mapping(BaseModel):
@@ -116,6 +158,20 @@ class Mapping(BaseModel):
                 raise LocatedError(f"{rule.target} is already written by fields[{earlier}]; "
                                    "one CRM field takes one rule", ("fields", index, "to"))
             targets[rule.target.lower()] = index
+        for section, allowed in (("activity", ACTIVITY_NAMES), ("skill_scores", SKILL_NAMES)):
+            rule = getattr(self, section)
+            if rule is None:
+                continue
+            for target, template in rule.values.items():
+                try:
+                    unknown = set(_template_names(template)) - allowed
+                except ValueError as exc:  # an unbalanced brace
+                    raise LocatedError(f"{template!r} is not a template: {exc}",
+                                       (section, "values", target)) from None
+                if unknown:
+                    raise LocatedError(f"{section} values cannot name {', '.join(sorted(unknown))}"
+                                       f" (they can name: {', '.join(sorted(allowed))})",
+                                       (section, "values", target))
         return self
 
     def threshold(self, rule: FieldRule) -> float:
@@ -147,8 +203,11 @@ def load_mapping(path: str | Path) -> Mapping:
         for key in ("from", "to", "policy"):
             lines[f"fields.{index}.{key}"] = line_of(root, ("fields", index, key))
     for section in ("activity", "skill_scores"):
-        for key in ("object", "external_id"):
+        for key in ("object", "external_id", "link_field"):
             lines[f"{section}.{key}"] = line_of(root, (section, key))
+        rule = getattr(mapping, section)
+        for name in rule.values if rule is not None else ():
+            lines[f"{section}.values.{name}"] = line_of(root, (section, "values", name))
     lines["object"] = line_of(root, ("object",))
     return mapping.model_copy(update={"source": str(path), "lines": lines})
 
@@ -229,6 +288,11 @@ def check_against(mapping: Mapping, describe: dict[str, ObjectInfo]) -> None:
             problems.append(f"{mapping.where(section, 'external_id')}: {rule.object}."
                             f"{rule.external_id} is not an External ID field, so writes could "
                             "not be retried without duplicates")
+        for name, where in [(n, (section, "values", n)) for n in rule.values] + (
+                [(rule.link_field, (section, "link_field"))] if rule.link_field else []):
+            if obj.field(name) is None:
+                problems.append(f"{mapping.where(*where)}: {rule.object} has no field "
+                                f"{name!r} (or the integration user cannot see it)")
     if problems:
         raise MappingError(problems[0].split(": ", 1)[1], file=mapping.source,
                            problems=tuple(problems))

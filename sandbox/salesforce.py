@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import random
+import re
 import secrets
 import threading
 from collections import Counter, deque
@@ -56,6 +57,7 @@ class SField:
     reference_to: tuple[str, ...] = ()
     relationship_name: str | None = None
     default: Any = None
+    auto_number: str | None = None  # display format, e.g. "RSS-{000000}": set on insert
 
     def describe(self) -> dict:
         """The field's entry in `GET /sobjects/{obj}/describe`."""
@@ -69,6 +71,7 @@ class SField:
             "nillable": self.nillable, "defaultedOnCreate": self.default is not None,
             "referenceTo": list(self.reference_to), "relationshipName": self.relationship_name,
             "custom": self.name.endswith("__c"), "calculated": False,
+            "autoNumber": self.auto_number is not None,
             "soapType": _SOAP_TYPES.get(self.type, "xsd:string"),
             "precision": 18 if self.type in ("double", "currency") else 0,
             "scale": 2 if self.type in ("double", "currency") else 0,
@@ -431,6 +434,18 @@ class SalesforceSandbox:
 
     # ---- configuration and fault injection -------------------------------------------------
 
+    def use_auto_number_name(self, sobject: str, display_format: str = "A-{000000}") -> None:
+        """Make the object's Name an Auto Number, as many orgs define custom objects:
+        read-only (not createable, not updateable), numbered by Salesforce on insert."""
+        from dataclasses import replace
+
+        with self._lock:
+            obj = self.schema[sobject.lower()]
+            fields = tuple(replace(f, createable=False, updateable=False, nillable=False,
+                                   default=None, auto_number=display_format)
+                           if f.name == "Name" else f for f in obj.fields)
+            self.schema[sobject.lower()] = replace(obj, fields=fields)
+
     def add_client(self, client_id: str, client_secret: str,
                    redirect_uris: Iterable[str] | None = None) -> None:
         """Register a connected app; `redirect_uris=None` accepts any callback."""
@@ -603,6 +618,12 @@ class SalesforceSandbox:
         return rid
 
     def _derive(self, sobject: SObject, record: dict) -> None:
+        for f in sobject.fields:
+            if f.auto_number and not record.get(f.name):
+                width = len(f.auto_number.split("{", 1)[1].split("}", 1)[0])
+                number = sum(1 for r in self._records[sobject.name.lower()].values()
+                             if r.get(f.name)) + 1
+                record[f.name] = re.sub(r"\{0+\}", str(number).zfill(width), f.auto_number)
         if sobject.name == "Opportunity":
             stage = record.get("StageName")
             record["IsClosed"] = stage in ("Closed Won", "Closed Lost")

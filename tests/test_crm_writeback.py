@@ -318,6 +318,62 @@ def test_mapping_that_does_not_fit_the_org_is_refused_before_any_write(crm, tmp_
     assert not [k for k in crm.box.requests if k.startswith(("PATCH", "POST /services/data"))]
 
 
+def test_activity_and_skill_fields_come_from_the_mapping_and_are_checked(crm, tmp_path):
+    """The activity's and skill rows' fields are the mapping's templates, not code: a
+    template may only name what we know, a field the object lacks is refused before any
+    write (with its line), and a one-name template keeps its type."""
+    from mappings import MappingError, load_mapping
+
+    head = "crm: salesforce\nmethodology: meddic\nobject: Opportunity\n"
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(head + "activity:\n  object: Task\n  external_id: Coachloop_Meeting_Key__c\n"
+                    "  values:\n    Subject: 'Call: {titel}'\n")
+    with pytest.raises(MappingError, match=rf"{typo}:8.*cannot name titel.*title"):
+        load_mapping(typo)
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(head + "activity:\n  object: Task\n  external_id: Coachloop_Meeting_Key__c"
+                       "\n  link_field: WhatId\n  values:\n    Subjekt: '{title}'\n")
+    with pytest.raises(MappingError) as caught:
+        sync(crm.org_id, mapping=load_mapping(missing))
+    assert caught.value.problems == (f"{missing}:9: Task has no field 'Subjekt' (or the "
+                                     "integration user cannot see it)",)
+
+    own = tmp_path / "own.yaml"
+    own.write_text(head + "activity:\n  object: Task\n  external_id: Coachloop_Meeting_Key__c\n"
+                   "  link_field: WhatId\n  values:\n    Subject: '[{meeting_id}] {title}'\n"
+                   "    Status: Completed\n"
+                   "skill_scores:\n  object: Rep_Skill_Score__c\n  external_id: Score_Key__c\n"
+                   "  link_field: User__c\n  values:\n    Score__c: '{score}'\n"
+                   "    Skill__c: 'skill {skill}'\n")
+    report = sync(crm.org_id, mapping=load_mapping(own))
+    assert not report.failed
+    tasks = [t for t in crm.box.records("Task") if t.get("Coachloop_Meeting_Key__c")]
+    assert tasks and all(t["Subject"].startswith("[") and t["Status"] == "Completed"
+                         and not t.get("Description") for t in tasks)
+    assert any(t.get("WhatId") for t in tasks)  # calls with a deal are logged on it
+    rows = crm.box.records("Rep_Skill_Score__c")
+    assert rows and all(r["Skill__c"].startswith("skill ") and r["User__c"] for r in rows)
+    sent = [w.values["Score__c"] for w in report.writes if w.sobject == "Rep_Skill_Score__c"]
+    assert any(isinstance(v, float) for v in sent)  # a number is sent as one, not as "71.2"
+    assert all(v is None or isinstance(v, float) for v in sent)
+
+
+def test_an_auto_number_name_is_not_sent(tls, tmp_path, monkeypatch, sqlite_database):
+    """Many orgs define a custom object's Name as an Auto Number: read-only, so sending it
+    fails every row. Describe says it is not createable, and it is left out."""
+    made = make_crm(tmp_path / "calls", tls, monkeypatch)
+    try:
+        made.box.use_auto_number_name("Rep_Skill_Score__c", "RSS-{0000}")
+        report = sync(made.org_id)
+        assert not report.failed, report.failed
+        rows = made.box.records("Rep_Skill_Score__c")
+        assert rows and sorted(r["Name"] for r in rows)[0] == "RSS-0001"
+        skill_writes = [w for w in report.writes if w.sobject == "Rep_Skill_Score__c"]
+        assert skill_writes and all("Name" not in w.values for w in skill_writes)
+    finally:
+        made.server.stop()
+
+
 def test_values_that_are_not_picklist_values_are_not_written(crm, tmp_path):
     from mappings import load_mapping
 

@@ -45,6 +45,14 @@ RATE_CATEGORIES = {
     "POST /oauth/token": "Light",
 }
 
+# Granular scopes, per app type. A user-managed app gets the plain scopes and acts for the
+# user who installed it; an admin-managed (or server-to-server) app gets the `:admin` ones and
+# may read any user's recordings in the account (developers.zoom.us, OAuth scopes).
+USER_SCOPES = ("cloud_recording:read:list_user_recordings",
+               "cloud_recording:read:list_recording_files",
+               "meeting:read:list_past_participants", "user:read:user")
+ADMIN_SCOPES = tuple(f"{scope}:admin" for scope in USER_SCOPES)
+
 AUDIO_MEDIA = {".m4a": "audio/mp4", ".mp4": "video/mp4", ".ogg": "audio/ogg",
                ".wav": "audio/wav", ".mp3": "audio/mpeg", ".flac": "audio/flac",
                ".vtt": "text/vtt", ".txt": "text/plain"}
@@ -164,6 +172,7 @@ class _Meeting:
     timezone: str
     share_id: str
     participants: list[tuple[str, str]]
+    invited: frozenset[str] = frozenset()  # e-mails on the calendar invite (or registered)
     files: list[_File] = field(default_factory=list)
     participant_files: list[_File] = field(default_factory=list)
     processing_polls: int = 0
@@ -176,6 +185,7 @@ class _Token:
     user_email: str | None     # None: account-level (S2S)
     expires_at: float
     meeting_uuid: str | None = None
+    scopes: tuple[str, ...] = ()
 
 
 class ZoomSandbox:
@@ -192,7 +202,11 @@ class ZoomSandbox:
                  owner_email: str = "owner@acme-analytics.example",
                  clock: Callable[[], float] = time.time, seed: int = 0,
                  rate_limits: dict[str, float] | None = None,
-                 error_rate: float = 0.0, latency_s: float = 0.0):
+                 error_rate: float = 0.0, latency_s: float = 0.0,
+                 app_type: str = "admin"):
+        if app_type not in ("admin", "user"):
+            raise ValueError("app_type is 'admin' (admin-managed) or 'user' (user-managed)")
+        self.app_type = app_type  # which scopes user OAuth grants
         self.client_id, self.client_secret, self.account_id = client_id, client_secret, account_id
         self.owner_email = owner_email
         self.clock = clock
@@ -230,11 +244,13 @@ class ZoomSandbox:
                     participant_audio: dict[str, str | Path] | None = None, *,
                     duration_s: float | None = None, timezone_name: str = "UTC",
                     processing_polls: int = 0, meeting_uuid: str | None = None,
-                    meeting_id: int | None = None) -> str:
+                    meeting_id: int | None = None, invited: Iterable[str] = ()) -> str:
         """Seed a past, recorded meeting; returns its uuid.
 
         `transcript_vtt` is a path (.vtt, or .srt converted to VTT) or the VTT text itself.
         Files stay `processing` for the next `processing_polls` reads of the meeting.
+        `invited`: guests' e-mails on the calendar invite; Zoom shows other guests' e-mails
+        to nobody (users of the account are always shown).
         """
         participants = list(participants)
         host_name = next((n for n, e in participants if e.lower() == host_email.lower()), "")
@@ -251,6 +267,7 @@ class ZoomSandbox:
                 host=self._users[host_email.lower()], topic=topic, start=_parse_time(start_time),
                 duration_s=float(duration_s), timezone=timezone_name,
                 share_id=self._random_id(32), participants=participants,
+                invited=frozenset(e.lower() for e in invited),
                 processing_polls=processing_polls)
             status = "processing" if processing_polls else "completed"
             if audio_path is not None:
@@ -299,9 +316,20 @@ class ZoomSandbox:
 
     # ------------------------------------------------------------------ tokens
 
-    def issue_access_token(self, user_email: str | None = None) -> str:
-        """Mint an access token directly (tests that do not exercise OAuth)."""
-        return self._issue("access", self.client_id, user_email, ACCESS_TOKEN_TTL)
+    def issue_access_token(self, user_email: str | None = None,
+                           scopes: Iterable[str] | None = None) -> str:
+        """Mint an access token directly (tests that do not exercise OAuth); by default with
+        the scopes this app type grants (account-level tokens: the `:admin` ones)."""
+        if scopes is None:
+            scopes = self.granted_scopes if user_email else ADMIN_SCOPES
+        return self._issue("access", self.client_id, user_email, ACCESS_TOKEN_TTL,
+                           scopes=tuple(scopes))
+
+    @property
+    def granted_scopes(self) -> tuple[str, ...]:
+        """What user OAuth grants for this app type (configured in the Marketplace; the
+        `scope` parameter of the authorize URL does not change it)."""
+        return ADMIN_SCOPES if self.app_type == "admin" else USER_SCOPES
 
     # ---------------------------------------------------------------- webhooks
 
@@ -439,6 +467,7 @@ class ZoomSandbox:
             await sandbox._gate("GET /v2/users/{userId}")
             tok = sandbox._bearer(request)
             user = sandbox._user_for(tok, userId)
+            sandbox._require(tok, "user:read:user", own=sandbox._own(tok, user))
             first, _, last = user.name.partition(" ")
             return JSONResponse({"id": user.id, "email": user.email, "first_name": first,
                                  "last_name": last, "display_name": user.name, "type": 2,
@@ -454,15 +483,15 @@ class ZoomSandbox:
         @app.get("/v2/meetings/{meetingId}/recordings")
         async def meeting_recordings(meetingId: str, request: Request):
             await sandbox._gate("GET /v2/meetings/{meetingId}/recordings")
-            sandbox._bearer(request)
-            return JSONResponse(sandbox._meeting_recordings(meetingId, request.query_params,
+            tok = sandbox._bearer(request)
+            return JSONResponse(sandbox._meeting_recordings(tok, meetingId, request.query_params,
                                                             base_of(request)))
 
         @app.get("/v2/past_meetings/{meetingId}/participants")
         async def participants(meetingId: str, request: Request):
             await sandbox._gate("GET /v2/past_meetings/{meetingId}/participants")
-            sandbox._bearer(request)
-            return JSONResponse(sandbox._participants(meetingId, request.query_params))
+            tok = sandbox._bearer(request)
+            return JSONResponse(sandbox._participants(tok, meetingId, request.query_params))
 
         @app.get("/rec/download/{fileId}")
         async def download(fileId: str, request: Request):
@@ -524,12 +553,25 @@ class ZoomSandbox:
                 self._complete(meeting)
 
     def _issue(self, kind: str, client_id: str, user_email: str | None, ttl: float,
-               meeting_uuid: str | None = None) -> str:
+               meeting_uuid: str | None = None, scopes: tuple[str, ...] = ()) -> str:
         value = "eyJ" + secrets.token_urlsafe(48)   # opaque; real ones are JWTs
         with self._lock:
             self._tokens[value] = _Token(kind, client_id, user_email, self.clock() + ttl,
-                                         meeting_uuid)
+                                         meeting_uuid, scopes)
         return value
+
+    def _require(self, tok: _Token, scope: str, *, own: bool) -> None:
+        """Zoom's scope check: a user's own resources take the plain scope or its `:admin`
+        form; anyone else's take the `:admin` form (4711, naming both)."""
+        admin = f"{scope}:admin"
+        if admin in tok.scopes or (own and scope in tok.scopes):
+            return
+        raise _api_error(400, 4711, f"Invalid access token, does not contain scopes:[{scope}, "
+                                    f"{admin}].")
+
+    def _own(self, tok: _Token, user: _User) -> bool:
+        """Whether a user token acts for this user (account-level tokens own nothing)."""
+        return tok.user_email is not None and tok.user_email.lower() == user.email.lower()
 
     async def _gate(self, endpoint: str, *, faults: bool = True) -> None:
         """Count the request, then apply latency, rate limit and injected errors."""
@@ -621,11 +663,10 @@ class ZoomSandbox:
         if grant == "account_credentials":
             if form.get("account_id") != self.account_id:
                 raise _oauth_error(400, "invalid_request", "Invalid account_id")
-            return {"access_token": self._issue("access", client_id, None, ACCESS_TOKEN_TTL),
+            return {"access_token": self._issue("access", client_id, None, ACCESS_TOKEN_TTL,
+                                                scopes=ADMIN_SCOPES),
                     "token_type": "bearer", "expires_in": EXPIRES_IN,
-                    "scope": "cloud_recording:read:list_user_recordings:admin "
-                             "cloud_recording:read:list_recording_files:admin "
-                             "meeting:read:list_past_participants:admin",
+                    "scope": " ".join(ADMIN_SCOPES),
                     "api_url": base}
         if grant == "authorization_code":
             with self._lock:
@@ -654,14 +695,13 @@ class ZoomSandbox:
                            "Grant type is not supported from token endpoint.")
 
     def _user_tokens(self, client_id: str, user_email: str | None) -> dict:
-        return {"access_token": self._issue("access", client_id, user_email, ACCESS_TOKEN_TTL),
+        scopes = self.granted_scopes
+        return {"access_token": self._issue("access", client_id, user_email, ACCESS_TOKEN_TTL,
+                                            scopes=scopes),
                 "token_type": "bearer",
                 "refresh_token": self._issue("refresh", client_id, user_email,
-                                             REFRESH_TOKEN_TTL),
-                "expires_in": EXPIRES_IN,
-                "scope": "cloud_recording:read:list_user_recordings "
-                         "cloud_recording:read:list_recording_files "
-                         "meeting:read:list_past_participants"}
+                                             REFRESH_TOKEN_TTL, scopes=scopes),
+                "expires_in": EXPIRES_IN, "scope": " ".join(scopes)}
 
     # API --------------------------------------------------------------------
 
@@ -710,6 +750,7 @@ class ZoomSandbox:
 
     def _list_recordings(self, tok: _Token, user_id: str, params, base: str) -> dict:
         user = self._user_for(tok, user_id)
+        self._require(tok, "cloud_recording:read:list_user_recordings", own=self._own(tok, user))
         today = datetime.fromtimestamp(self.clock(), UTC).date()
         to = self._date_param(params, "to", today)
         frm = self._date_param(params, "from", to - timedelta(days=1))
@@ -725,7 +766,7 @@ class ZoomSandbox:
             start, nxt = self._page(("list", user.id, frm, to, page_size), params,
                                     len(found), page_size)
             chosen = found[start:start + page_size]
-            meetings = [self._meeting_json(m, base) for m in chosen]
+            meetings = [self._meeting_json(m, base) for m in chosen]  # no host_email here
             for meeting in chosen:
                 self._polled(meeting)
         return {"from": frm.isoformat(), "to": to.isoformat(),
@@ -741,10 +782,12 @@ class ZoomSandbox:
                 return max(instances, key=lambda m: m.start) if instances else None
             return self._meetings.get(meeting_id)
 
-    def _meeting_recordings(self, meeting_id: str, params, base: str) -> dict:
+    def _meeting_recordings(self, tok: _Token, meeting_id: str, params, base: str) -> dict:
         meeting = self._find_meeting(meeting_id)
         if meeting is None or not (meeting.files or meeting.participant_files):
             raise _api_error(404, 3301, "There is no recording for this meeting.")
+        self._require(tok, "cloud_recording:read:list_recording_files",
+                      own=self._own(tok, meeting.host))
         with self._lock:
             body = self._meeting_json(meeting, base, participant_audio=True)
             self._polled(meeting)
@@ -758,18 +801,23 @@ class ZoomSandbox:
                 meeting_uuid=meeting.uuid)
         return body
 
-    def _participants(self, meeting_id: str, params) -> dict:
+    def _participants(self, tok: _Token, meeting_id: str, params) -> dict:
         meeting = self._find_meeting(meeting_id)
         if meeting is None:
             raise _api_error(404, 3001, f"Meeting does not exist: {meeting_id}.")
+        self._require(tok, "meeting:read:list_past_participants",
+                      own=self._own(tok, meeting.host))
         page_size = self._page_size(params)
         join, leave = meeting.start, meeting.start + timedelta(seconds=meeting.duration_s)
         rows = []
         with self._lock:
             for name, email in meeting.participants:
                 user = self._users.get(email.lower())
+                # Since 2022 Zoom shows a guest's e-mail only if they registered or were on
+                # the calendar invite (the account's own users always).
+                shown = email if user or email.lower() in meeting.invited else ""
                 rows.append({"id": user.id if user else "", "user_id": str(16778240 + len(rows)),
-                             "name": name, "user_email": email, "join_time": _iso(join),
+                             "name": name, "user_email": shown, "join_time": _iso(join),
                              "leave_time": _iso(leave), "duration": int(meeting.duration_s),
                              "failover": False, "status": "in_meeting"})
         start, nxt = self._page(("participants", meeting.uuid, page_size), params,
@@ -796,7 +844,7 @@ class ZoomSandbox:
             return row
 
         body = {"uuid": meeting.uuid, "id": meeting.id, "account_id": self.account_id,
-                "host_id": meeting.host.id, "host_email": meeting.host.email,
+                "host_id": meeting.host.id,
                 "topic": meeting.topic, "type": 2, "start_time": _iso(meeting.start),
                 "timezone": meeting.timezone, "duration": max(1, round(meeting.duration_s / 60)),
                 "total_size": sum(len(f.data) for f in meeting.files),
@@ -844,7 +892,7 @@ def demo_seed(sandbox: ZoomSandbox, demo_dir: str | Path,
     """Seed the committed demo calls (manifests *.yaml) as Zoom meetings hosted by the rep.
 
     The host is the first participant who is a rep in `team.yaml` next to the calls folder
-    (else the first participant). A dual-channel call (`channels:` in its manifest) becomes a
+    (else the first participant); everyone was on the calendar invite. A dual-channel call (`channels:` in its manifest) becomes a
     mixed recording plus one audio file per participant, as Zoom's "record a separate audio
     file of each participant" gives; the per-channel files are written under `work_dir`.
     Returns {external_id: meeting uuid}.
@@ -877,7 +925,10 @@ def demo_seed(sandbox: ZoomSandbox, demo_dir: str | Path,
             call.get("title", manifest.stem), str(call["started_at"]), host, people,
             audio_path=recording if recording and recording.is_file() else None,
             transcript_vtt=transcript if transcript and transcript.is_file() else None,
-            participant_audio=per_person)
+            participant_audio=per_person,
+            # Sales calls are scheduled: the buyers were on the calendar invite, so Zoom
+            # shows their e-mails (a guest who joined by link alone stays nameless).
+            invited=[e for _, e in people])
     return seeded
 
 

@@ -37,6 +37,7 @@ SIGNED = "GET /rec/signed/{fileId}"
 TOKEN = "POST /oauth/token"
 REP = ("Maya Chen", "maya.chen@acme-analytics.example")
 BUYER = ("Jordan Lee", "jordan@globex.example")
+INVITED = [BUYER[1]]  # on the calendar invite: Zoom shows their e-mail
 SECRET = "zoom-webhook-secret"
 
 
@@ -97,7 +98,7 @@ def test_registered_under_its_entry_point():
 
 def test_polling_walks_month_windows_and_pages_then_resumes_from_the_cursor(zoom, source):
     ages = (70, 52, 50, 48, 35, 20, 10, 5, 1)
-    uuids = {age: zoom.add_meeting(f"Call {age}", days_ago(age), REP[1], [REP, BUYER],
+    uuids = {age: zoom.add_meeting(f"Call {age}", days_ago(age), REP[1], [REP, BUYER], invited=INVITED,
                                    transcript_vtt=vtt(f"call {age}")) for age in ages}
     source.api.page_size = 2  # three meetings in one window: two pages
     seen_progress = []
@@ -133,7 +134,7 @@ def test_first_sync_backfills_the_configured_days_and_since_reaches_further(zoom
 def test_transcript_is_preferred_over_audio(zoom, source, tmp_path):
     audio = tmp_path / "call.m4a"
     audio.write_bytes(b"m4a" * 100)
-    uuid = zoom.add_meeting("Discovery", days_ago(3), REP[1], [REP, BUYER], audio_path=audio,
+    uuid = zoom.add_meeting("Discovery", days_ago(3), REP[1], [REP, BUYER], invited=INVITED, audio_path=audio,
                             transcript_vtt=vtt("hello"))
     record = source.read_meeting(uuid)
     assert record.tracks == ()
@@ -149,7 +150,7 @@ def test_transcript_is_preferred_over_audio(zoom, source, tmp_path):
 def test_audio_download_follows_the_redirect_and_is_kept_on_disk(zoom, source, tmp_path):
     audio = tmp_path / "call.m4a"
     audio.write_bytes(bytes(range(256)) * 40)
-    uuid = zoom.add_meeting("Demo", days_ago(2), REP[1], [REP, BUYER], audio_path=audio)
+    uuid = zoom.add_meeting("Demo", days_ago(2), REP[1], [REP, BUYER], invited=INVITED, audio_path=audio)
     record = source.read_meeting(uuid)
     [track] = record.tracks
     assert Path(track.path).read_bytes() == audio.read_bytes()
@@ -170,7 +171,7 @@ def test_per_participant_audio_gives_one_track_per_speaker(zoom, source, tmp_pat
         files[email].write_bytes(email.encode() * 50)
     mixed = tmp_path / "mixed.m4a"
     mixed.write_bytes(b"mixed" * 50)
-    uuid = zoom.add_meeting("Two tracks", days_ago(4), REP[1], [REP, BUYER], audio_path=mixed,
+    uuid = zoom.add_meeting("Two tracks", days_ago(4), REP[1], [REP, BUYER], invited=INVITED, audio_path=mixed,
                             participant_audio=files)
     [record] = records(source.list_meetings(days_ago(5)))
     assert record.external_id == uuid
@@ -201,7 +202,7 @@ def test_processing_files_are_retried_on_webhooks_and_held_by_the_cursor(zoom, s
 def test_uuids_with_slashes_are_double_encoded(zoom, source):
     uuid = "/ab//cd+ef0123456789xy=="
     assert encode_uuid(uuid) == "%252Fab%252F%252Fcd%252Bef0123456789xy%253D%253D"
-    zoom.add_meeting("Slashes", days_ago(1), REP[1], [REP, BUYER], meeting_uuid=uuid,
+    zoom.add_meeting("Slashes", days_ago(1), REP[1], [REP, BUYER], invited=INVITED, meeting_uuid=uuid,
                      transcript_vtt=vtt("slash"))
     record = source.read_meeting(uuid)
     assert record.external_id == uuid and len(record.participants) == 2
@@ -246,7 +247,7 @@ def test_files_over_the_size_limit_are_refused_clearly(zoom, source, tmp_path, m
 def test_events_of_both_kinds_give_the_same_meeting(zoom, source, tmp_path):
     audio = tmp_path / "call.m4a"
     audio.write_bytes(b"audio" * 30)
-    uuid = zoom.add_meeting("Events", days_ago(1), REP[1], [REP, BUYER], audio_path=audio,
+    uuid = zoom.add_meeting("Events", days_ago(1), REP[1], [REP, BUYER], invited=INVITED, audio_path=audio,
                             transcript_vtt=vtt("events"))
     [done] = source.meetings_from_event(zoom.webhook_payload("recording.completed", uuid))
     transcript_event = zoom.webhook_payload("recording.transcript_completed", uuid)
@@ -304,7 +305,7 @@ def test_webhook_event_to_ingested_meeting(database, zoom, tmp_path):
     for name, email in (REP, BUYER):
         files[email] = tmp_path / f"{name.split()[0]}.m4a"
         files[email].write_bytes(email.encode() * 40)
-    uuid = zoom.add_meeting("Pricing call", days_ago(2), REP[1], [REP, BUYER],
+    uuid = zoom.add_meeting("Pricing call", days_ago(2), REP[1], [REP, BUYER], invited=INVITED,
                             participant_audio=files)
     event_id = post(webhook_client(), zoom, uuid)
     with session_scope() as session:
@@ -447,8 +448,8 @@ def test_events_before_the_account_is_connected_are_processed_once_it_is(
 
     assert get_settings().runs_in_process  # no broker: tasks run here, at once
     client = webhook_client()
-    early = zoom.add_meeting("Early", days_ago(1), REP[1], [REP, BUYER], transcript_vtt=vtt("a"))
-    later = zoom.add_meeting("Later", days_ago(1), REP[1], [REP, BUYER], transcript_vtt=vtt("b"))
+    early = zoom.add_meeting("Early", days_ago(1), REP[1], [REP, BUYER], invited=INVITED, transcript_vtt=vtt("a"))
+    later = zoom.add_meeting("Later", days_ago(1), REP[1], [REP, BUYER], invited=INVITED, transcript_vtt=vtt("b"))
     first, second = post(client, zoom, early), post(client, zoom, later)
     worker.handle_webhook.delay(first)  # no connection yet: it fails, and says why
     with session_scope() as session:
@@ -471,3 +472,58 @@ def test_events_before_the_account_is_connected_are_processed_once_it_is(
     assert titles == {"Early", "Later"}
     assert all(e.org_id == org_id and e.error is None and e.processed_at
                for e in events.values()) and set(events) == {first, second}
+
+
+# ---------------------------------------------------------------- app types, guests ----
+
+
+def test_a_user_managed_app_reads_its_own_recordings_and_says_which_reps_it_cannot(
+        sqlite_database, tls, monkeypatch):
+    """Zoom refuses a user-managed app another user's recordings (4711, naming the :admin
+    scope). The sync reports each such rep once, still reads the connected user's own, and
+    the connection stays usable."""
+    from core.models import Connection, User
+
+    sandbox = ZoomSandbox(app_type="user")
+    running = sandbox.start(tls)
+    try:
+        for key, value in {"ZOOM__CLIENT_ID": sandbox.client_id,
+                           "ZOOM__CLIENT_SECRET": sandbox.client_secret,
+                           "ZOOM__OAUTH_BASE": running.url, "ZOOM__API_BASE": f"{running.url}/v2",
+                           "CA_BUNDLE": str(tls.ca_path)}.items():
+            monkeypatch.setenv(f"COACHLOOP_{key}", value)
+        get_settings.cache_clear()
+        other = ("Tyler Reed", "tyler.reed@acme-analytics.example")
+        sandbox.add_user(REP[1], REP[0])
+        mine = sandbox.add_meeting("Mine", days_ago(2), REP[1], [REP], transcript_vtt=vtt("a"))
+        sandbox.add_meeting("Theirs", days_ago(2), other[1], [other], transcript_vtt=vtt("b"))
+        org_id, connection_id = connect(sandbox, sandbox.issue_access_token(REP[1]))
+        with session_scope() as session:
+            for name, email in (REP, other):
+                session.add(User(org_id=org_id, name=name, email=email, role="rep"))
+        made = ZoomSource.for_org(org_id)
+        try:
+            items = list(made.list_meetings(days_ago(5)))
+        finally:
+            made.close()
+        problems = [i for i in items if isinstance(i, SourceProblem)]
+        assert [r.external_id for r in items if not isinstance(r, SourceProblem)] == [mine]
+        assert [p.origin for p in problems] == [f"zoom:{other[1]}"]
+        assert "admin-managed Zoom app" in problems[0].message and \
+            "cloud_recording:read:list_user_recordings:admin" in problems[0].message
+        with session_scope() as session:
+            assert session.get(Connection, connection_id).status == "active"
+    finally:
+        running.stop()
+
+
+def test_a_guest_not_on_the_invite_has_no_email_and_is_never_guessed(zoom, source):
+    """Zoom hides a guest's e-mail unless they were invited or registered: the participant
+    carries none (left unknown, not matched by name), while the host's is known from whose
+    recordings were listed, though the list names no host e-mail and the participants list
+    leaves them out."""
+    uuid = zoom.add_meeting("Walk-in", days_ago(2), REP[1], [BUYER], transcript_vtt=vtt("hi"))
+    [record] = records(source.list_meetings(days_ago(5)))
+    assert record.external_id == uuid
+    assert [(p.name, p.email) for p in record.participants] == [
+        (REP[1].split("@")[0], REP[1]), (BUYER[0], None)]

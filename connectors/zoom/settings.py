@@ -13,10 +13,12 @@ class ZoomSettings(BaseModel):
     account_id: str | None = Field(None, description="server-to-server apps only")
     oauth_base: str = "https://zoom.us"
     api_base: str = "https://api.zoom.us/v2"
-    scopes: list[str] = Field(default_factory=lambda: ["cloud_recording:read:list_user_recordings",
-                                                       "cloud_recording:read:list_recording_files",
-                                                       "meeting:read:list_past_participants",
-                                                       "user:read:user"])
+    # An admin-managed app (installed by a Zoom admin for the account): only `:admin` scopes
+    # may read the reps' recordings; a user-managed app reads its own user's alone.
+    scopes: list[str] = Field(default_factory=lambda: [
+        "cloud_recording:read:list_user_recordings:admin",
+        "cloud_recording:read:list_recording_files:admin",
+        "meeting:read:list_past_participants:admin", "user:read:user:admin"])
     webhook_secret_token: SecretStr | None = None
     webhook_tolerance_s: int = Field(300, description="reject signatures older than this")
     download_domains: list[str] = Field(

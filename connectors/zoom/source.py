@@ -60,6 +60,11 @@ Progress = Callable[[float, str], None]  # (fraction done, what is being read)
 # ------------------------------------------------------------------------ HTTP ----
 
 
+class MissingScope(CoachloopError):
+    """Zoom refused for want of a scope (code 4711): a user-managed app reading another
+    user's recordings, or an app without the scopes coachloop asks for."""
+
+
 class StillProcessing(TransientError):
     """Zoom has not finished processing a recording file we need: look again in a minute."""
 
@@ -288,7 +293,11 @@ def raise_for_zoom(response: requests.Response) -> None:
                                f"({message}); reconnect Zoom", detail=detail)
     if status == 404:  # 3301: no recording; 3001: no such meeting; 1001: no such user
         raise NotFound(f"Zoom: {message}" if message else "Zoom: not found", detail=detail)
-    if code == 4711 or status == 403:
+    if code == 4711:
+        raise MissingScope(f"Zoom refused: {message} Reading the reps' recordings needs an "
+                           "admin-managed Zoom app with the :admin scopes (README: Zoom)",
+                           detail=detail)
+    if status == 403:
         raise ConnectionBroken(f"Zoom refused: {message}; the app may lack a scope "
                                "(cloud_recording:read…, meeting:read:list_past_participants)"
                                " — reconnect Zoom after adding it", detail=detail)
@@ -437,10 +446,15 @@ class ZoomSource(LocalMediaSource):
         hold: date | None = None
         seen: set[str] = set()
         users = self._hosts()
+        refused: set[str] = set()
+        # Zoom's recordings lists name no host e-mail (only webhooks do): the host is the
+        # user whose recordings are listed, "me" being the connected user.
+        host_of = {user_id: user_id for user_id in users if user_id != "me"}
+        host_of["me"] = str(self.api.me().get("email") or "")
         for index, (frm, to) in enumerate(windows):
             for user_id in users:
                 page_token: str | None = None
-                while True:
+                while user_id not in refused:
                     try:
                         page = self.api.list_recordings(frm, to, page_token, user_id=user_id)
                     except NotFound:
@@ -448,11 +462,20 @@ class ZoomSource(LocalMediaSource):
                             yield SourceProblem(f"zoom:{user_id}", None, "no Zoom user has this "
                                                 "e-mail (or the app may not read their recordings)")
                         break
+                    except MissingScope as exc:
+                        if user_id == "me":  # not even its own user's: the app is wrong
+                            raise ConnectionBroken(exc.message, detail=exc.detail) from None
+                        # One rep the app may not read: say so, and read everyone else's.
+                        refused.add(user_id)
+                        yield SourceProblem(f"zoom:{user_id}", None, exc.message)
+                        break
                     for meeting in page.get("meetings") or ():
                         uuid = str(meeting.get("uuid") or "")
                         if not uuid or uuid in seen:
                             continue
                         seen.add(uuid)
+                        if host_of.get(user_id) and not meeting.get("host_email"):
+                            meeting = {**meeting, "host_email": host_of[user_id]}
                         started = _start_of(meeting)
                         if since is not None and started is not None and started < since:
                             continue

@@ -66,8 +66,11 @@ def _private_data_dir(**_) -> None:
 
 
 def _backoff(retries: int, exc: BaseException) -> float:
-    retry_after = getattr(exc, "retry_after", None)
-    return retry_after if retry_after else min(300.0, 5.0 * 2**retries)
+    """What the vendor asked for (a quota pause may be until tomorrow), else 5 s doubling
+    up to 5 minutes, with jitter."""
+    from core.retry import backoff
+
+    return backoff(retries, exc, base=5.0, cap=300.0)
 
 
 def _retry_if_transient(task, exc: BaseException) -> None:

@@ -105,33 +105,6 @@ class LocalMediaSource(MeetingSource):
         return meeting.tracks
 
 
-# ----------------------------------------------------------------------- HTTP ----
-
-
-def retry_after(headers: Any, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (seconds, ISO time or HTTP date); None
-    when the vendor does not say."""
-    from datetime import UTC
-    from email.utils import parsedate_to_datetime
-
-    value = (headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    now = now or datetime.now(UTC)
-    for parse in (datetime.fromisoformat, parsedate_to_datetime):
-        try:
-            moment = parse(value)
-        except (ValueError, TypeError):
-            continue
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        return max(0.0, (moment - now).total_seconds())
-    return None
-
-
 # ------------------------------------------------------------------------ CRMs ----
 
 

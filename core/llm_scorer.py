@@ -33,9 +33,7 @@ from core.domain import (
 from core.errors import (
     CoachloopError,
     ConfigError,
-    Resolution,
     TransientError,
-    classify,
 )
 from core.deal_facts import (
     ABSENT,
@@ -306,34 +304,26 @@ class LlmScorer:
     def _ask(self, chunk: list[_Line], rubric: Rubric, part: int, parts: int) -> _Exchange:
         """One chunk's validated answer: transient failures retried with backoff, a malformed
         or cut-off answer asked for once more."""
+        from core.retry import call_with_retries
+
         messages = self.messages(chunk, rubric, part, parts)
         schema = self.schema(rubric)
         usage = [0, 0, 0]  # prompt tokens, completion tokens, requests
-        retries = 0
-        reasks = 0
-        while True:
-            try:
-                answer = self._request(messages, schema, usage)
+        for reask in range(2):
+            try:  # transient failures waited out; a malformed answer is not one
+                answer = call_with_retries(
+                    lambda: self._request(messages, schema, usage), retries=self.llm.max_retries,
+                    base=self.llm.backoff_s, cap=self.llm.retry_after_cap_s,
+                    asked_cap=self.llm.retry_after_cap_s, sleep=self._sleep)
                 self._validate(answer, rubric)
                 return _Exchange(answer, *usage)
             except _BadAnswer as exc:
-                if reasks >= 1:
+                if reask:
                     raise LlmFailure("the LLM's answer was unusable twice",
                                      detail=str(exc)) from None
-                reasks += 1
                 messages = messages[:2] + [{"role": "user",
                                             "content": RETRY_PROMPT.format(problem=exc)}]
-            except CoachloopError as exc:
-                if classify(exc) is not Resolution.TRANSIENT or retries >= self.llm.max_retries:
-                    raise
-                self._sleep(self._wait(exc, retries))
-                retries += 1
-
-    def _wait(self, exc: CoachloopError, retries: int) -> float:
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.llm.retry_after_cap_s)
-        return min(self.llm.backoff_s * 2 ** retries, self.llm.retry_after_cap_s)
+        raise AssertionError("unreachable")
 
     def _request(self, messages: list[dict], schema: dict, usage: list[int]) -> dict:
         import openai
@@ -574,14 +564,6 @@ def _classified(exc: Exception) -> CoachloopError:
 
 
 def _retry_after(exc: Exception) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return float(value) / scale
-        except ValueError:
-            continue  # an HTTP date: fall back to our backoff
-    return None
+    from core.retry import retry_after
+
+    return retry_after(getattr(getattr(exc, "response", None), "headers", None) or {})

@@ -237,10 +237,10 @@ def _token_request(provider: OAuthProvider, data: dict[str, str],
         raise TransientError(f"{provider.name} token endpoint unreachable "
                              f"({type(exc).__name__})") from None
     if response.status_code == 429 or response.status_code >= 500:
-        retry_after = response.headers.get("Retry-After")
+        from core.retry import retry_after
+
         raise TransientError(f"{provider.name} token endpoint answered {response.status_code}",
-                             retry_after=float(retry_after) if retry_after and
-                             retry_after.isdigit() else None)
+                             retry_after=retry_after(response.headers))
     body = _json_object(response)
     if response.status_code != 200 or "access_token" not in body:
         # Never echo the request: it carries the code, refresh token or client secret.

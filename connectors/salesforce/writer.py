@@ -21,11 +21,11 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (SalesforceError, SalesforceExpiredSession,
                                           SalesforceRefusedRequest)
 
-from connectors.base import (CallForCrm, CrmWriter, DealMatch, RecordWrite, WriteResult,
-                             retry_after)
+from connectors.base import CallForCrm, CrmWriter, DealMatch, RecordWrite, WriteResult
 from core.connections import ConnectionBroken
 from core.domain import DealRecord, TeamMember
 from core.errors import CoachloopError, TransientError
+from core.retry import backoff, call_with_retries, retry_after
 from mappings import FieldInfo, ObjectInfo
 
 log = logging.getLogger("coachloop.salesforce")
@@ -118,14 +118,9 @@ class SalesforceWriter(CrmWriter):
     def _call(self, fn: Any) -> Any:
         """Run one API call. Every call we make is idempotent (reads, updates by id, upserts
         by external id), so brief outages are retried here; longer ones reach the task."""
-        for attempt in range(self.call_retries + 1):
-            try:
-                return self._call_once(fn)
-            except TransientError as exc:
-                if attempt == self.call_retries or (exc.retry_after or 0) > MAX_INLINE_WAIT_S:
-                    raise
-                self._sleep(exc.retry_after or 0.2 * 2**attempt)
-        raise AssertionError("unreachable")
+        return call_with_retries(lambda: self._call_once(fn), retries=self.call_retries,
+                                 base=0.2, cap=MAX_INLINE_WAIT_S,
+                                 give_up_after=MAX_INLINE_WAIT_S, sleep=self._sleep)
 
     def _call_once(self, fn: Any) -> Any:
         refreshed = False
@@ -302,7 +297,7 @@ class SalesforceWriter(CrmWriter):
             if not retry:
                 return
             pending = retry
-            self._sleep(min(8.0, 0.25 * 2**attempt))
+            self._sleep(backoff(attempt, None, base=0.25, cap=8.0))
 
     def pull_deals(self, since: datetime | None) -> tuple[list[DealRecord], datetime | None]:
         where = ""

@@ -27,7 +27,6 @@ from zoomus.components.recording import RecordingComponentV2
 from zoomus.util import API_VERSION_2
 
 from connectors.base import HostAllowList, LocalMediaSource, SourceProblem
-from connectors.base import retry_after as http_retry_after
 from core.connections import (
     ConnectionBroken,
     active_connection_id,
@@ -308,6 +307,8 @@ def raise_for_zoom(response: requests.Response) -> None:
 def retry_after(headers: Any, now: datetime | None = None) -> float | None:
     """Seconds to wait: `Retry-After` when Zoom sends it, else 1 s for a per-second (QPS)
     limit; None when Zoom does not say."""
+    from core.retry import retry_after as http_retry_after
+
     seconds = http_retry_after(headers, now)
     if seconds is None and (headers.get("X-RateLimit-Type") or "").upper() == "QPS":
         return 1.0

@@ -96,3 +96,57 @@ def user_message(exc: BaseException) -> str:
     if isinstance(exc, CoachloopError):
         return exc.message
     return f"internal error ({type(exc).__name__}); see the server log for details"
+
+
+# ------------------------------------------------------------ vendors' HTTP errors ----
+
+
+class ErrorRule:
+    """One line of an error table: which answers it matches (an HTTP status, a range of them,
+    and/or the vendor's own error code) and the error they become. `message` may name
+    {vendor}, {status}, {code} and {message} (what the vendor said)."""
+
+    def __init__(self, *, error: type[CoachloopError], message: str,
+                 status: int | range | None = None, code: object = None,
+                 retry_after: float | None = None):
+        self.error, self.message, self.status, self.code = error, message, status, code
+        self.retry_after = retry_after
+
+    def matches(self, status: int, code: object) -> bool:
+        if self.code is not None and code != self.code:
+            return False
+        if isinstance(self.status, range):
+            return status in self.status
+        return self.status is None or status == self.status
+
+
+class ErrorTable:
+    """A vendor's answers → our errors, in one table per vendor: its own rules first, then
+    the rules every HTTP API shares (429 and 5xx retry, 404 skips, the rest fail and say
+    what the vendor said). What each error then means for the caller is `classify`'s."""
+
+    SHARED = (
+        ErrorRule(status=429, error=TransientError,
+                  message="{vendor}'s rate limit was reached; trying again later"),
+        ErrorRule(status=range(500, 600), error=TransientError,
+                  message="{vendor} is unavailable (HTTP {status})"),
+        ErrorRule(status=404, error=NotFound, message="{vendor}: {message}"),
+    )
+
+    def __init__(self, vendor: str, rules: tuple[ErrorRule, ...] = ()):
+        self.vendor, self.rules = vendor, tuple(rules) + self.SHARED
+
+    def error(self, status: int, code: object = None, message: str = "", *,
+              detail: str | None = None, retry_after: float | None = None) -> CoachloopError:
+        """The error for one refused request (`retry_after`: what the vendor's headers
+        asked for, which a rule's own wait only stands in for when absent)."""
+        for rule in self.rules:
+            if rule.matches(status, code):
+                text = rule.message.format(vendor=self.vendor, status=status, code=code,
+                                           message=message or f"HTTP {status}")
+                if issubclass(rule.error, TransientError):
+                    wait = retry_after if retry_after is not None else rule.retry_after
+                    return rule.error(text, retry_after=wait, detail=detail)
+                return rule.error(text, detail=detail)
+        return CoachloopError(f"{self.vendor} refused the request: {message or 'no reason'} "
+                              f"(HTTP {status}, code {code})", detail=detail)

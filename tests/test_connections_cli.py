@@ -131,8 +131,8 @@ def test_connect_check_replace_and_disconnect(boxes):
     assert invoke("connect", "salesforce", "--follow").exit_code == 0  # nothing to replace
     boxes.salesforce.set_faults(error_rate=1.0, seed=1)
     (busy,) = health("salesforce")
-    assert busy.status == "unreachable" and "cannot be reached right now (Salesforce " \
-        "answered 5" in busy.problem
+    assert busy.status == "unreachable" and "cannot be reached right now (Salesforce is " \
+        "unavailable (HTTP 5" in busy.problem
     boxes.salesforce.set_faults(error_rate=0.0)
     assert rows("salesforce")[-1].status == "active"
     # Salesforce revokes every token: the live check sees the refusal and marks it broken.

@@ -79,3 +79,27 @@ def test_a_long_wait_is_left_to_the_task_queue():
         call_with_retries(limited, retries=3, base=0.1, cap=10.0, give_up_after=10.0,
                           sleep=sleeps.append)
     assert len(calls) == 1 and sleeps == []
+
+
+def test_an_error_table_merges_a_vendors_rules_over_the_shared_ones():
+    """A vendor's own codes come first; 429, 5xx and 404 mean the same for every vendor;
+    anything else fails, saying what the vendor said."""
+    from core.errors import ErrorRule, ErrorTable, NotFound, Resolution, classify
+
+    class Scope(CoachloopError):
+        pass
+
+    table = ErrorTable("Acme", (ErrorRule(code=4711, error=Scope, message="scope: {message}"),
+                                ErrorRule(code="LOCKED", error=TransientError,
+                                          message="busy ({code})", retry_after=2.0)))
+    assert isinstance(table.error(400, 4711, "needs x:admin"), Scope)
+    assert str(table.error(400, 4711, "needs x:admin")) == "scope: needs x:admin"
+    locked = table.error(409, "LOCKED")
+    assert isinstance(locked, TransientError) and locked.retry_after == 2.0
+    assert table.error(409, "LOCKED", retry_after=5.0).retry_after == 5.0  # the header wins
+    limited = table.error(429, retry_after=30.0)
+    assert classify(limited) is Resolution.TRANSIENT and limited.retry_after == 30.0
+    assert str(table.error(503)) == "Acme is unavailable (HTTP 503)"
+    assert isinstance(table.error(404, message="no such meeting"), NotFound)
+    other = table.error(422, "BAD", "field x is wrong")
+    assert classify(other) is Resolution.TERMINAL and "field x is wrong" in str(other)

@@ -18,13 +18,12 @@ from typing import Any
 
 import requests
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import (SalesforceError, SalesforceExpiredSession,
-                                          SalesforceRefusedRequest)
+from simple_salesforce.exceptions import (SalesforceError, SalesforceExpiredSession)
 
 from connectors.base import CallForCrm, CrmWriter, DealMatch, RecordWrite, WriteResult
 from core.connections import ConnectionBroken
 from core.domain import DealRecord, TeamMember
-from core.errors import CoachloopError, TransientError
+from core.errors import CoachloopError, ErrorRule, ErrorTable, TransientError
 from core.retry import backoff, call_with_retries, retry_after
 from mappings import FieldInfo, ObjectInfo
 
@@ -38,6 +37,16 @@ LOCK_RETRIES = 4
 DAILY_LIMIT_BACKOFF_S = 3600.0
 CONCURRENCY_BACKOFF_S = 30.0
 TRANSIENT_RECORD_ERRORS = {"UNABLE_TO_LOCK_ROW"}
+# Salesforce's answers, merged over the shared ones (core.errors.ErrorTable).
+SALESFORCE_ERRORS = ErrorTable("Salesforce", (
+    ErrorRule(code="REQUEST_LIMIT_EXCEEDED", error=TransientError,
+              message="Salesforce API limit reached ({message}); retrying later",
+              retry_after=DAILY_LIMIT_BACKOFF_S),
+    *(ErrorRule(code=code, error=TransientError, message="Salesforce answered {status} ({code})")
+      for code in sorted(TRANSIENT_RECORD_ERRORS)),
+    ErrorRule(status=range(400, 500), error=CoachloopError,
+              message="Salesforce refused the request: {code}: {message}"),
+))
 CALL_RETRIES = 3
 # Schemas change rarely; describing every object on every run would triple a small run's calls.
 DESCRIBE_TTL_S = 900.0
@@ -133,23 +142,16 @@ class SalesforceWriter(CrmWriter):
                                            "reconnect Salesforce") from None
                 self._connect(self._refresh(self.sf.session_id))
                 refreshed = True  # `fn` reads self.sf again, so it uses the new session
-            except SalesforceRefusedRequest as exc:
+            except SalesforceError as exc:  # refused (403), bad request, server trouble…
                 code, message = _first_error(exc.content)
-                if code == "REQUEST_LIMIT_EXCEEDED":
-                    concurrency = "concurren" in message.lower()
-                    raise TransientError(
-                        f"Salesforce API limit reached ({message}); retrying later",
-                        retry_after=CONCURRENCY_BACKOFF_S if concurrency
-                        else DAILY_LIMIT_BACKOFF_S) from None
-                raise CoachloopError(f"Salesforce refused the request: {code}: {message}") \
-                    from None
-            except SalesforceError as exc:
-                code, message = _first_error(exc.content)
-                if exc.status >= 500 or code in TRANSIENT_RECORD_ERRORS:
-                    raise TransientError(f"Salesforce answered {exc.status} ({code})",
-                                         retry_after=self._retry_after) from None
-                raise CoachloopError(f"Salesforce: {code}: {message} ({exc.resource_name})") \
-                    from None
+                if code == "REQUEST_LIMIT_EXCEEDED" and "concurren" in message.lower():
+                    # The long-running-request cap clears in seconds, the daily pool not.
+                    raise TransientError(f"Salesforce API limit reached ({message}); "
+                                         "retrying later",
+                                         retry_after=CONCURRENCY_BACKOFF_S) from None
+                raise SALESFORCE_ERRORS.error(exc.status, code, message,
+                                              detail=f"{exc.resource_name}: {code}",
+                                              retry_after=self._retry_after) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise TransientError(f"cannot reach Salesforce ({type(exc).__name__})") \
                     from None

@@ -37,6 +37,8 @@ from core.domain import AudioTrack, MeetingRecord, ParticipantInfo
 from core.errors import (
     CoachloopError,
     ConfigError,
+    ErrorRule,
+    ErrorTable,
     InputError,
     NotFound,
     TransientError,
@@ -269,8 +271,28 @@ def encode_uuid(uuid: str) -> str:
     return quote(once, safe="") if "/" in uuid else once
 
 
+def _zoom_errors() -> ErrorTable:
+    """Zoom's answers, merged over the shared ones (core.errors.ErrorTable). Its codes:
+    4711 a missing scope; 3301 no recording, 3001 no such meeting, 1001 no such user (404)."""
+    return ErrorTable("Zoom", (
+        ErrorRule(code=4711, error=MissingScope,
+                  message="Zoom refused: {message} Reading the reps' recordings needs an "
+                          "admin-managed Zoom app with the :admin scopes (README: Zoom)"),
+        ErrorRule(status=401, error=ConnectionBroken,
+                  message="Zoom refused the connection's token even after a refresh "
+                          "({message}); reconnect Zoom"),
+        ErrorRule(status=403, error=ConnectionBroken,
+                  message="Zoom refused: {message}; the app may lack a scope "
+                          "(cloud_recording:read…, meeting:read:list_past_participants) — "
+                          "reconnect Zoom after adding it"),
+    ))
+
+
+ZOOM_ERRORS = _zoom_errors()
+
+
 def raise_for_zoom(response: requests.Response) -> None:
-    """Raise the classified error for a Zoom error response (core.errors; nothing new)."""
+    """Raise the classified error for a Zoom error response (through `ZOOM_ERRORS`)."""
     status = response.status_code
     if status < 400:
         return
@@ -281,27 +303,12 @@ def raise_for_zoom(response: requests.Response) -> None:
     body = body if isinstance(body, dict) else {}
     code, message = body.get("code"), str(body.get("message") or response.reason or "")
     detail = f"GET {_path(response.url)} → HTTP {status}, code {code}: {message}"
-    if status == 429:
+    if status == 429:  # Zoom says which limit: per second (QPS) or the day's
         kind = response.headers.get("X-RateLimit-Type") or "rate"
         raise TransientError(f"Zoom's {kind} limit was reached; try again later",
                              retry_after=retry_after(response.headers), detail=detail)
-    if status >= 500:
-        raise TransientError(f"Zoom is unavailable (HTTP {status})", detail=detail)
-    if status == 401:
-        raise ConnectionBroken("Zoom refused the connection's token even after a refresh "
-                               f"({message}); reconnect Zoom", detail=detail)
-    if status == 404:  # 3301: no recording; 3001: no such meeting; 1001: no such user
-        raise NotFound(f"Zoom: {message}" if message else "Zoom: not found", detail=detail)
-    if code == 4711:
-        raise MissingScope(f"Zoom refused: {message} Reading the reps' recordings needs an "
-                           "admin-managed Zoom app with the :admin scopes (README: Zoom)",
-                           detail=detail)
-    if status == 403:
-        raise ConnectionBroken(f"Zoom refused: {message}; the app may lack a scope "
-                               "(cloud_recording:read…, meeting:read:list_past_participants)"
-                               " — reconnect Zoom after adding it", detail=detail)
-    raise CoachloopError(f"Zoom refused the request: {message} (HTTP {status}, code {code})",
-                         detail=detail)
+    raise ZOOM_ERRORS.error(status, code, message, detail=detail,
+                            retry_after=retry_after(response.headers))
 
 
 def retry_after(headers: Any, now: datetime | None = None) -> float | None:

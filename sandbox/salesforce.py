@@ -466,6 +466,15 @@ class SalesforceSandbox:
             if seed is not None:
                 self._random = random.Random(seed)
 
+    def expire_sessions(self) -> None:
+        """Every access token's session times out now (idle past the org's session timeout);
+        refresh tokens stay good."""
+        with self._lock:
+            idle = self.clock() - self.session_timeout - timedelta(seconds=1)
+            for token in self._tokens.values():
+                if token.kind == "access":
+                    token.last_used = idle
+
     def revoke_all_tokens(self) -> None:
         """Revoke every access and refresh token (as an admin's "revoke all" would)."""
         with self._lock:

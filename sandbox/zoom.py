@@ -225,6 +225,7 @@ class ZoomSandbox:
         self._tokens: dict[str, _Token] = {}
         self._page_tokens: dict[str, tuple[tuple, int, float]] = {}
         self._hits: dict[str, deque] = {}
+        self._scripted: dict[str, deque] = {}  # endpoint → (status, retry_after) to answer
         self.add_user(owner_email, "Account Owner")
 
     # ----------------------------------------------------------------- seeding
@@ -305,6 +306,14 @@ class ZoomSandbox:
         """Invalidate every access, refresh and download token (app deactivated)."""
         with self._lock:
             self._tokens.clear()
+
+    def fail_next(self, endpoint: str, status: int, times: int = 1,
+                  retry_after: float | None = None) -> None:
+        """The next `times` requests to `endpoint` ("GET /v2/users/{userId}/recordings") fail
+        with `status`: 429 as Zoom's daily limit (Retry-After an ISO time `retry_after` s
+        ahead), 500 or 503 as its server errors."""
+        with self._lock:
+            self._scripted.setdefault(endpoint, deque()).extend([(status, retry_after)] * times)
 
     def set_rate_limit(self, endpoint: str, qps: float | None) -> None:
         """Per-second limit for one endpoint ("GET /v2/users/{userId}/recordings"); None: off."""
@@ -597,6 +606,20 @@ class ZoomSandbox:
                                          "X-RateLimit-Remaining": "0",
                                          "Retry-After": "1"})
                 hits.append(now)
+            scripted = self._scripted.get(endpoint)
+            if faults and scripted:
+                status, retry_after = scripted.popleft()
+                if status == 429:  # the day's limit: Zoom says until when, as an ISO time
+                    until = datetime.fromtimestamp(self.clock() + (retry_after or 60), UTC)
+                    raise _api_error(429, 429, "You have reached the maximum daily rate limit "
+                                     "for this API. Refer to the response header for details "
+                                     "on when you can make another request.", {
+                                         "X-RateLimit-Category":
+                                             RATE_CATEGORIES.get(endpoint, "Light"),
+                                         "X-RateLimit-Type": "Daily-limit",
+                                         "Retry-After": until.strftime("%Y-%m-%dT%H:%M:%SZ")})
+                raise _api_error(status, status, "Internal Error." if status == 500
+                                 else "Service Unavailable.")
             if faults and self.error_rate and self._fault_rng.random() < self.error_rate:
                 status = self._fault_rng.choice((500, 503))
                 raise _api_error(status, status, "Internal Error." if status == 500

@@ -44,6 +44,67 @@ def _zoom_sign(boxes, body: bytes, at: int) -> dict[str, str]:
             "x-zm-signature": zoom_signature(boxes.webhook_secret, str(at), body)}
 
 
+@dataclass(frozen=True)
+class SourceKit:
+    """For a remote meeting source: `seed(boxes, n)` records n meetings for the connected
+    user in the last days; `small_pages(source, n)` makes it list n per page;
+    `fail_next(boxes, status, retry_after)` has the listing endpoint refuse once;
+    `listings(boxes)` counts listing requests; `cursor_stream` names its sync cursor."""
+
+    seed: Callable
+    small_pages: Callable
+    fail_next: Callable
+    listings: Callable
+    cursor_stream: str
+
+
+def _zoom_seed(boxes, n: int) -> list[str]:
+    from datetime import UTC, datetime, timedelta
+
+    owner = boxes.zoom.owner_email
+    today = datetime.now(UTC).replace(hour=15, minute=0, second=0, microsecond=0)
+    return [boxes.zoom.add_meeting(
+        f"Contract call {i}", today - timedelta(days=1 + i % 9, minutes=i), owner,
+        [("Account Owner", owner)], transcript_vtt="WEBVTT\n\n1\n00:00:00.000 --> "
+        f"00:00:02.000\nAccount Owner: call {i}\n") for i in range(n)]
+
+
+ZOOM_LISTING = "GET /v2/users/{userId}/recordings"
+
+SOURCES: dict[str, SourceKit] = {
+    "zoom": SourceKit(
+        seed=_zoom_seed,
+        small_pages=lambda source, n: setattr(source.api, "page_size", n),
+        fail_next=lambda boxes, status, retry_after=None: boxes.zoom.fail_next(
+            ZOOM_LISTING, status, retry_after=retry_after),
+        listings=lambda boxes: boxes.zoom.requests[ZOOM_LISTING],
+        cursor_stream="recordings"),
+}
+
+@dataclass(frozen=True)
+class WriterKit:
+    """For a CRM: `records(boxes, obj, field, value)` finds records by a field;
+    `expire_sessions(boxes)` times out every access token; `token_requests(boxes)` counts
+    token-endpoint calls; `outage(boxes, on)` fails every API call with a 5xx (or stops);
+    `exhaust_quota(boxes)` uses up the day's API calls."""
+
+    records: Callable
+    expire_sessions: Callable
+    token_requests: Callable
+    outage: Callable
+    exhaust_quota: Callable
+
+
+WRITERS: dict[str, WriterKit] = {
+    "salesforce": WriterKit(
+        records=lambda boxes, obj, field, value: boxes.salesforce.find(obj, **{field: value}),
+        expire_sessions=lambda boxes: boxes.salesforce.expire_sessions(),
+        token_requests=lambda boxes: boxes.salesforce.requests["POST /services/oauth2/token"],
+        outage=lambda boxes, on: boxes.salesforce.set_faults(error_rate=1.0 if on else 0.0),
+        exhaust_quota=lambda boxes: boxes.salesforce.set_api_usage(
+            boxes.salesforce.daily_limit)),
+}
+
 OAUTH: dict[str, OAuthKit] = {
     "zoom": OAuthKit(revoke_everything=lambda boxes: boxes.zoom.revoke_tokens()),
     "salesforce": OAuthKit(revoke_everything=lambda boxes: boxes.salesforce.revoke_all_tokens()),
@@ -53,9 +114,8 @@ WEBHOOKS: dict[str, WebhookKit] = {
     "zoom": WebhookKit(event=_zoom_event, sign=_zoom_sign),
 }
 
-# Sources and writers have their own suites today (tests/test_zoom_source.py,
-# tests/test_files_source.py, tests/test_crm_writeback.py); they move here with HubSpot.
-COVERED_ELSEWHERE = {("files", "source"), ("zoom", "source"), ("salesforce", "writer")}
+# A local folder has no paging, limits or outages (tests/test_files_source.py covers it).
+COVERED_ELSEWHERE = {("files", "source")}
 
 
 def now() -> int:

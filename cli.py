@@ -1064,8 +1064,10 @@ def _connections() -> None:
                       c.last_sync_at.isoformat(timespec="minutes") if c.last_sync_at else "—",
                       escape(c.problem or ""))
     if not rows:
-        console.print("no connections yet: `coachloop connect zoom` or "
-                      "`coachloop connect salesforce`")
+        from connectors.oauth_apps import oauth_vendors
+
+        console.print("no connections yet: "
+                      + " or ".join(f"`coachloop connect {name}`" for name in oauth_vendors()))
         return
     console.print(table)
     for c in rows:

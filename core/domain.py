@@ -100,6 +100,9 @@ class CallForCrm:
     deal_record_id: str | None = None  # the CRM's id of the deal it is linked to
     overall: tuple[tuple[str, float | None], ...] = ()  # (methodology, 0–100) per rubric
     fields: tuple[tuple[str, FieldResult], ...] = ()  # (methodology, field) found in the call
+    # Guests the meeting platform named but gave no e-mail (Zoom hides an uninvited guest's):
+    # matched to a CRM contact by name only within the rep's own open accounts.
+    unnamed_buyers: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------ transcripts ----

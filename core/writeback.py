@@ -60,10 +60,13 @@ def calls_due(session: Session, org_id: int, crm: str, *, meeting_ids: list[int]
         rep = reps.get(rep_of.get(meeting.id) or meeting.host_id)
         buyers = tuple(sorted({p.email for p in people[meeting.id]
                                if p.email and p.role == Role.BUYER.value}))
+        unnamed = tuple(sorted({p.name.strip() for p in people[meeting.id]
+                                if not p.email and p.user_id is None
+                                and p.role != Role.REP.value and p.name.strip()}))
         out.append(CallForCrm(meeting.id, f"{meeting.source}:{meeting.external_id}", meeting.title,
                               meeting.started_at, rep.email if rep else None, buyers,
                               deals.get(meeting.id), tuple(overall[meeting.id]),
-                              tuple(found[meeting.id])))
+                              tuple(found[meeting.id]), unnamed))
     return out
 
 

@@ -405,6 +405,42 @@ def test_an_ambiguous_deal_is_left_unlinked_with_the_reason(crm):
     assert crm.box.get("Opportunity", second).get("Metrics__c") is None
 
 
+def test_a_buyer_without_an_email_is_matched_by_name_only_on_the_reps_own_accounts(crm):
+    """Zoom hides an uninvited guest's e-mail. Such a buyer is looked up by name among the
+    contacts of accounts where the call's rep owns an open opportunity: one match links the
+    deal (and says how); two contacts of that name there, or none, leave it unlinked."""
+    from sqlmodel import update
+
+    from core.db import session_scope
+    from core.models import Meeting, Participant
+
+    with session_scope() as session:
+        meeting_id = session.exec(select(Meeting.id).where(
+            Meeting.external_id == "demo-call-03")).one()
+        buyers = session.exec(select(Participant).where(Participant.meeting_id == meeting_id,
+                                                        Participant.role == "buyer")).all()
+        assert len(buyers) == 1
+        name = buyers[0].name
+        session.exec(update(Participant).where(Participant.id == buyers[0].id)
+                     .values(email=None, role="unknown"))
+    [call] = sync(crm.org_id, apply=False, meeting_ids=[meeting_id]).calls
+    assert call.buyer_emails == () and call.unnamed_buyers == (name,)
+    match = sync(crm.org_id, apply=False, meeting_ids=[meeting_id]).deals[meeting_id]
+    assert match.record_id == crm.ids["opportunities"]["OPP-SM-006"], match.reason
+    assert f"{name} (no e-mail on the call" in match.reason
+
+    # A namesake on another account the same rep works: who it was is no longer clear.
+    owner = crm.box.get("Opportunity", match.record_id)["OwnerId"]
+    other = crm.box.create("Account", {"Name": "Namesake Corp"})
+    crm.box.create("Opportunity", {"Name": "Namesake - New", "AccountId": other,
+                                   "StageName": "Discovery", "CloseDate": "2027-03-01",
+                                   "OwnerId": owner})
+    first, _, last = name.partition(" ")
+    crm.box.create("Contact", {"FirstName": first, "LastName": last, "AccountId": other})
+    unsure = sync(crm.org_id, apply=False, meeting_ids=[meeting_id]).deals[meeting_id]
+    assert unsure.record_id is None and f"no single contact named {name}" in unsure.reason
+
+
 def test_outcomes_are_pulled_incrementally(crm):
     from connectors.crm_sync import pull_outcomes
     from connectors.salesforce import writer_for_org

@@ -218,9 +218,13 @@ class SalesforceWriter(CrmWriter):
         emails = sorted({e.lower() for call in calls for e in call.buyer_emails})
         contacts: dict[str, list[dict]] = defaultdict(list)
         for chunk in _chunks(emails, 100):
-            for row in self._query("SELECT Id, Email, AccountId, Account.Name FROM Contact "
+            for row in self._query("SELECT Id, Name, Email, AccountId, Account.Name FROM Contact "
                                    f"WHERE Email IN {soql_in(chunk)}"):
                 contacts[row["Email"].lower()].append(row)
+        by_name = self._contacts_by_name(calls)
+        for call in calls:  # a name resolved only for its own call
+            for row in by_name.get(call.meeting_id, ()):
+                contacts[_name_key(call.meeting_id, row["Name"])].append(row)
         contact_ids = sorted({c["Id"] for rows in contacts.values() for c in rows})
         account_ids = sorted({c["AccountId"] for rows in contacts.values() for c in rows
                               if c.get("AccountId")})
@@ -242,6 +246,43 @@ class SalesforceWriter(CrmWriter):
                                    f"{soql_in(chunk)}"):
                 opps[row["Id"]] = row
         return {call.meeting_id: _match(call, contacts, roles, opps) for call in calls}
+
+    def _contacts_by_name(self, calls: list[CallForCrm]) -> dict[int, list[dict]]:
+        """Each call's guests without an e-mail, resolved to a contact when exactly one
+        contact of that name is on an account where the call's rep owned an opportunity open
+        at the time of the call; a name with no such contact, or two, stays unresolved
+        (never guessed)."""
+        wanted = [c for c in calls if c.unnamed_buyers and c.rep_email]
+        if not wanted:
+            return {}
+        owners = self.find_users(sorted({c.rep_email for c in wanted}))
+        owned: dict[str, list[dict]] = defaultdict(list)  # owner id → their opportunities
+        for chunk in _chunks(sorted(set(owners.values())), 100):
+            for row in self._query("SELECT Id, OwnerId, AccountId, IsClosed, CloseDate, "
+                                   f"StageName FROM Opportunity WHERE OwnerId IN "
+                                   f"{soql_in(chunk)}"):
+                if row.get("AccountId"):
+                    owned[row["OwnerId"]].append(row)
+        in_play = sorted({o["AccountId"] for rows in owned.values() for o in rows})
+        names = sorted({n for c in wanted for n in c.unnamed_buyers})
+        found: dict[str, list[dict]] = defaultdict(list)  # lower-case name → contacts
+        for accounts_chunk in _chunks(in_play, 100):
+            for names_chunk in _chunks(names, 100):
+                for row in self._query(
+                        "SELECT Id, Name, Email, AccountId, Account.Name FROM Contact WHERE "
+                        f"Name IN {soql_in(names_chunk)} AND AccountId IN "
+                        f"{soql_in(accounts_chunk)}"):
+                    found[row["Name"].lower()].append(row)
+        out: dict[int, list[dict]] = {}
+        for call in wanted:
+            mine = {o["AccountId"] for o in owned.get(owners.get(call.rep_email.lower(), ""), ())
+                    if _open_at(o, call.started_at)}
+            for name in call.unnamed_buyers:
+                matches = [r for r in found.get(name.lower(), ()) if r["AccountId"] in mine]
+                if len(matches) == 1:
+                    out.setdefault(call.meeting_id, []).append(
+                        {**matches[0], "by_name": name})
+        return out
 
     def read(self, sobject: str, record_ids: list[str], fields: list[str]
              ) -> dict[str, dict[str, Any]]:
@@ -351,11 +392,25 @@ def _open_at(opp: dict, when: datetime) -> bool:
     return bool(close) and close >= when.date().isoformat()
 
 
+def _name_key(meeting_id: int, name: str) -> str:
+    return f"name:{meeting_id}:{name.lower()}"
+
+
+def _who(contact: dict) -> str:
+    if contact.get("by_name"):
+        return (f"{contact['by_name']} (no e-mail on the call; the only contact of that name "
+                "on the accounts the rep had open deals on)")
+    return contact["Email"]
+
+
 def _match(call: CallForCrm, contacts: dict[str, list[dict]], roles: dict[str, set[str]],
            opps: dict[str, dict]) -> DealMatch:
-    if not call.buyer_emails:
-        return DealMatch(None, "no buyer e-mail on the call to look up")
-    known = [c for e in call.buyer_emails for c in contacts.get(e.lower(), [])]
+    known = [c for e in call.buyer_emails for c in contacts.get(e.lower(), [])] + [
+        c for n in call.unnamed_buyers for c in contacts.get(_name_key(call.meeting_id, n), [])]
+    if not call.buyer_emails and not known:
+        return DealMatch(None, "no buyer e-mail on the call to look up" + (
+            f"; no single contact named {', '.join(call.unnamed_buyers)} on the accounts the "
+            "rep had open deals on" if call.unnamed_buyers else ""))
     if not known:
         return DealMatch(None, "no Salesforce contact has the buyers' e-mails ("
                          + ", ".join(sorted(call.buyer_emails)) + ")")
@@ -368,7 +423,7 @@ def _match(call: CallForCrm, contacts: dict[str, list[dict]], roles: dict[str, s
         best = max(votes.values())
         top = sorted(o for o, v in votes.items() if v == best)
         if len(top) == 1:
-            names = sorted({c["Email"] for c in known if top[0] in roles.get(c["Id"], ())})
+            names = sorted({_who(c) for c in known if top[0] in roles.get(c["Id"], ())})
             return DealMatch(top[0], f"{', '.join(names)} has a contact role on "
                              f"{opps[top[0]]['Name']!r}")
         return DealMatch(None, "ambiguous: the buyers have contact roles on "

@@ -517,6 +517,36 @@ def test_a_user_managed_app_reads_its_own_recordings_and_says_which_reps_it_cann
         running.stop()
 
 
+def test_connections_say_when_a_zoom_app_reads_only_its_own_user(sqlite_database, tls,
+                                                                    monkeypatch):
+    """What a user-managed app cannot do shows in `coachloop connections` from the start,
+    not at the first sync: its grant has no :admin scope."""
+    from connectors.oauth_apps import check_connections, connect_following_consent
+
+    for app_type, says in (("user", True), ("admin", False)):
+        sandbox = ZoomSandbox(app_type=app_type)
+        running = sandbox.start(tls)
+        try:
+            for key, value in {"ZOOM__CLIENT_ID": sandbox.client_id,
+                               "ZOOM__CLIENT_SECRET": sandbox.client_secret,
+                               "ZOOM__OAUTH_BASE": running.url,
+                               "ZOOM__API_BASE": f"{running.url}/v2",
+                               "CA_BUNDLE": str(tls.ca_path),
+                               "PUBLIC_URL": "https://coachloop.example"}.items():
+                monkeypatch.setenv(f"COACHLOOP_{key}", value)
+            get_settings.cache_clear()
+            with session_scope() as session:
+                org_id = ensure_org(session, f"Org {app_type}", [f"{app_type}.example"]).id
+            info = connect_following_consent("zoom", org_id, get_settings())
+            [health] = [h for h in check_connections(org_id, get_settings())
+                        if h.id == info.id]
+            assert health.status == "active"
+            assert ("user-managed app: reads only this user's recordings" in health.note) \
+                == says, health.note
+        finally:
+            running.stop()
+
+
 def test_a_guest_not_on_the_invite_has_no_email_and_is_never_guessed(zoom, source):
     """Zoom hides a guest's e-mail unless they were invited or registered: the participant
     carries none (left unknown, not matched by name), while the host's is known from whose

@@ -16,15 +16,25 @@ VENDOR = Vendor.from_file(__file__)
 
 def probe(connection_id: int, settings: Settings) -> str:
     """One cheap authenticated call (`GET /users/me`) through the connection's tokens and the
-    source's own client; returns who the connection acts as. Raises the classified error."""
+    source's own client; returns who the connection acts as, and says so when the grant has
+    no `:admin` scope (a user-managed app: it reads that user's recordings only). Raises the
+    classified error."""
     from connectors.zoom.source import ZoomSource
+    from core.db import session_scope
+    from core.models import Connection
 
     source = ZoomSource.for_connection(connection_id, settings)
     try:
         me = source.api.me()
     finally:
         source.close()
-    return str(me.get("email") or me.get("id") or "")
+    who = str(me.get("email") or me.get("id") or "")
+    with session_scope() as session:
+        scopes = session.get(Connection, connection_id).scopes or []
+    if scopes and not any(scope.endswith(":admin") for scope in scopes):
+        who += (" · user-managed app: reads only this user's recordings (an admin-managed "
+                "app reads every rep's)")
+    return who
 
 
 def account_of(access_token: str, settings: Settings) -> str:

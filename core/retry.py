@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt,
                       wait_exponential_jitter)
@@ -22,19 +22,19 @@ from core.errors import Resolution, classify
 T = TypeVar("T")
 
 
-def retry_after(headers: Mapping[str, str] | Any, now: datetime | None = None) -> float | None:
+def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
     """Seconds to wait from a response's `Retry-After` (seconds, an HTTP date or an ISO time,
     as Zoom sends for daily limits) or `retry-after-ms` (OpenAI-compatible servers); None
     when the vendor does not say."""
     from email.utils import parsedate_to_datetime
 
-    millis = headers.get("retry-after-ms") if hasattr(headers, "get") else None
+    millis = headers.get("retry-after-ms")
     if millis:
         try:
             return max(0.0, float(millis) / 1000.0)
         except ValueError:
             pass
-    value = (headers.get("Retry-After") or "").strip() if hasattr(headers, "get") else ""
+    value = (headers.get("Retry-After") or "").strip()
     if not value:
         return None
     try:

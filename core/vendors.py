@@ -56,7 +56,10 @@ class OAuthSpec(BaseModel):
     credentials_hint: str = Field("", description="where an admin finds the client id and "
                                   "secret, for the 'not configured' message")
 
-    _check_identify = field_validator("identify")(classmethod(lambda cls, v: _reference(v)))
+    @field_validator("identify")
+    @classmethod
+    def _check_identify(cls, value: str | None) -> str | None:
+        return _reference(value)
 
 
 class Vendor(BaseModel):
@@ -79,8 +82,10 @@ class Vendor(BaseModel):
     probe: str | None = Field(None, description="(connection_id, settings) -> what one cheap "
                               "authenticated call says")
 
-    _check_references = field_validator("settings", "source", "writer", "webhooks", "poll",
-                                        "probe")(classmethod(lambda cls, v: _reference(v)))
+    @field_validator("settings", "source", "writer", "webhooks", "poll", "probe")
+    @classmethod
+    def _check_references(cls, value: str | None) -> str | None:
+        return _reference(value)
 
     @classmethod
     def from_file(cls, module_file: str | Path, name: str = "vendor.yaml") -> Vendor:
@@ -104,16 +109,12 @@ class Vendor(BaseModel):
         """This vendor's part of the app's settings."""
         return getattr(settings, self.name)
 
-    def expand(self, template: str, settings, **extra: str) -> str:
-        """A URL template filled from this vendor's settings (and `extra`), without a
-        trailing slash on any base."""
+    def expand(self, template: str, settings) -> str:
+        """A URL template filled from this vendor's settings, without a trailing slash on
+        any base."""
         own = self.settings_of(settings)
-
-        def value(match: re.Match) -> str:
-            key = match.group(1)
-            found = extra.get(key) or getattr(own, key)
-            return str(found).rstrip("/")
-        return _TEMPLATE_FIELD.sub(value, template)
+        return _TEMPLATE_FIELD.sub(lambda m: str(getattr(own, m.group(1))).rstrip("/"),
+                                   template)
 
 
 def load_reference(reference: str) -> Any:

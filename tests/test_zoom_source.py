@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -50,19 +51,28 @@ def days_ago(days: int) -> datetime:
     return today - timedelta(days=days)
 
 
+@contextmanager
+def running_zoom(tls, monkeypatch, **options):
+    """A running sandbox (`ZoomSandbox(**options)`) and our settings pointing at it."""
+    sandbox = ZoomSandbox(**options)
+    running = sandbox.start(tls)
+    try:
+        for key, value in {"ZOOM__CLIENT_ID": sandbox.client_id,
+                           "ZOOM__CLIENT_SECRET": sandbox.client_secret,
+                           "ZOOM__OAUTH_BASE": running.url,
+                           "ZOOM__API_BASE": f"{running.url}/v2", "CA_BUNDLE": str(tls.ca_path),
+                           "PUBLIC_URL": "https://coachloop.example"}.items():
+            monkeypatch.setenv(f"COACHLOOP_{key}", value)
+        get_settings.cache_clear()
+        yield sandbox
+    finally:
+        running.stop()
+
+
 @pytest.fixture
 def zoom(tls, monkeypatch):
-    """A running sandbox and our settings pointing at it."""
-    sandbox = ZoomSandbox()
-    running = sandbox.start(tls)
-    for key, value in {"ZOOM__CLIENT_ID": sandbox.client_id,
-                       "ZOOM__CLIENT_SECRET": sandbox.client_secret,
-                       "ZOOM__OAUTH_BASE": running.url, "ZOOM__API_BASE": f"{running.url}/v2",
-                       "CA_BUNDLE": str(tls.ca_path)}.items():
-        monkeypatch.setenv(f"COACHLOOP_{key}", value)
-    get_settings.cache_clear()
-    yield sandbox
-    running.stop()
+    with running_zoom(tls, monkeypatch) as sandbox:
+        yield sandbox
 
 
 def connect(sandbox: ZoomSandbox, access_token: str | None = None) -> tuple[int, int]:
@@ -484,15 +494,7 @@ def test_a_user_managed_app_reads_its_own_recordings_and_says_which_reps_it_cann
     the connection stays usable."""
     from core.models import Connection, User
 
-    sandbox = ZoomSandbox(app_type="user")
-    running = sandbox.start(tls)
-    try:
-        for key, value in {"ZOOM__CLIENT_ID": sandbox.client_id,
-                           "ZOOM__CLIENT_SECRET": sandbox.client_secret,
-                           "ZOOM__OAUTH_BASE": running.url, "ZOOM__API_BASE": f"{running.url}/v2",
-                           "CA_BUNDLE": str(tls.ca_path)}.items():
-            monkeypatch.setenv(f"COACHLOOP_{key}", value)
-        get_settings.cache_clear()
+    with running_zoom(tls, monkeypatch, app_type="user") as sandbox:
         other = ("Tyler Reed", "tyler.reed@acme-analytics.example")
         sandbox.add_user(REP[1], REP[0])
         mine = sandbox.add_meeting("Mine", days_ago(2), REP[1], [REP], transcript_vtt=vtt("a"))
@@ -513,8 +515,6 @@ def test_a_user_managed_app_reads_its_own_recordings_and_says_which_reps_it_cann
             "cloud_recording:read:list_user_recordings:admin" in problems[0].message
         with session_scope() as session:
             assert session.get(Connection, connection_id).status == "active"
-    finally:
-        running.stop()
 
 
 def test_connections_say_when_a_zoom_app_reads_only_its_own_user(sqlite_database, tls,
@@ -524,17 +524,7 @@ def test_connections_say_when_a_zoom_app_reads_only_its_own_user(sqlite_database
     from connectors.oauth_apps import check_connections, connect_following_consent
 
     for app_type, says in (("user", True), ("admin", False)):
-        sandbox = ZoomSandbox(app_type=app_type)
-        running = sandbox.start(tls)
-        try:
-            for key, value in {"ZOOM__CLIENT_ID": sandbox.client_id,
-                               "ZOOM__CLIENT_SECRET": sandbox.client_secret,
-                               "ZOOM__OAUTH_BASE": running.url,
-                               "ZOOM__API_BASE": f"{running.url}/v2",
-                               "CA_BUNDLE": str(tls.ca_path),
-                               "PUBLIC_URL": "https://coachloop.example"}.items():
-                monkeypatch.setenv(f"COACHLOOP_{key}", value)
-            get_settings.cache_clear()
+        with running_zoom(tls, monkeypatch, app_type=app_type):
             with session_scope() as session:
                 org_id = ensure_org(session, f"Org {app_type}", [f"{app_type}.example"]).id
             info = connect_following_consent("zoom", org_id, get_settings())
@@ -543,8 +533,6 @@ def test_connections_say_when_a_zoom_app_reads_only_its_own_user(sqlite_database
             assert health.status == "active"
             assert ("user-managed app: reads only this user's recordings" in health.note) \
                 == says, health.note
-        finally:
-            running.stop()
 
 
 def test_a_guest_not_on_the_invite_has_no_email_and_is_never_guessed(zoom, source):

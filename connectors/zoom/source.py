@@ -456,9 +456,9 @@ class ZoomSource(LocalMediaSource):
         users = self._hosts()
         refused: set[str] = set()
         # Zoom's recordings lists name no host e-mail (only webhooks do): the host is the
-        # user whose recordings are listed, "me" being the connected user.
+        # user whose recordings are listed, "me" being the connected user (asked for once,
+        # when one of theirs is listed).
         host_of = {user_id: user_id for user_id in users if user_id != "me"}
-        host_of["me"] = str(self.api.me().get("email") or "")
         for index, (frm, to) in enumerate(windows):
             for user_id in users:
                 page_token: str | None = None
@@ -482,7 +482,9 @@ class ZoomSource(LocalMediaSource):
                         if not uuid or uuid in seen:
                             continue
                         seen.add(uuid)
-                        if host_of.get(user_id) and not meeting.get("host_email"):
+                        if user_id not in host_of:
+                            host_of[user_id] = str(self.api.me().get("email") or "")
+                        if host_of[user_id] and not meeting.get("host_email"):
                             meeting = {**meeting, "host_email": host_of[user_id]}
                         started = _start_of(meeting)
                         if since is not None and started is not None and started < since:

@@ -849,6 +849,57 @@ def crm_apply(all_calls: bool = typer.Option(False, "--all", help="include calls
     _run(_crm_sync, True, all_calls)
 
 
+def _crm_setup(apply: bool, yes: bool) -> None:
+    from connectors.crm_sync import connected_crm
+    from core.settings import get_settings
+
+    _migrate()
+    org_id = _org_id()
+    vendor = connected_crm(org_id)
+    if vendor is None:
+        raise CoachloopError("no CRM is connected: run `coachloop connect <crm>` first")
+    if vendor.setup is None:
+        console.print(f"{vendor.label} needs nothing created before write-back: its fields "
+                      "are checked against the mapping on every run")
+        return
+    setup = vendor.load("setup")
+    report = setup(org_id, get_settings(), apply=False)
+    _print_setup(vendor.label, report)
+    if not apply or not any(s.status == "to create" for s in report.steps):
+        if any(s.status == "to create" for s in report.steps):
+            console.print("run `coachloop crm setup --apply` to create them")
+        return
+    if not yes and not typer.confirm(f"Create these in {vendor.label}?", default=False):
+        console.print("nothing changed")
+        raise typer.Exit(1)
+    _print_setup(vendor.label, setup(org_id, get_settings(), apply=True))
+
+
+def _print_setup(label: str, report) -> None:
+    colours = {"to create": "yellow", "created": "green", "failed": "red", "conflict": "red"}
+    table = Table("object", "what", "status", "note", title=f"{label}: what write-back needs")
+    for step in report.steps:
+        colour = colours.get(step.status, "dim")
+        table.add_row(escape(step.object), escape(step.what),
+                      f"[{colour}]{step.status}[/{colour}]", escape(step.note))
+    if report.steps:
+        console.print(table)
+    else:
+        console.print(f"{label} has everything write-back needs")
+    for note in report.notes:
+        console.print(escape(note), highlight=False)
+    if any(s.status in ("failed", "conflict") for s in report.steps):
+        raise CoachloopError("some of it could not be created: see the notes above")
+
+
+@crm_app.command("setup")
+def crm_setup(apply: bool = typer.Option(False, help="create what is missing (asks first)"),
+              yes: bool = typer.Option(False, "--yes", "-y", help="don't ask")):
+    """Show what the connected CRM lacks for write-back (properties, groups, a skill-score
+    object) and, with --apply and an admin's yes, create it."""
+    _run(_crm_setup, apply, yes)
+
+
 def _reviewer(by: str | None) -> str:
     import getpass
 
@@ -1134,10 +1185,10 @@ def keygen():
 # ---------------------------------------------------------------------- demo ----
 
 
-def _demo(fresh: bool, rep: str | None) -> None:
-    """The whole loop on the embedded default, against the Zoom and Salesforce sandboxes:
-    connect both with OAuth, receive Zoom's signed webhooks, transcribe and score, write back
-    to Salesforce, and show the skills and the CRM diff."""
+def _demo(fresh: bool, rep: str | None, crm: str) -> None:
+    """The whole loop on the embedded default, against the sandboxes: connect Zoom and the
+    CRM with OAuth, prepare the CRM, receive Zoom's signed webhooks, transcribe and score,
+    write back, pull deal outcomes, and show the skills and the CRM diff."""
     import os
 
     from sqlmodel import func, select
@@ -1149,8 +1200,12 @@ def _demo(fresh: bool, rep: str | None) -> None:
     from core.models import Meeting
     from core.skill_refresh import refresh_skills
     from core.settings import get_settings
+    from core.vendors import vendor as vendor_of
     from sandbox.run import start_sandboxes
 
+    label = vendor_of(crm).label
+    if vendor_of(crm).writer is None:
+        raise CoachloopError(f"{label} is not a CRM coachloop writes to")
     settings = get_settings()
     if fresh and not settings.database_url:
         db = settings.data_dir / "coachloop.db"
@@ -1158,7 +1213,7 @@ def _demo(fresh: bool, rep: str | None) -> None:
             Path(f"{db}{suffix}").unlink(missing_ok=True)
         from core.db import engine_for
         engine_for.cache_clear()
-    console.rule("coachloop demo: 15 Zoom calls → scores and skills → Salesforce")
+    console.rule(f"coachloop demo: 15 Zoom calls → scores and skills → {label}")
     boxes = start_sandboxes(settings.data_dir / "sandbox")
     os.environ.update(boxes.settings())
     get_settings.cache_clear()
@@ -1172,8 +1227,13 @@ def _demo(fresh: bool, rep: str | None) -> None:
             apply_team(session, org, team.members())
             org_id = org.id
         console.print(f"sandboxes: Zoom {boxes.zoom_server.url}, Salesforce "
-                      f"{boxes.salesforce_server.url} (`coachloop sandbox` runs them alone)")
-        replaced = _demo_connect(org_id, settings)
+                      f"{boxes.salesforce_server.url}, HubSpot {boxes.hubspot_server.url} "
+                      "(`coachloop sandbox` runs them alone)")
+        replaced = _demo_connect(org_id, settings, crm)
+        if vendor_of(crm).setup is not None:  # the demo's admin approves what it creates
+            done = vendor_of(crm).load("setup")(org_id, settings, apply=True)
+            console.print(f"{label} set up: {sum(s.status == 'created' for s in done.steps)} "
+                          f"thing(s) created; " + "; ".join(done.notes), highlight=False)
         api_server = _serve_api(boxes.tls)
         webhook_url = f"{api_server.url}/webhooks/zoom"
         verify = str(boxes.tls.ca_path)
@@ -1186,19 +1246,55 @@ def _demo(fresh: bool, rep: str | None) -> None:
         as_of = latest.date() if latest else None
         refresh_skills(org_id, as_of)  # the demo calls are dated Sep–Nov 2026
         # This refresh's skill scores; after an earlier run, every call too: this run's
-        # Salesforce sandbox starts empty, whatever the earlier one was sent.
-        report = sync_configured(org_id, include_synced="salesforce" in replaced)
+        # CRM sandbox starts empty, whatever the earlier one was sent.
+        report = sync_configured(org_id, include_synced=crm in replaced)
         if report.failed:
-            raise CoachloopError(f"{len(report.failed)} CRM write(s) failed")
+            raise CoachloopError(f"{len(report.failed)} CRM write(s) failed: "
+                                 + "; ".join(r.error or "" for _, r in report.failed[:3]))
+        _demo_outcomes(org_id, boxes, crm, api_server.url)
         _team_report(as_of, 90)
         _rep_report(rep or _demo_rep(as_of), as_of, 90)
         _agenda(_demo_rep(as_of, weakest=True), as_of, 90)
-        _crm_diff(org_id, boxes)
+        _crm_diff(org_id, boxes, crm)
         _how_to_sign_in()
     finally:
         if api_server is not None:
             api_server.stop()
         boxes.stop()
+
+
+def _demo_outcomes(org_id: int, boxes, crm: str, api_url: str) -> None:
+    """Pull the deals' outcomes; where the CRM sandbox pushes deal changes (HubSpot's signed
+    webhooks), close one deal there and watch the pull it sets off."""
+    from sqlmodel import select
+
+    from api import wait_for_local_events
+    from connectors.crm_sync import crm_writer, pull_outcomes
+    from core.db import session_scope
+    from core.models import Deal
+    from core.settings import get_settings
+
+    _, writer = crm_writer(org_id, get_settings())
+    try:
+        pulled = pull_outcomes(org_id, writer)
+    finally:
+        writer.close()
+    with session_scope() as session:
+        deals = session.exec(select(Deal).where(Deal.org_id == org_id, Deal.crm == crm)).all()
+    console.print(f"pulled {pulled} deal(s) from {crm}: {sum(d.is_won for d in deals)} won, "
+                  f"{sum(d.is_closed and not d.is_won for d in deals)} lost, "
+                  f"{sum(not d.is_closed for d in deals)} open")
+    moved = boxes.close_a_deal(crm, f"{api_url}/webhooks/{crm}")
+    if moved is None:
+        return
+    wait_for_local_events()
+    with session_scope() as session:
+        deal = session.exec(select(Deal).where(Deal.org_id == org_id, Deal.crm == crm,
+                                               Deal.external_id == moved)).first()
+    state = "won" if deal and deal.is_won else "not yet pulled" if deal is None else deal.stage
+    console.print(escape(f"{crm} signed a webhook when {deal.name if deal else moved!r} was "
+                         f"closed there; coachloop verified it and pulled the deal: {state}"),
+                  highlight=False)
 
 
 def _how_to_sign_in() -> None:
@@ -1216,14 +1312,19 @@ def _how_to_sign_in() -> None:
         f"  the API's pages: {url}/docs", title="Sign in"))
 
 
-def _demo_connect(org_id: int, settings) -> set[str]:
-    """Connect both sandboxes with OAuth. An earlier run's connections point at sandboxes
-    that stopped with it (random ports, tokens held in memory): they are replaced, so the
-    org keeps one active connection per vendor and every call goes to this run's sandboxes."""
-    from connectors.oauth_apps import replace_connection
+def _demo_connect(org_id: int, settings, crm: str) -> set[str]:
+    """Connect Zoom and the CRM's sandbox with OAuth. An earlier run's connections point at
+    sandboxes that stopped with it (random ports, tokens held in memory): they are replaced,
+    so the org keeps one active connection per vendor and every call goes to this run's
+    sandboxes; an org writes to one CRM, so another CRM's connection is ended."""
+    from connectors.oauth_apps import end_connections, replace_connection
+    from core.vendors import with_a
 
+    for other in with_a("writer"):
+        if other.name != crm:
+            end_connections(org_id, other.name, settings, status="replaced")
     replaced = set()
-    for provider in ("zoom", "salesforce"):
+    for provider in ("zoom", crm):
         info, ended = replace_connection(provider, org_id, settings)
         note = ""
         if ended:
@@ -1279,22 +1380,23 @@ def _deliver_recordings(boxes, webhook_url: str, verify: str) -> None:
         console.print(f"[red]meeting {meeting.title} failed:[/red] {meeting.error}")
 
 
-def _crm_diff(org_id: int, boxes) -> None:
-    """What changed in Salesforce, from the audit trail, and what it now holds."""
+def _crm_diff(org_id: int, boxes, crm: str) -> None:
+    """What changed in the CRM, from the audit trail, and what it now holds."""
     from sqlmodel import select
 
+    from connectors.oauth_apps import label as label_of
     from core.db import session_scope
     from core.models import CrmWrite
+    from core.review import queue
 
     with session_scope() as session:
         rows = session.exec(select(CrmWrite).where(CrmWrite.org_id == org_id,
+                                                   CrmWrite.crm == crm,
                                                    CrmWrite.field.is_not(None),
                                                    CrmWrite.status == "written")
                             .order_by(CrmWrite.record_id, CrmWrite.id)).all()
-    from core.review import queue
-
-    names = {o["Id"]: o["Name"] for o in boxes.salesforce.records("Opportunity")}
-    table = Table("opportunity", "field", "policy", "before", "after", title="Salesforce: "
+    names = boxes.deal_names(crm)
+    table = Table("deal", "field", "policy", "before", "after", title=f"{label_of(crm)}: "
                   "fields written (audit trail; our AI copies, no review needed)")
     for row in rows:
         table.add_row(escape(_short(names.get(row.record_id, row.record_id), 34)),
@@ -1303,7 +1405,7 @@ def _crm_diff(org_id: int, boxes) -> None:
     console.print(table)
     with session_scope() as session:
         pending = queue(session, org_id)
-    review = Table("id", "opportunity", "rep's field", "proposed", "evidence", "confidence",
+    review = Table("id", "deal", "rep's field", "proposed", "evidence", "confidence",
                    title="Waiting for a person's approval (review mode: nothing is written to "
                          "a rep's field before it is approved)")
     for p in pending:
@@ -1314,12 +1416,7 @@ def _crm_diff(org_id: int, boxes) -> None:
     console.print(review)
     console.print(f"{len(pending)} value(s) wait in `coachloop crm review` "
                   "(approve, edit or reject)")
-    tasks = [t for t in boxes.salesforce.records("Task") if t.get("Coachloop_Meeting_Key__c")]
-    scores = boxes.salesforce.records("Rep_Skill_Score__c")
-    console.print(f"Salesforce now holds {len(tasks)} call Task(s) "
-                  f"({sum(1 for t in tasks if t.get('WhatId'))} on their Opportunity) and "
-                  f"{len(scores)} Rep_Skill_Score__c row(s); "
-                  f"{boxes.salesforce.api_usage} API call(s) used")
+    console.print(boxes.crm_summary(crm))
 
 
 def _demo_rep(as_of: date | None, weakest: bool = False) -> str:
@@ -1342,23 +1439,27 @@ def _demo_rep(as_of: date | None, weakest: bool = False) -> str:
 
 @app.command()
 def demo(fresh: bool = typer.Option(False, help="start from an empty demo database"),
-         rep: Optional[str] = typer.Option(None, help="whose scorecard to show (email)")):
-    """The whole loop on the demo calls, through the Zoom and Salesforce sandboxes."""
-    _run(_demo, fresh, rep)
+         rep: Optional[str] = typer.Option(None, help="whose scorecard to show (email)"),
+         crm: str = typer.Option("salesforce", help="the CRM sandbox to write back to "
+                                 "(salesforce or hubspot)")):
+    """The whole loop on the demo calls, through the Zoom and CRM sandboxes."""
+    _run(_demo, fresh, rep, crm)
 
 
-def _sandbox(zoom_port: int, salesforce_port: int) -> None:
+def _sandbox(zoom_port: int, salesforce_port: int, hubspot_port: int) -> None:
     from core.settings import get_settings
     from sandbox.run import start_sandboxes
 
     boxes = start_sandboxes(get_settings().data_dir / "sandbox", zoom_port=zoom_port,
-                            salesforce_port=salesforce_port)
+                            salesforce_port=salesforce_port, hubspot_port=hubspot_port)
     console.print(f"Zoom sandbox:       {boxes.zoom_server.url}  "
                   f"({len(boxes.zoom_meetings)} recorded demo meetings)")
     console.print(f"Salesforce sandbox: {boxes.salesforce_server.url}  "
                   f"({len(boxes.salesforce_ids.get('opportunities', {}))} demo opportunities)")
+    console.print(f"HubSpot sandbox:    {boxes.hubspot_server.url}  "
+                  f"({len(boxes.hubspot_ids.get('deals', {}))} demo deals)")
     console.print("Point coachloop at them (e.g. in .env), then `coachloop connect zoom "
-                  "--follow` and `coachloop connect salesforce --follow`:")
+                  "--follow` and `coachloop connect salesforce --follow` (or hubspot):")
     for key, value in boxes.settings().items():
         console.print(f"{key}={value}", highlight=False, soft_wrap=True)
     console.print("Ctrl-C stops them (their data lives in memory).")
@@ -1373,9 +1474,11 @@ def _sandbox(zoom_port: int, salesforce_port: int) -> None:
 
 @app.command()
 def sandbox(zoom_port: int = typer.Option(8710, help="0: any free port"),
-            salesforce_port: int = typer.Option(8711, help="0: any free port")):
-    """Run the Zoom and Salesforce sandboxes (seeded with the demo org) until Ctrl-C."""
-    _run(_sandbox, zoom_port, salesforce_port)
+            salesforce_port: int = typer.Option(8711, help="0: any free port"),
+            hubspot_port: int = typer.Option(8712, help="0: any free port")):
+    """Run the Zoom, Salesforce and HubSpot sandboxes (seeded with the demo org) until
+    Ctrl-C."""
+    _run(_sandbox, zoom_port, salesforce_port, hubspot_port)
 
 
 if __name__ == "__main__":

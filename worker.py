@@ -19,6 +19,8 @@ from core.errors import CoachloopError, Resolution, classify, user_message
 from core.settings import get_settings
 
 log = logging.getLogger("coachloop.worker")
+# A CRM sends one webhook per changed deal: a short wait lets one pull take a burst of them.
+CRM_PULL_DEBOUNCE_S = 5
 
 
 def make_app() -> Celery:
@@ -262,6 +264,24 @@ def crm_sync(self, org_id: int) -> int:
     return len(report.writes)
 
 
+@app.task(name="coachloop.crm_pull", bind=True, max_retries=20)
+def crm_pull(self, org_id: int) -> int:
+    """Pull the org's deals changed since the last pull (stage, amount, won or lost)."""
+    from connectors.crm_sync import crm_writer, pull_outcomes
+    from core.settings import get_settings
+
+    try:
+        _, writer = crm_writer(org_id, get_settings())
+        try:
+            return pull_outcomes(org_id, writer)
+        finally:
+            writer.close()
+    except Exception as exc:
+        _retry_if_transient(self, exc)
+        log.warning("org %s: deal pull failed (%s)", org_id, classify(exc).value)
+        raise
+
+
 @app.task(name="coachloop.webhook", bind=True, max_retries=5)
 def handle_webhook(self, event_id: int) -> int:
     """Turn a stored webhook event into meetings (via its provider's source), then ingest them."""
@@ -272,6 +292,7 @@ def handle_webhook(self, event_id: int) -> int:
     from core.crypto import cipher_from_settings
     from core.webhook_events import event_payload, mark_processed
     from connectors import load_source
+    from core.vendors import vendor as vendor_of
 
     with session_scope() as session:
         event = session.get(WebhookEvent, event_id)
@@ -279,6 +300,18 @@ def handle_webhook(self, event_id: int) -> int:
             return 0  # gone, or already handled by an earlier delivery of this task
         provider, org_id = event.provider, event.org_id
         payload = event_payload(event, cipher_from_settings())
+        deals_changed = vendor_of(provider).source is None  # a CRM's event
+        if deals_changed:
+            mark_processed(session, event_id, error=None if org_id is not None else (
+                f"no active {provider} connection is for this account: connect it, then "
+                "`coachloop webhooks replay`"))
+    if deals_changed:
+        if org_id is not None:
+            try:
+                crm_pull.apply_async((org_id,), countdown=CRM_PULL_DEBOUNCE_S)
+            except Exception:  # in process, the pull runs here; its failure is its own
+                log.warning("org %s: deal pull after a %s webhook failed", org_id, provider)
+        return 0
     started = []
     try:
         source = load_source(provider).for_webhook(org_id)

@@ -1,20 +1,22 @@
-"""Salesforce write calls per object for N scored meetings, through the workers, against the
+"""CRM write calls per object for N scored meetings, through the workers, against the
 batching limit, in one run.
 
-    python bench/crm.py [--meetings 100 1000] [--debounce 60]
+    python bench/crm.py [--meetings 100 1000] [--debounce 60] [--crm salesforce hubspot]
 
 Builds N scored calls from the demo's platform transcripts (no ASR: this measures the CRM
-side), seeds the Salesforce sandbox with the demo org, connects with OAuth, and writes back
-on fresh sandboxes:
+side), seeds the CRM sandbox with the demo org, connects with OAuth (and, for HubSpot, runs
+the setup step), and writes back on fresh sandboxes:
 
 - batched: one write-back run for all N calls in process (what `coachloop crm apply` does
   after a backfill): the reference for what was written;
 - workers: the N calls sent to a real Celery worker (PostgreSQL, Redis) as score tasks, the
   way a backfill arrives; the debounced refresh and CRM sync do the rest.
 
-The batching limit is the fewest write calls sObject Collections allows: for each object,
-ceil(records / 200). Prints write calls per object against it, reads beside them, the
-ratio of the workers' write calls to the limit, and wall time.
+The batching limit is the fewest write calls the CRM allows: for each object,
+ceil(records / 200) with Salesforce's sObject Collections, ceil(records / 100) with HubSpot's
+batch endpoints (and, for HubSpot, ceil(links / 100) association calls per object pair).
+Prints write calls per object against it, reads beside them, the ratio of the workers'
+write calls to the limit, and wall time.
 """
 
 from __future__ import annotations
@@ -80,14 +82,20 @@ def ingest(workdir: Path, n: int, database_url: str) -> tuple[int, list[int]]:
     return org_id, ids
 
 
-def connected_sandboxes(workdir: Path, org_id: int) -> tuple:
-    """The vendor sandboxes, their settings in the environment, Salesforce connected."""
+BATCH_LIMIT = {"salesforce": 200, "hubspot": 100}
+ASSOCIATE = "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/associate/default"
+
+
+def connected_sandboxes(workdir: Path, org_id: int, crm: str) -> tuple:
+    """The vendor sandboxes, their settings in the environment, the CRM connected (and set
+    up, where it has a setup step)."""
     import json
 
     from cryptography.fernet import Fernet
 
     from connectors.oauth_apps import connect_following_consent
     from core.settings import get_settings
+    from core.vendors import vendor
     from sandbox.run import start_sandboxes
 
     boxes = start_sandboxes(workdir / "sandbox")
@@ -95,13 +103,16 @@ def connected_sandboxes(workdir: Path, org_id: int) -> tuple:
            "COACHLOOP_ENCRYPTION_KEYS": json.dumps([Fernet.generate_key().decode()])}
     os.environ.update(env)
     get_settings.cache_clear()
-    connect_following_consent("salesforce", org_id, get_settings())
-    boxes.salesforce.requests.clear()
-    boxes.salesforce.collection_writes.clear()
+    connect_following_consent(crm, org_id, get_settings())
+    if vendor(crm).setup is not None:
+        vendor(crm).load("setup")(org_id, get_settings(), apply=True)
+    box = getattr(boxes, crm)
+    box.requests.clear()
+    getattr(box, "collection_writes", getattr(box, "batch_writes", Counter())).clear()
     return boxes, env
 
 
-def batched(n: int, workdir: Path) -> dict:
+def batched(n: int, workdir: Path, crm: str) -> dict:
     from connectors.crm_sync import sync_configured
     from core.pipeline import score_meeting
     from core.skill_refresh import refresh_skills
@@ -109,7 +120,7 @@ def batched(n: int, workdir: Path) -> dict:
     org_id, meeting_ids = ingest(workdir, n, f"sqlite:///{workdir / 'bench.db'}")
     for meeting_id in meeting_ids:
         score_meeting(meeting_id)
-    boxes, _ = connected_sandboxes(workdir, org_id)
+    boxes, _ = connected_sandboxes(workdir, org_id, crm)
     started = time.perf_counter()
     try:
         refresh_skills(org_id, date(2026, 11, 20))
@@ -118,10 +129,12 @@ def batched(n: int, workdir: Path) -> dict:
         elapsed = time.perf_counter() - started
         boxes.stop()
     assert not report.failed, report.failed
-    return tally("batched", boxes, elapsed, Counter(w.sobject for w in report.writes))
+    records = Counter(w.sobject for w in report.writes)
+    links = Counter(f"{w.sobject}→{to}" for w in report.writes for to, _ in w.links)
+    return tally("batched", boxes, crm, elapsed, records, links)
 
 
-def through_workers(n: int, workdir: Path, debounce: float) -> dict:
+def through_workers(n: int, workdir: Path, debounce: float, crm: str) -> dict:
     import uuid
 
     from celery import Celery
@@ -137,7 +150,7 @@ def through_workers(n: int, workdir: Path, debounce: float) -> dict:
     log_path = workdir / "worker.log"
     try:
         org_id, meeting_ids = ingest(workdir, n, database_url)
-        boxes, env = connected_sandboxes(workdir, org_id)
+        boxes, env = connected_sandboxes(workdir, org_id, crm)
         worker = start_worker(database_url, broker, log_path,
                               extra_env={**env, "COACHLOOP_REFRESH_DEBOUNCE_S": str(debounce)})
         started = time.perf_counter()
@@ -160,17 +173,25 @@ def through_workers(n: int, workdir: Path, debounce: float) -> dict:
         syncs = log_path.read_text().count("Task coachloop.crm_sync[")
     finally:
         drop_pg_database(database_url)
-    result = tally("workers", boxes, elapsed, None)
+    result = tally("workers", boxes, crm, elapsed, None, None)
     result["syncs"] = syncs // 2  # "received" and "succeeded"
     return result
 
 
-def tally(mode: str, boxes, elapsed: float, records: Counter | None) -> dict:
-    data = {k: v for k, v in boxes.salesforce.requests.items() if "/oauth2/" not in k}
-    writes = sum(v for k, v in data.items() if k.startswith(("PATCH", "POST")))
-    return {"mode": mode, "records": dict(records or {}), "calls": sum(data.values()),
-            "writes": writes, "reads": sum(data.values()) - writes, "seconds": elapsed,
-            "collection_writes": dict(boxes.salesforce.collection_writes)}
+def tally(mode: str, boxes, crm: str, elapsed: float, records: Counter | None,
+          links: Counter | None) -> dict:
+    box = getattr(boxes, crm)
+    data = {k: v for k, v in box.requests.items() if "/oauth" not in k}
+    if crm == "salesforce":
+        writes = sum(v for k, v in data.items() if k.startswith(("PATCH", "POST")))
+        by_object = dict(box.collection_writes)
+    else:  # HubSpot reads with POST too (search, batch/read): count its write endpoints
+        by_object = dict(box.batch_writes)
+        writes = sum(by_object.values()) + data.get(ASSOCIATE, 0)
+    return {"mode": mode, "records": dict(records or {}), "links": dict(links or {}),
+            "calls": sum(data.values()), "writes": writes, "reads": sum(data.values()) - writes,
+            "seconds": elapsed, "collection_writes": by_object,
+            "associations": data.get(ASSOCIATE, 0)}
 
 
 def main() -> None:
@@ -178,32 +199,43 @@ def main() -> None:
     parser.add_argument("--meetings", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--debounce", type=float, default=60.0,
                         help="COACHLOOP_REFRESH_DEBOUNCE_S for the worker (the default's)")
+    parser.add_argument("--crm", nargs="+", default=["salesforce", "hubspot"],
+                        choices=sorted(BATCH_LIMIT))
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="coachloop-bench-crm-"))
     try:
-        for n in args.meetings:
-            reference = batched(n, root / f"batched-{n}")
-            workers = through_workers(n, root / f"workers-{n}", args.debounce)
-            report(n, reference, workers)
+        for crm in args.crm:
+            for n in args.meetings:
+                reference = batched(n, root / f"{crm}-batched-{n}", crm)
+                workers = through_workers(n, root / f"{crm}-workers-{n}", args.debounce, crm)
+                report(crm, n, reference, workers)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def report(n: int, reference: dict, workers: dict) -> None:
+def report(crm: str, n: int, reference: dict, workers: dict) -> None:
+    limit = BATCH_LIMIT[crm]
     records = reference["records"]
-    print(f"{n} scored meetings; records written: "
+    print(f"{crm}: {n} scored meetings; records written: "
           + ", ".join(f"{v} {k}" for k, v in sorted(records.items())))
     for r in (reference, workers):
         by_object = ", ".join(f"{k} {v}" for k, v in sorted(r["collection_writes"].items()))
-        print(f"  {r['mode']:>8}: {r['writes']} write calls ({by_object}), {r['reads']} reads, "
-              f"{r['seconds']:.1f} s" + (f", {r['syncs']} CRM sync run(s)" if "syncs" in r
-                                          else ""))
+        linked = f", {r['associations']} association calls" if crm == "hubspot" else ""
+        print(f"  {r['mode']:>8}: {r['writes']} write calls ({by_object}{linked}), "
+              f"{r['reads']} reads, {r['seconds']:.1f} s"
+              + (f", {r['syncs']} CRM sync run(s)" if "syncs" in r else ""))
     for sobject, count in sorted(records.items()):
-        ideal = math.ceil(count / 200)
+        ideal = math.ceil(count / limit)
         got = workers["collection_writes"].get(sobject, 0)
-        print(f"  {sobject}: workers {got} write call(s), ideal ceil({count}/200) = {ideal}, "
-              f"ratio {got / ideal:.2f}")
-    floor = sum(math.ceil(count / 200) for count in records.values())
+        print(f"  {sobject}: workers {got} write call(s), ideal ceil({count}/{limit}) = "
+              f"{ideal}, ratio {got / ideal:.2f}")
+    floor = sum(math.ceil(count / limit) for count in records.values())
+    if crm == "hubspot":
+        pairs = sum(math.ceil(count / 100) for count in reference["links"].values())
+        print(f"  associations: workers {workers['associations']} call(s), ideal "
+              f"{pairs} (ceil(links/100) per object pair: "
+              + ", ".join(f"{k} {v}" for k, v in sorted(reference["links"].items())) + ")")
+        floor += pairs
     print(f"  all objects: workers {workers['writes']} / ideal {floor} = "
           f"{workers['writes'] / floor:.2f}", flush=True)
 

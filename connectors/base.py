@@ -114,6 +114,7 @@ class DealMatch:
 
     record_id: str | None
     reason: str
+    contact_ids: tuple[str, ...] = ()  # the buyers' CRM contacts (a call is logged on them)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class RecordWrite:
     record_id: str | None = None
     key_field: str | None = None
     key: str | None = None
+    links: tuple[tuple[str, str], ...] = ()  # (CRM object, id) to associate it with
 
     @property
     def ref(self) -> str:
@@ -141,11 +143,32 @@ class WriteResult:
     error: str | None = None  # "STATUS_CODE: message"
 
 
+@dataclass(frozen=True)
+class SetupStep:
+    """One thing a CRM lacks for write-back (a field, a group, an object): `status` is
+    "to create", "created", "failed" or "conflict" (there, but unusable; `note` says why)."""
+
+    object: str
+    what: str
+    status: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SetupReport:
+    """What a CRM setup found or did (`coachloop crm setup`)."""
+
+    steps: list[SetupStep]
+    applied: bool
+    notes: tuple[str, ...] = ()
+
+
 class CrmWriter(ABC):
     """A CRM we write methodology fields, call activities and skill scores to (DESIGN §4)."""
 
     name: ClassVar[str]
     connection_id: int | None = None  # the Connection it writes through (cursors, leases)
+    associates: ClassVar[bool] = False  # links records by association (`RecordWrite.links`)
 
     @abstractmethod
     def check(self) -> None:
@@ -166,6 +189,12 @@ class CrmWriter(ABC):
     def list_users(self) -> list[TeamMember]:
         """The CRM's active users (name, e-mail, manager), for the org's roster."""
         return []
+
+    def skill_scores_as(self) -> str:
+        """"object": skill scores go to the mapping's skill-score object; "deal_properties":
+        this CRM account has no such object, so the deal owners' scores go onto open deals
+        (the mapping's `skill_scores_on_deals`)."""
+        return "object"
 
     @abstractmethod
     def read(self, sobject: str, record_ids: list[str], fields: list[str]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from collections import defaultdict
 from dataclasses import asdict, astuple, dataclass, field, replace
 
@@ -29,8 +29,8 @@ from core.vendors import Vendor, with_a
 from core.review import APPROVED, approved_waiting, consent_for, evidence_key, mark_written, propose
 from core.writeback import (audit, calls_due, latest_skill_rows, link_deal, mark_sync_failed,
                             mark_synced)
-from mappings import (CallFindings, FieldDecision, FoundValue, Mapping, ObjectInfo, Policy,
-                      check_against, plan_record)
+from mappings import (CallFindings, FieldDecision, FoundValue, Mapping, MappingError,
+                      ObjectInfo, Policy, check_against, plan_record)
 
 PULL_OVERLAP = timedelta(seconds=60)
 SKILLS_STREAM = "skill-scores"
@@ -88,7 +88,7 @@ def _single_valued_fields(methodology: str) -> set[str]:
 
 
 def _activity_values(call: CallForCrm, deal_id: str | None, mapping: Mapping,
-                     info: ObjectInfo, public_url: str) -> dict:
+                     info: ObjectInfo, public_url: str, users: dict[str, str]) -> dict:
     """The call's activity record, from the mapping's templates."""
     scores = ", ".join(f"{m.upper()} {o:.0f}/100" if o is not None else f"{m.upper()} abstained"
                        for m, o in call.overall)
@@ -99,12 +99,34 @@ def _activity_values(call: CallForCrm, deal_id: str | None, mapping: Mapping,
             lines.append(f"{found.label}: {found.value}")
     lines.append(f"Call in coachloop: {url}")
     rule = mapping.activity
+    started = call.started_at if call.started_at.tzinfo else call.started_at.replace(tzinfo=UTC)
     values = rule.render({"title": call.title, "date": call.started_at.date().isoformat(),
-                          "started_at": call.started_at.isoformat(), "summary": "\n".join(lines),
-                          "meeting_id": call.meeting_id, "url": url}, info)
+                          "started_at": started.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                          "summary": "\n".join(lines), "meeting_id": call.meeting_id, "url": url,
+                          "rep_email": call.rep_email,
+                          "rep_user": users.get((call.rep_email or "").lower())}, info)
     if deal_id and rule.link_field:
         values[rule.link_field] = deal_id
     return values
+
+
+def _links(rule, match: DealMatch) -> tuple[tuple[str, str], ...]:
+    """What the record is associated with, where the CRM links by association."""
+    links = []
+    if match.record_id and "deal" in rule.associate:
+        links.append((rule.associate["deal"], match.record_id))
+    if "contacts" in rule.associate:
+        links += [(rule.associate["contacts"], c) for c in match.contact_ids]
+    return tuple(links)
+
+
+def _skills_changed(report: SyncReport, writer: CrmWriter, rows: list) -> bool:
+    """Stamp the rows' content (not when they were computed: a refresh that changed nothing
+    is not sent again); False when this content is already in the CRM."""
+    content = repr(sorted(astuple(r) for r in rows))
+    report.skills_stamp = hashlib.sha256(content.encode()).hexdigest()
+    return writer.connection_id is None or read_cursor(
+        writer.connection_id, SKILLS_STREAM) != report.skills_stamp
 
 
 def _skill_writes(writer: CrmWriter, mapping: Mapping, describe: dict[str, ObjectInfo],
@@ -114,15 +136,8 @@ def _skill_writes(writer: CrmWriter, mapping: Mapping, describe: dict[str, Objec
         return []
     with session_scope() as session:
         rows = latest_skill_rows(session, report.org_id)
-    if not rows:
+    if not rows or not _skills_changed(report, writer, rows):
         return []
-    # The rows' content, not when they were computed: a refresh that changed nothing is not
-    # sent again.
-    content = repr(sorted(astuple(r) for r in rows))
-    report.skills_stamp = hashlib.sha256(content.encode()).hexdigest()
-    if writer.connection_id is not None and read_cursor(writer.connection_id, SKILLS_STREAM) == \
-            report.skills_stamp:
-        return []  # this refresh is already in the CRM
     info = describe[rule.object.lower()]
     users = writer.find_users([r.rep_email for r in rows])
     writes = []
@@ -142,6 +157,50 @@ def _skill_writes(writer: CrmWriter, mapping: Mapping, describe: dict[str, Objec
             values[rule.link_field] = user_id
         key = f"{user_id}:{row.skill}:{row.window_days}d:{row.as_of.isoformat()}"
         writes.append(RecordWrite(rule.object, values, key_field=rule.external_id, key=key))
+    return writes
+
+
+def _deal_skill_writes(writer: CrmWriter, mapping: Mapping, info: ObjectInfo,
+                       report: SyncReport) -> list[RecordWrite]:
+    """Skill scores where the CRM has no object for them: each open deal gets its owner's
+    scores (the rep of its latest call); a closed deal keeps those it closed with."""
+    rule = mapping.skill_scores_on_deals
+    if rule is None:
+        return []
+    with session_scope() as session:
+        rows = [r for r in latest_skill_rows(session, report.org_id)
+                if r.window_days == rule.window_days]
+    if not rows or not _skills_changed(report, writer, rows):
+        return []
+    pull_outcomes(report.org_id, writer)  # which deals closed since the last pull
+    with session_scope() as session:
+        closed = set(session.exec(select(Deal.external_id).where(
+            Deal.org_id == report.org_id, Deal.crm == writer.name, Deal.is_closed)))
+        calls = calls_due(session, report.org_id, writer.name, include_synced=True)
+    latest: dict[str, CallForCrm] = {}
+    for call in calls + [replace(c, deal_record_id=report.deals[c.meeting_id].record_id)
+                         for c in report.calls]:
+        deal = call.deal_record_id
+        if deal and call.rep_email and deal not in closed and (
+                deal not in latest or call.started_at > latest[deal].started_at):
+            latest[deal] = call
+    scores: dict[str, dict[str, float]] = defaultdict(dict)
+    for row in rows:
+        if row.score is not None:
+            scores[row.rep_email.lower()][row.skill] = row.score
+    writes = []
+    for deal_id, call in sorted(latest.items()):
+        values: dict = {}
+        for skill, score in sorted(scores.get(call.rep_email.lower(), {}).items()):
+            target = info.field(rule.property.format(skill=skill))
+            if target is not None and target.updateable:
+                values[target.name] = round(score)
+        as_of = info.field(rule.as_of) if rule.as_of else None
+        if values and as_of is not None:
+            values[as_of.name] = rows[0].as_of.isoformat()
+        if values:
+            writes.append(RecordWrite(mapping.object, values, record_id=deal_id,
+                                      key=f"skills:{deal_id}"))
     return writes
 
 
@@ -183,10 +242,19 @@ def sync(org_id: int, writer: CrmWriter, mapping: Mapping, *, apply: bool,
     with session_scope() as session:
         report.calls = calls_due(session, org_id, writer.name, meeting_ids=meeting_ids,
                                  include_synced=include_synced)
+    skills_on_deals = writer.skill_scores_as() == "deal_properties"
+    if skills_on_deals:  # the skill-score object is not there: the mapping's fallback is
+        mapping = mapping.model_copy(update={"skill_scores": None})
     objects = [mapping.object] + [r.object for r in (mapping.activity, mapping.skill_scores)
                                   if r is not None and r.enabled]
     describe = writer.describe(objects)
     check_against(mapping, describe)
+    for section in ("activity", "skill_scores"):
+        rule = getattr(mapping, section)
+        if rule is not None and rule.associate and not writer.associates:
+            raise MappingError(f"{writer.name} links records by field, not by association: "
+                               f"use link_field instead of associate", file=mapping.source,
+                               line=mapping.lines.get(f"{section}.object"))
 
     unlinked = [c for c in report.calls if c.deal_record_id is None]
     matches = writer.find_deals(unlinked) if unlinked else {}
@@ -235,25 +303,35 @@ def sync(org_id: int, writer: CrmWriter, mapping: Mapping, *, apply: bool,
         if plan.values:
             report.writes.append(RecordWrite(mapping.object, plan.values, record_id=deal_id))
     if mapping.activity is not None and mapping.activity.enabled:
+        users = writer.find_users(sorted({c.rep_email for c in report.calls if c.rep_email})) \
+            if "rep_user" in mapping.activity.names_used() and report.calls else {}
         for call in report.calls:
             report.writes.append(RecordWrite(
                 mapping.activity.object,
                 _activity_values(call, deal_of[call.meeting_id], mapping,
-                                 describe[mapping.activity.object.lower()], public_url),
-                key_field=mapping.activity.external_id, key=call.key))
-    report.writes += _skill_writes(writer, mapping, describe, report)
+                                 describe[mapping.activity.object.lower()], public_url, users),
+                key_field=mapping.activity.external_id, key=call.key,
+                links=_links(mapping.activity, report.deals[call.meeting_id])))
+    if skills_on_deals:
+        report.writes += _deal_skill_writes(writer, mapping, info, report)
+    else:
+        report.writes += _skill_writes(writer, mapping, describe, report)
     if not apply:
         return report
 
     report.results = writer.write(report.writes)
     _record(org_id, writer.name, mapping, report)
     connection_id = writer.connection_id
-    skill_object = mapping.skill_scores.object if mapping.skill_scores else None
     if connection_id is not None and report.skills_stamp and all(
             r.ok for w, r in zip(report.writes, report.results, strict=True)
-            if w.sobject == skill_object):
+            if _is_skill_write(w, mapping)):
         save_cursor(connection_id, SKILLS_STREAM, report.skills_stamp)
     return report
+
+
+def _is_skill_write(write: RecordWrite, mapping: Mapping) -> bool:
+    return (mapping.skill_scores is not None and write.sobject == mapping.skill_scores.object) \
+        or (write.key or "").startswith("skills:")
 
 
 def _record(org_id: int, crm: str, mapping: Mapping, report: SyncReport) -> None:
@@ -286,7 +364,7 @@ def _record(org_id: int, crm: str, mapping: Mapping, report: SyncReport) -> None
                              actor=approval[1] if approval and status == "written" else None))
     meeting_of_key = {c.key: c.meeting_id for c in report.calls}
     for write, result in zip(report.writes, report.results, strict=True):
-        if write.record_id is not None:
+        if write.record_id is not None and write.key is None:
             continue  # field-level rows above
         meeting_id = meeting_of_key.get(write.key) if write.sobject == (
             mapping.activity.object if mapping.activity else None) else None
@@ -429,6 +507,19 @@ def api_usage(connection_id: int) -> tuple[int, int, datetime] | None:
     counts, _, at = raw.partition("@")
     used, _, limit = counts.partition("/")
     return int(used), int(limit), datetime.fromisoformat(at)
+
+
+def quota_note(usage: tuple[int, int] | None, settings) -> str:
+    """"N of M API calls left today (x% used)", and how the governor paces write-back at
+    that share (`settings`: the CRM's own section, with the quota_* shares)."""
+    if not usage or not usage[1]:
+        return ""
+    used, limit = usage
+    share = used / limit
+    pace = ("; write-back paused until tomorrow (UTC)" if share >= settings.quota_stop_share
+            else f"; write-back slowed to once every {settings.quota_slow_minutes:g} min"
+            if share >= settings.quota_slow_share else "")
+    return f"{limit - used:,} of {limit:,} API calls left today ({share:.0%} used){pace}"
 
 
 def govern_quota(connection_id: int, settings) -> None:

@@ -47,7 +47,9 @@ def oauth_provider(name: str, settings: Settings) -> OAuthProvider:
         default_lifetime_s=getattr(own, spec.lifetime_setting) if spec.lifetime_setting else None,
         verify=settings.ca_bundle or True, identify=identify,
         revoke_url=found.expand(spec.revoke_url, settings) if spec.revoke_url else None,
-        revoke_token=spec.revoke_token)
+        revoke_token=spec.revoke_token, revoke_with_client=spec.revoke_with_client,
+        optional_scopes=tuple(getattr(own, spec.optional_scopes_setting))
+        if spec.optional_scopes_setting else ())
 
 
 def api_origin(name: str, settings: Settings, instance_url: str | None = None) -> str:

@@ -54,6 +54,9 @@ class OAuthProvider:
     # deauthorizes the app for that user). None: the vendor offers no revocation.
     revoke_url: str | None = None
     revoke_token: str = "refresh_token"
+    revoke_with_client: bool = False  # the revocation request carries client id and secret
+    # Asked for but not required (HubSpot's `optional_scope`): granted where the account can.
+    optional_scopes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ def start_authorization(session: Session, provider: OAuthProvider, *, org_id: in
               "redirect_uri": redirect_uri, "state": state}
     if provider.scopes:
         params["scope"] = " ".join(provider.scopes)
+    if provider.optional_scopes:
+        params["optional_scope"] = " ".join(provider.optional_scopes)
     if challenge:
         params.update(code_challenge=challenge, code_challenge_method="S256")
     return f"{provider.authorize_url}?{urlencode(params)}"
@@ -172,8 +177,11 @@ def revoke(provider: OAuthProvider, tokens: TokenSet) -> None:
         or tokens.access_token
     auth = (provider.client_id, provider.client_secret) \
         if provider.client_auth == "basic" else None
+    data = {"token": token}
+    if provider.revoke_with_client and auth is None:
+        data.update(client_id=provider.client_id, client_secret=provider.client_secret)
     try:
-        response = httpx.post(provider.revoke_url, data={"token": token}, auth=auth, timeout=15,
+        response = httpx.post(provider.revoke_url, data=data, auth=auth, timeout=15,
                               verify=tls_verify(provider.verify),
                               headers={"Accept": "application/json"})
     except httpx.HTTPError as exc:

@@ -45,6 +45,10 @@ class OAuthSpec(BaseModel):
     token_url: str
     revoke_url: str | None = None
     revoke_token: Literal["access_token", "refresh_token"] = "refresh_token"
+    revoke_with_client: bool = Field(False, description="the revocation request carries the "
+                                     "client id and secret in its body")
+    optional_scopes_setting: str | None = Field(None, description="the setting that lists "
+                                                "scopes asked for but not required")
     client_auth: Literal["basic", "body"] = "body"
     pkce: bool = True
     refresh_rotates: bool = Field(False, description="a refresh answers with a new refresh "
@@ -81,8 +85,11 @@ class Vendor(BaseModel):
     poll_minutes_setting: str | None = None
     probe: str | None = Field(None, description="(connection_id, settings) -> what one cheap "
                               "authenticated call says")
+    setup: str | None = Field(None, description="(org_id, settings, *, apply) -> what the "
+                              "CRM needs before write-back (fields, objects), created when "
+                              "an admin approves")
 
-    @field_validator("settings", "source", "writer", "webhooks", "poll", "probe")
+    @field_validator("settings", "source", "writer", "webhooks", "poll", "probe", "setup")
     @classmethod
     def _check_references(cls, value: str | None) -> str | None:
         return _reference(value)

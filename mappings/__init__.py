@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -71,7 +71,8 @@ class FieldRule(BaseModel):
 
 
 # What the `values` templates of each record rule may name.
-ACTIVITY_NAMES = frozenset({"title", "date", "started_at", "summary", "meeting_id", "url"})
+ACTIVITY_NAMES = frozenset({"title", "date", "started_at", "summary", "meeting_id", "url",
+                            "rep_email", "rep_user"})
 SKILL_NAMES = frozenset({"rep_email", "rep_handle", "skill", "window_days", "as_of", "score",
                          "interval_low", "interval_high", "percentile", "n_calls", "state"})
 
@@ -80,7 +81,9 @@ class RecordRule(BaseModel):
     """A record we create per call (the activity) or per skill snapshot, upserted by our
     external id. `values`: CRM field → template over what we know (`"Call: {title}"`); a
     template that is one name alone keeps its type (a number stays a number). `link_field`
-    holds the record's link: the activity's deal, the skill row's CRM user."""
+    holds the record's link where links are fields (Salesforce: the activity's deal, the
+    skill row's CRM user); `associate` links it where links are associations (HubSpot):
+    what we link (`deal`, `contacts`) → the CRM object it is."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -88,6 +91,7 @@ class RecordRule(BaseModel):
     external_id: str
     enabled: bool = True
     link_field: str | None = None
+    associate: dict[Literal["deal", "contacts"], str] = Field(default_factory=dict)
     values: dict[str, str] = Field(default_factory=dict)
 
     def names_used(self) -> set[str]:
@@ -122,6 +126,19 @@ def _fill(template: str, known: dict[str, Any]) -> Any:
     return template.format_map({k: "" if v is None else v for k, v in known.items()})
 
 
+class DealSkillRule(BaseModel):
+    """Where a CRM has no object for skill scores (HubSpot below Enterprise): the deal
+    owner's scores as properties of each open deal, frozen when it closes (a report then
+    joins the owner's skills at close with won and lost). `property` is a template over
+    `skill`; `as_of` names the property that says when the scores are from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_days: int = Field(90, gt=0)
+    property: str = Field(pattern=r"\{skill\}")
+    as_of: str | None = None
+
+
 class Mapping(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -134,6 +151,7 @@ class Mapping(BaseModel):
     fields: list[FieldRule] = Field(default_factory=list)
     activity: RecordRule | None = None
     skill_scores: RecordRule | None = None
+    skill_scores_on_deals: DealSkillRule | None = None
     source: str = Field("", exclude=True)  # the file it came from, for messages
     lines: dict[str, int] = Field(default_factory=dict, exclude=True)  # "fields.3.to" → line
 

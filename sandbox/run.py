@@ -1,4 +1,5 @@
-"""Start the Zoom and Salesforce sandboxes together, seeded with the demo org, over HTTPS.
+"""Start the Zoom, Salesforce and HubSpot sandboxes together, seeded with the demo org, over
+HTTPS.
 
 `coachloop sandbox` and `coachloop demo` use this; so can anyone trying coachloop before
 connecting real accounts. `Sandboxes.settings()` gives the COACHLOOP_* settings that point
@@ -11,6 +12,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox import hubspot as hubspot_box
+from sandbox.hubspot import HubSpotSandbox
 from sandbox.salesforce import (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SalesforceSandbox)
 from sandbox.salesforce import demo_seed as seed_salesforce
 from sandbox.server import RunningServer, serve
@@ -28,11 +31,14 @@ class Sandboxes:
     tls: SandboxTLS
     zoom: ZoomSandbox
     salesforce: SalesforceSandbox
+    hubspot: HubSpotSandbox
     zoom_server: RunningServer
     salesforce_server: RunningServer
+    hubspot_server: RunningServer
     webhook_secret: str
     zoom_meetings: dict[str, str] = field(default_factory=dict)  # demo external id → uuid
     salesforce_ids: dict[str, dict[str, str]] = field(default_factory=dict)
+    hubspot_ids: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def settings(self) -> dict[str, str]:
         """Environment settings that make coachloop use these sandboxes."""
@@ -45,26 +51,79 @@ class Sandboxes:
             "COACHLOOP_SALESFORCE__CLIENT_ID": DEFAULT_CLIENT_ID,
             "COACHLOOP_SALESFORCE__CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
             "COACHLOOP_SALESFORCE__LOGIN_URL": self.salesforce_server.url,
+            "COACHLOOP_HUBSPOT__CLIENT_ID": hubspot_box.DEFAULT_CLIENT_ID,
+            "COACHLOOP_HUBSPOT__CLIENT_SECRET": hubspot_box.DEFAULT_CLIENT_SECRET,
+            "COACHLOOP_HUBSPOT__APP_BASE": self.hubspot_server.url,
+            "COACHLOOP_HUBSPOT__API_BASE": self.hubspot_server.url,
             "COACHLOOP_CA_BUNDLE": str(self.tls.ca_path),
         }
+
+    def deal_names(self, crm: str) -> dict[str, str]:
+        """The CRM sandbox's deals by id: their names."""
+        if crm == "hubspot":
+            return {r["id"]: r.get("dealname") or r["id"] for r in self.hubspot.records("deals")}
+        return {o["Id"]: o["Name"] for o in self.salesforce.records("Opportunity")}
+
+    def crm_summary(self, crm: str) -> str:
+        """What coachloop's records in the CRM sandbox amount to, in one sentence."""
+        if crm == "hubspot":
+            calls = [c for c in self.hubspot.records("calls") if c.get("coachloop_meeting_key")]
+            linked = sum(1 for c in calls if self.hubspot.associations("calls", c["id"], "deals"))
+            try:
+                scores = len(self.hubspot.records("coachloop_skill_score"))
+            except Exception:  # no such custom object in this portal
+                scores = 0
+            on_deals = sum(1 for d in self.hubspot.records("deals")
+                           if any(k.startswith("coachloop_owner_") and v not in (None, "")
+                                  for k, v in d.items()))
+            return (f"HubSpot now holds {len(calls)} call engagement(s) ({linked} associated "
+                    f"with their deal), {scores} skill-score record(s) and owner skill scores "
+                    f"on {on_deals} deal(s); {self.hubspot.daily_used} API call(s) used")
+        tasks = [t for t in self.salesforce.records("Task") if t.get("Coachloop_Meeting_Key__c")]
+        scores = self.salesforce.records("Rep_Skill_Score__c")
+        return (f"Salesforce now holds {len(tasks)} call Task(s) "
+                f"({sum(1 for t in tasks if t.get('WhatId'))} on their Opportunity) and "
+                f"{len(scores)} Rep_Skill_Score__c row(s); {self.salesforce.api_usage} API "
+                "call(s) used")
+
+    def close_a_deal(self, crm: str, webhook_url: str) -> str | None:
+        """Close one open demo deal as won where the CRM sandbox pushes deal changes
+        (HubSpot's v3-signed webhooks to `webhook_url`); returns its id (None: this CRM
+        sandbox sends no webhooks)."""
+        if crm != "hubspot":
+            return None
+        open_deals = [d for d in self.hubspot.records("deals")
+                      if d.get("dealstage") not in ("closedwon", "closedlost")]
+        if not open_deals:
+            return None
+        deal = sorted(open_deals, key=lambda d: d["id"])[0]
+        self.hubspot.subscribe(webhook_url, verify=str(self.tls.ca_path))
+        self.hubspot.update("deals", deal["id"], {"dealstage": "closedwon"})
+        self.hubspot.flush_webhooks()
+        return deal["id"]
 
     def stop(self) -> None:
         self.zoom_server.stop()
         self.salesforce_server.stop()
+        self.hubspot_server.stop()
 
 
 def start_sandboxes(work_dir: str | Path, *, demo: bool = True, zoom_port: int = 0,
-                    salesforce_port: int = 0) -> Sandboxes:
-    """Generate a local CA under `work_dir`, start both emulators, seed the demo org."""
+                    salesforce_port: int = 0, hubspot_port: int = 0) -> Sandboxes:
+    """Generate a local CA under `work_dir`, start the emulators, seed the demo org."""
     work_dir = Path(work_dir)
     tls = local_tls(work_dir / "tls")
     zoom = ZoomSandbox()
     salesforce = SalesforceSandbox()
-    zoom_meetings, salesforce_ids = {}, {}
+    hubspot = HubSpotSandbox()
+    zoom_meetings, salesforce_ids, hubspot_ids = {}, {}, {}
     if demo:
         zoom_meetings = seed_zoom(zoom, DEMO_DIR / "calls", work_dir / "zoom-files")
         salesforce_ids = seed_salesforce(salesforce, DEMO_DIR)
+        hubspot_ids = hubspot_box.demo_seed(hubspot, DEMO_DIR)
     zoom_server = zoom.start(tls, port=zoom_port)
     salesforce_server = serve(salesforce.create_app(), tls, port=salesforce_port)
-    return Sandboxes(tls, zoom, salesforce, zoom_server, salesforce_server,
-                     secrets.token_urlsafe(24), zoom_meetings, salesforce_ids)
+    hubspot_server = hubspot.start(tls, port=hubspot_port)
+    return Sandboxes(tls, zoom, salesforce, hubspot, zoom_server, salesforce_server,
+                     hubspot_server, secrets.token_urlsafe(24), zoom_meetings, salesforce_ids,
+                     hubspot_ids)

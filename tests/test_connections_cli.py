@@ -230,7 +230,7 @@ def test_demo_connections_twice_with_fresh_sandboxes(tmp_path, monkeypatch):
         boxes = start_sandboxes(tmp_path / f"sandbox-{run}", demo=False)
         try:
             point_at(boxes, monkeypatch)
-            replaced = _demo_connect(org_id, get_settings())
+            replaced = _demo_connect(org_id, get_settings(), "salesforce")
             assert replaced == (set() if run == 1 else {"zoom", "salesforce"})
             writer = writer_for_org(org_id, get_settings())
             try:
@@ -251,3 +251,12 @@ def test_demo_connections_twice_with_fresh_sandboxes(tmp_path, monkeypatch):
     assert first.status == "replaced" and first.token_ciphertext is None
     # Revoked best-effort at this run's sandbox, which never issued that token: it says no.
     assert first.last_error.startswith("not revoked at Salesforce")
+    # `coachloop demo --crm hubspot` next: an org writes to one CRM, so Salesforce's ends.
+    boxes = start_sandboxes(tmp_path / "sandbox-3", demo=False)
+    try:
+        point_at(boxes, monkeypatch)
+        assert _demo_connect(org_id, get_settings(), "hubspot") == {"zoom"}
+    finally:
+        boxes.stop()
+    assert [r.status for r in rows("salesforce")].count("active") == 0
+    assert [r.status for r in rows("hubspot")] == ["active"]

@@ -469,7 +469,8 @@ def test_vendors_come_from_pyproject_when_coachloop_is_not_installed(monkeypatch
     monkeypatch.setattr(registry, "entry_points", lambda group: [])
     registry.vendors.cache_clear()
     try:
-        assert sorted(registry.vendors()) == sorted(declared) == ["files", "salesforce", "zoom"]
+        assert sorted(registry.vendors()) == sorted(declared) == ["files", "hubspot", "salesforce",
+                                                              "zoom"]
         assert connectors.available_sources() == ["files", "zoom"]
     finally:
         registry.vendors.cache_clear()

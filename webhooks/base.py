@@ -45,8 +45,10 @@ class WebhookReceiver(Protocol):
     provider: str
     kept_headers: tuple[str, ...]  # the vendor's headers stored with an event (lower case)
 
-    def verify(self, raw_body: bytes, headers: Mapping[str, str]) -> None:
-        """Raise `WebhookRejected` unless the body is signed by the provider, recently."""
+    def verify(self, raw_body: bytes, headers: Mapping[str, str], *, method: str = "POST",
+               url: str = "") -> None:
+        """Raise `WebhookRejected` unless the body is signed by the provider, recently
+        (`method` and `url`: the request's, for vendors that sign them too)."""
 
     def challenge(self, delivery: Delivery) -> dict[str, Any] | None:
         """The answer to a validation handshake, or None for an ordinary event."""

@@ -46,7 +46,7 @@ def make_router(enqueue: Callable[[int], None],
         if len(raw) > MAX_BODY_BYTES:
             raise WebhookRejected(413, "body larger than 1 MiB")
         headers = {k.lower(): v for k, v in request.headers.items()}
-        receiver.verify(raw, headers)
+        receiver.verify(raw, headers, method=request.method, url=str(request.url))
         delivery = receiver.parse(raw)
         answer = receiver.challenge(delivery)
         if answer is not None:

@@ -16,6 +16,7 @@ VENDOR = Vendor.from_file(__file__)
 def probe(connection_id: int, settings: Settings) -> str:
     """One cheap authenticated call (`GET /services/data/vXX.X/limits`) through the
     connection's tokens and the writer's own client; returns the daily API calls left."""
+    from connectors.crm_sync import quota_note
     from connectors.oauth_apps import token_vault
     from connectors.salesforce.writer import SalesforceWriter
 
@@ -28,14 +29,9 @@ def probe(connection_id: int, settings: Settings) -> str:
     finally:
         writer.close()
     daily = limits.get("DailyApiRequests") or {}
-    if "Remaining" in daily and "Max" in daily and daily["Max"]:
-        share = 1 - daily["Remaining"] / daily["Max"]
-        sf = settings.salesforce
-        pace = ("; write-back paused until tomorrow (UTC)" if share >= sf.quota_stop_share
-                else f"; write-back slowed to once every {sf.quota_slow_minutes:g} min"
-                if share >= sf.quota_slow_share else "")
-        return (f"{daily['Remaining']:,} of {daily['Max']:,} API calls left today "
-                f"({share:.0%} used){pace}")
+    if "Remaining" in daily and daily.get("Max"):
+        return quota_note((daily["Max"] - daily["Remaining"], daily["Max"]),
+                          settings.salesforce)
     return ""
 
 

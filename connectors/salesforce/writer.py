@@ -21,6 +21,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (SalesforceError, SalesforceExpiredSession)
 
 from connectors.base import CallForCrm, CrmWriter, DealMatch, RecordWrite, WriteResult
+from connectors.deal_matching import CrmContact, CrmDeal, by_name, match_call, name_key
 from core.connections import ConnectionBroken
 from core.domain import DealRecord, TeamMember
 from core.errors import CoachloopError, ErrorRule, ErrorTable, TransientError
@@ -54,6 +55,7 @@ _DESCRIBED: dict[tuple[str, str], tuple[float, ObjectInfo | None]] = {}
 MAX_INLINE_WAIT_S = 10.0
 _API_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 CHECK_TIMEOUT_S = 15.0
+OPP_FIELDS = "Id, Name, AccountId, OwnerId, IsClosed, CloseDate, StageName"
 
 
 def soql_quote(value: str) -> str:
@@ -216,73 +218,57 @@ class SalesforceWriter(CrmWriter):
 
     def find_deals(self, calls: list[CallForCrm]) -> dict[int, DealMatch]:
         emails = sorted({e.lower() for call in calls for e in call.buyer_emails})
-        contacts: dict[str, list[dict]] = defaultdict(list)
+        contacts: dict[str, list[CrmContact]] = defaultdict(list)
         for chunk in _chunks(emails, 100):
-            for row in self._query("SELECT Id, Name, Email, AccountId, Account.Name FROM Contact "
+            for row in self._query("SELECT Id, Name, Email, AccountId FROM Contact "
                                    f"WHERE Email IN {soql_in(chunk)}"):
-                contacts[row["Email"].lower()].append(row)
-        by_name = self._contacts_by_name(calls)
-        for call in calls:  # a name resolved only for its own call
-            for row in by_name.get(call.meeting_id, ()):
-                contacts[_name_key(call.meeting_id, row["Name"])].append(row)
-        contact_ids = sorted({c["Id"] for rows in contacts.values() for c in rows})
-        account_ids = sorted({c["AccountId"] for rows in contacts.values() for c in rows
-                              if c.get("AccountId")})
+                contacts[row["Email"].lower()].append(_contact(row))
+        for meeting_id, found in self._contacts_by_name(calls).items():
+            for contact in found:  # a name resolved only for its own call
+                contacts[name_key(meeting_id, contact.by_name)].append(contact)
+        contact_ids = sorted({c.id for rows in contacts.values() for c in rows})
+        account_ids = sorted({c.account_id for rows in contacts.values() for c in rows
+                              if c.account_id})
         roles: dict[str, set[str]] = defaultdict(set)  # contact id → opportunity ids
-        opps: dict[str, dict] = {}
+        opps: dict[str, CrmDeal] = {}
         for chunk in _chunks(contact_ids, 100):
             for row in self._query("SELECT OpportunityId, ContactId FROM OpportunityContactRole "
                                    f"WHERE ContactId IN {soql_in(chunk)}"):
                 roles[row["ContactId"]].add(row["OpportunityId"])
         role_opp_ids = sorted({o for ids in roles.values() for o in ids})
-        fields = "Id, Name, AccountId, IsClosed, CloseDate, StageName"
         for chunk in _chunks(account_ids, 100):
-            for row in self._query(f"SELECT {fields} FROM Opportunity "
+            for row in self._query(f"SELECT {OPP_FIELDS} FROM Opportunity "
                                    f"WHERE AccountId IN {soql_in(chunk)}"):
-                opps[row["Id"]] = row
+                opps[row["Id"]] = _deal(row)
         missing = [o for o in role_opp_ids if o not in opps]
         for chunk in _chunks(missing, 100):
-            for row in self._query(f"SELECT {fields} FROM Opportunity WHERE Id IN "
+            for row in self._query(f"SELECT {OPP_FIELDS} FROM Opportunity WHERE Id IN "
                                    f"{soql_in(chunk)}"):
-                opps[row["Id"]] = row
-        return {call.meeting_id: _match(call, contacts, roles, opps) for call in calls}
+                opps[row["Id"]] = _deal(row)
+        return {call.meeting_id: match_call(call, contacts, roles, opps, "Salesforce",
+                                            "opportunity") for call in calls}
 
-    def _contacts_by_name(self, calls: list[CallForCrm]) -> dict[int, list[dict]]:
-        """Each call's guests without an e-mail, resolved to a contact when exactly one
-        contact of that name is on an account where the call's rep owned an opportunity open
-        at the time of the call; a name with no such contact, or two, stays unresolved
-        (never guessed)."""
+    def _contacts_by_name(self, calls: list[CallForCrm]) -> dict[int, list[CrmContact]]:
+        """Guests without an e-mail, resolved by name among the accounts the call's rep had
+        opportunities open on (`connectors.deal_matching.by_name`)."""
         wanted = [c for c in calls if c.unnamed_buyers and c.rep_email]
         if not wanted:
             return {}
         owners = self.find_users(sorted({c.rep_email for c in wanted}))
-        owned: dict[str, list[dict]] = defaultdict(list)  # owner id → their opportunities
+        owned: list[CrmDeal] = []
         for chunk in _chunks(sorted(set(owners.values())), 100):
-            for row in self._query("SELECT Id, OwnerId, AccountId, IsClosed, CloseDate, "
-                                   f"StageName FROM Opportunity WHERE OwnerId IN "
-                                   f"{soql_in(chunk)}"):
-                if row.get("AccountId"):
-                    owned[row["OwnerId"]].append(row)
-        in_play = sorted({o["AccountId"] for rows in owned.values() for o in rows})
+            owned += [_deal(row) for row in self._query(
+                f"SELECT {OPP_FIELDS} FROM Opportunity WHERE OwnerId IN {soql_in(chunk)}")]
+        in_play = sorted({d.account_id for d in owned if d.account_id})
         names = sorted({n for c in wanted for n in c.unnamed_buyers})
-        found: dict[str, list[dict]] = defaultdict(list)  # lower-case name → contacts
+        named: list[CrmContact] = []
         for accounts_chunk in _chunks(in_play, 100):
             for names_chunk in _chunks(names, 100):
-                for row in self._query(
-                        "SELECT Id, Name, Email, AccountId, Account.Name FROM Contact WHERE "
-                        f"Name IN {soql_in(names_chunk)} AND AccountId IN "
-                        f"{soql_in(accounts_chunk)}"):
-                    found[row["Name"].lower()].append(row)
-        out: dict[int, list[dict]] = {}
-        for call in wanted:
-            mine = {o["AccountId"] for o in owned.get(owners.get(call.rep_email.lower(), ""), ())
-                    if _open_at(o, call.started_at)}
-            for name in call.unnamed_buyers:
-                matches = [r for r in found.get(name.lower(), ()) if r["AccountId"] in mine]
-                if len(matches) == 1:
-                    out.setdefault(call.meeting_id, []).append(
-                        {**matches[0], "by_name": name})
-        return out
+                named += [_contact(row) for row in self._query(
+                    "SELECT Id, Name, Email, AccountId FROM Contact WHERE "
+                    f"Name IN {soql_in(names_chunk)} AND AccountId IN "
+                    f"{soql_in(accounts_chunk)}")]
+        return by_name(wanted, owners, owned, named)
 
     def read(self, sobject: str, record_ids: list[str], fields: list[str]
              ) -> dict[str, dict[str, Any]]:
@@ -384,58 +370,10 @@ def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def _open_at(opp: dict, when: datetime) -> bool:
-    """Was the opportunity open when the call happened (closed later still counts)?"""
-    if not opp.get("IsClosed"):
-        return True
-    close = opp.get("CloseDate")
-    return bool(close) and close >= when.date().isoformat()
+def _contact(row: dict) -> CrmContact:
+    return CrmContact(row["Id"], row.get("Name") or "", row.get("Email"), row.get("AccountId"))
 
 
-def _name_key(meeting_id: int, name: str) -> str:
-    return f"name:{meeting_id}:{name.lower()}"
-
-
-def _who(contact: dict) -> str:
-    if contact.get("by_name"):
-        return (f"{contact['by_name']} (no e-mail on the call; the only contact of that name "
-                "on the accounts the rep had open deals on)")
-    return contact["Email"]
-
-
-def _match(call: CallForCrm, contacts: dict[str, list[dict]], roles: dict[str, set[str]],
-           opps: dict[str, dict]) -> DealMatch:
-    known = [c for e in call.buyer_emails for c in contacts.get(e.lower(), [])] + [
-        c for n in call.unnamed_buyers for c in contacts.get(_name_key(call.meeting_id, n), [])]
-    if not call.buyer_emails and not known:
-        return DealMatch(None, "no buyer e-mail on the call to look up" + (
-            f"; no single contact named {', '.join(call.unnamed_buyers)} on the accounts the "
-            "rep had open deals on" if call.unnamed_buyers else ""))
-    if not known:
-        return DealMatch(None, "no Salesforce contact has the buyers' e-mails ("
-                         + ", ".join(sorted(call.buyer_emails)) + ")")
-    votes: dict[str, int] = defaultdict(int)
-    for contact in known:
-        for opp_id in roles.get(contact["Id"], ()):
-            if opp_id in opps and _open_at(opps[opp_id], call.started_at):
-                votes[opp_id] += 1
-    if votes:
-        best = max(votes.values())
-        top = sorted(o for o, v in votes.items() if v == best)
-        if len(top) == 1:
-            names = sorted({_who(c) for c in known if top[0] in roles.get(c["Id"], ())})
-            return DealMatch(top[0], f"{', '.join(names)} has a contact role on "
-                             f"{opps[top[0]]['Name']!r}")
-        return DealMatch(None, "ambiguous: the buyers have contact roles on "
-                         + ", ".join(repr(opps[o]["Name"]) for o in top) + "; link it by hand")
-    accounts = {c["AccountId"] for c in known if c.get("AccountId")}
-    candidates = sorted(o["Id"] for o in opps.values()
-                        if o.get("AccountId") in accounts and _open_at(o, call.started_at))
-    if len(candidates) == 1:
-        opp = opps[candidates[0]]
-        return DealMatch(opp["Id"], f"the only opportunity open at the time on the buyers' "
-                         f"account ({opp['Name']!r})")
-    if candidates:
-        return DealMatch(None, f"ambiguous: {len(candidates)} open opportunities on the buyers' "
-                         "account; link it by hand")
-    return DealMatch(None, "no open opportunity on the buyers' account")
+def _deal(row: dict) -> CrmDeal:
+    return CrmDeal(row["Id"], row.get("Name") or row["Id"], row.get("AccountId"),
+                   bool(row.get("IsClosed")), row.get("CloseDate"), row.get("OwnerId"))

@@ -45,7 +45,8 @@ class ZoomReceiver:
         self._tolerance = tolerance_s
         self._clock = clock
 
-    def verify(self, raw_body: bytes, headers: Mapping[str, str]) -> None:
+    def verify(self, raw_body: bytes, headers: Mapping[str, str], *, method: str = "POST",
+               url: str = "") -> None:
         signature = headers.get("x-zm-signature")
         timestamp = headers.get("x-zm-request-timestamp")
         if not signature or not timestamp:

@@ -44,6 +44,29 @@ def _zoom_sign(boxes, body: bytes, at: int) -> dict[str, str]:
             "x-zm-signature": zoom_signature(boxes.webhook_secret, str(at), body)}
 
 
+def _hubspot_event(boxes) -> bytes:
+    deal = next(iter(boxes.hubspot_ids["deals"].values()))
+    from sandbox.hubspot import PORTAL_ID
+
+    return json.dumps([{"eventId": 1001, "subscriptionId": 7, "portalId": PORTAL_ID,
+                        "appId": 42, "occurredAt": 1764600000000,
+                        "subscriptionType": "deal.propertyChange", "attemptNumber": 0,
+                        "objectId": int(deal), "propertyName": "dealstage",
+                        "propertyValue": "closedwon", "changeSource": "CRM_UI"}]).encode()
+
+
+def _hubspot_sign(boxes, body: bytes, at: int) -> dict[str, str]:
+    from core.settings import get_settings
+    from sandbox.hubspot import DEFAULT_CLIENT_SECRET, sign_v3
+
+    uri = f"{get_settings().public_url.rstrip('/')}/webhooks/hubspot"
+    stamp = str(at * 1000)
+    return {"content-type": "application/json", "x-hubspot-request-timestamp": stamp,
+            "x-hubspot-signature-version": "v3",
+            "x-hubspot-signature-v3": sign_v3(DEFAULT_CLIENT_SECRET, "POST", uri, body,
+                                              int(stamp))}
+
+
 @dataclass(frozen=True)
 class SourceKit:
     """For a remote meeting source: `seed(boxes, n)` records n meetings for the connected
@@ -103,15 +126,27 @@ WRITERS: dict[str, WriterKit] = {
         outage=lambda boxes, on: boxes.salesforce.set_faults(error_rate=1.0 if on else 0.0),
         exhaust_quota=lambda boxes: boxes.salesforce.set_api_usage(
             boxes.salesforce.daily_limit)),
+    "hubspot": WriterKit(
+        records=lambda boxes, obj, field, value: [
+            r for r in boxes.hubspot.records(obj) if r.get(field) == value],
+        expire_sessions=lambda boxes: boxes.hubspot.expire_tokens(),
+        token_requests=lambda boxes: boxes.hubspot.requests["POST /oauth/2026-03/token"],
+        outage=lambda boxes, on: boxes.hubspot.fail_next(503, times=10_000) if on
+        else boxes.hubspot.clear_faults(),
+        # An OAuth app's calls are not counted against the daily limit (HubSpot sends them no
+        # daily headers); a portal over it answers 429 DAILY all the same.
+        exhaust_quota=lambda boxes: boxes.hubspot.fail_next("DAILY", times=10)),
 }
 
 OAUTH: dict[str, OAuthKit] = {
     "zoom": OAuthKit(revoke_everything=lambda boxes: boxes.zoom.revoke_tokens()),
     "salesforce": OAuthKit(revoke_everything=lambda boxes: boxes.salesforce.revoke_all_tokens()),
+    "hubspot": OAuthKit(revoke_everything=lambda boxes: boxes.hubspot.revoke_all_tokens()),
 }
 
 WEBHOOKS: dict[str, WebhookKit] = {
     "zoom": WebhookKit(event=_zoom_event, sign=_zoom_sign),
+    "hubspot": WebhookKit(event=_hubspot_event, sign=_hubspot_sign),
 }
 
 # A local folder has no paging, limits or outages (tests/test_files_source.py covers it).

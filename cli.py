@@ -851,7 +851,6 @@ def crm_apply(all_calls: bool = typer.Option(False, "--all", help="include calls
 
 def _crm_setup(apply: bool, yes: bool) -> None:
     from connectors.crm_sync import connected_crm
-    from core.settings import get_settings
 
     _migrate()
     org_id = _org_id()
@@ -862,16 +861,25 @@ def _crm_setup(apply: bool, yes: bool) -> None:
         console.print(f"{vendor.label} needs nothing created before write-back: its fields "
                       "are checked against the mapping on every run")
         return
+    _offer_setup(vendor, org_id, apply, yes)
+
+
+def _offer_setup(vendor, org_id: int, apply: bool, yes: bool) -> None:
+    """Show what the CRM lacks for write-back; with `apply`, create it once an admin says
+    yes (or `yes` was given)."""
+    from core.settings import get_settings
+
     setup = vendor.load("setup")
     report = setup(org_id, get_settings(), apply=False)
     _print_setup(vendor.label, report)
-    if not apply or not any(s.status == "to create" for s in report.steps):
-        if any(s.status == "to create" for s in report.steps):
-            console.print("run `coachloop crm setup --apply` to create them")
+    missing = any(s.status == "to create" for s in report.steps)
+    if missing and not apply:
+        console.print("run `coachloop crm setup --apply` to create them")
+    if not missing or not apply:
         return
     if not yes and not typer.confirm(f"Create these in {vendor.label}?", default=False):
-        console.print("nothing changed")
-        raise typer.Exit(1)
+        console.print("nothing created: `coachloop crm setup --apply` does it later")
+        return
     _print_setup(vendor.label, setup(org_id, get_settings(), apply=True))
 
 
@@ -1051,6 +1059,10 @@ def _connect(provider: str, callback_url: str | None, follow: bool, yes: bool) -
     console.print(escape(f"connected {provider} (connection {info.id}, account "
                          f"{info.account_ref or '—'})"), highlight=False)
     _replay(org_id, provider, info.account_ref or None, failed=False)
+    from core.vendors import vendor as vendor_of
+
+    if vendor_of(provider).setup is not None:  # what write-back needs there, on approval
+        _offer_setup(vendor_of(provider), org_id, apply=True, yes=yes)
 
 
 def _replay(org_id: int, provider: str | None, account_ref: str | None, *,
@@ -1186,9 +1198,10 @@ def keygen():
 
 
 def _demo(fresh: bool, rep: str | None, crm: str) -> None:
-    """The whole loop on the embedded default, against the sandboxes: connect Zoom and the
-    CRM with OAuth, prepare the CRM, receive Zoom's signed webhooks, transcribe and score,
-    write back, pull deal outcomes, and show the skills and the CRM diff."""
+    """The whole loop on the embedded default, against the sandboxes: connect the meeting
+    platform and the CRM with OAuth, prepare the CRM, receive the platform's signed webhooks,
+    transcribe and score, write back, pull deal outcomes, and show the skills and the CRM
+    diff."""
     import os
 
     from sqlmodel import func, select
@@ -1213,8 +1226,9 @@ def _demo(fresh: bool, rep: str | None, crm: str) -> None:
             Path(f"{db}{suffix}").unlink(missing_ok=True)
         from core.db import engine_for
         engine_for.cache_clear()
-    console.rule(f"coachloop demo: 15 Zoom calls → scores and skills → {label}")
     boxes = start_sandboxes(settings.data_dir / "sandbox")
+    console.rule(f"coachloop demo: {len(boxes.zoom_meetings)} {vendor_of(boxes.source).label} "
+                 f"calls → scores and skills → {label}")
     os.environ.update(boxes.settings())
     get_settings.cache_clear()
     settings = get_settings()
@@ -1226,21 +1240,16 @@ def _demo(fresh: bool, rep: str | None, crm: str) -> None:
             org = ensure_org(session, team.org.name, list(team.org.domains))
             apply_team(session, org, team.members())
             org_id = org.id
-        console.print(f"sandboxes: Zoom {boxes.zoom_server.url}, Salesforce "
-                      f"{boxes.salesforce_server.url}, HubSpot {boxes.hubspot_server.url} "
-                      "(`coachloop sandbox` runs them alone)")
-        replaced = _demo_connect(org_id, settings, crm)
+        for line in boxes.describe():
+            console.print(line, highlight=False)
+        replaced = _demo_connect(org_id, settings, boxes.source, crm)
         if vendor_of(crm).setup is not None:  # the demo's admin approves what it creates
             done = vendor_of(crm).load("setup")(org_id, settings, apply=True)
             console.print(f"{label} set up: {sum(s.status == 'created' for s in done.steps)} "
                           f"thing(s) created; " + "; ".join(done.notes), highlight=False)
         api_server = _serve_api(boxes.tls)
-        webhook_url = f"{api_server.url}/webhooks/zoom"
-        verify = str(boxes.tls.ca_path)
-        if not boxes.zoom.validate_endpoint(webhook_url, boxes.webhook_secret, verify=verify):
-            raise CoachloopError("the webhook endpoint failed Zoom's URL validation")
-        console.print(f"Zoom validated the webhook endpoint {webhook_url}")
-        _deliver_recordings(boxes, webhook_url, verify)
+        console.print(boxes.deliver_meetings(api_server.url), highlight=False)
+        _wait_for_calls(len(boxes.zoom_meetings))
         with session_scope() as session:
             latest = session.exec(select(func.max(Meeting.started_at))).one()
         as_of = latest.date() if latest else None
@@ -1312,8 +1321,8 @@ def _how_to_sign_in() -> None:
         f"  the API's pages: {url}/docs", title="Sign in"))
 
 
-def _demo_connect(org_id: int, settings, crm: str) -> set[str]:
-    """Connect Zoom and the CRM's sandbox with OAuth. An earlier run's connections point at
+def _demo_connect(org_id: int, settings, source: str, crm: str) -> set[str]:
+    """Connect the meeting platform's and the CRM's sandboxes with OAuth. An earlier run's connections point at
     sandboxes that stopped with it (random ports, tokens held in memory): they are replaced,
     so the org keeps one active connection per vendor and every call goes to this run's
     sandboxes; an org writes to one CRM, so another CRM's connection is ended."""
@@ -1324,7 +1333,7 @@ def _demo_connect(org_id: int, settings, crm: str) -> set[str]:
         if other.name != crm:
             end_connections(org_id, other.name, settings, status="replaced")
     replaced = set()
-    for provider in ("zoom", crm):
+    for provider in (source, crm):
         info, ended = replace_connection(provider, org_id, settings)
         note = ""
         if ended:
@@ -1336,16 +1345,16 @@ def _demo_connect(org_id: int, settings, crm: str) -> set[str]:
 
 
 def _serve_api(tls):
-    """coachloop's API on HTTPS loopback, so the Zoom sandbox can deliver webhooks to it."""
+    """coachloop's API on HTTPS loopback, so the sandboxes can deliver webhooks to it."""
     from api import create_app
     from sandbox.server import serve
 
     return serve(create_app(), tls)
 
 
-def _deliver_recordings(boxes, webhook_url: str, verify: str) -> None:
-    """Zoom sends `recording.completed` for every call (twice each: at-least-once delivery);
-    the in-process queue downloads, transcribes, scores and writes back, one call at a time."""
+def _wait_for_calls(total: int) -> None:
+    """The in-process queue downloads, transcribes, scores and writes back the delivered
+    calls, one at a time: show its progress until it is empty."""
     import threading
 
     from sqlmodel import select
@@ -1354,14 +1363,6 @@ def _deliver_recordings(boxes, webhook_url: str, verify: str) -> None:
     from core.db import session_scope
     from core.models import Meeting
 
-    answers: dict[str, int] = {}
-    for uuid in boxes.zoom_meetings.values():
-        for response in boxes.zoom.deliver("recording.completed", uuid, webhook_url,
-                                           boxes.webhook_secret, times=2, verify=verify):
-            status = response.json().get("status", str(response.status_code))
-            answers[status] = answers.get(status, 0) + 1
-    console.print("webhook deliveries: " + ", ".join(f"{n} {k}" for k, n in sorted(answers.items())))
-    total = len(boxes.zoom_meetings)
     with Progress(TextColumn("calls"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("", total=total)
@@ -1440,26 +1441,28 @@ def _demo_rep(as_of: date | None, weakest: bool = False) -> str:
 @app.command()
 def demo(fresh: bool = typer.Option(False, help="start from an empty demo database"),
          rep: Optional[str] = typer.Option(None, help="whose scorecard to show (email)"),
-         crm: str = typer.Option("salesforce", help="the CRM sandbox to write back to "
-                                 "(salesforce or hubspot)")):
-    """The whole loop on the demo calls, through the Zoom and CRM sandboxes."""
-    _run(_demo, fresh, rep, crm)
+         crm: Optional[str] = typer.Option(None, help="the CRM sandbox to write back to "
+                                           "(default: the demo's own)")):
+    """The whole loop on the demo calls, through the meeting-platform and CRM sandboxes."""
+    from sandbox.run import DEMO_CRM
+
+    _run(_demo, fresh, rep, crm or DEMO_CRM)
 
 
-def _sandbox(zoom_port: int, salesforce_port: int, hubspot_port: int) -> None:
+def _sandbox(ports: dict[str, int]) -> None:
     from core.settings import get_settings
-    from sandbox.run import start_sandboxes
+    from sandbox.run import SANDBOX_PORTS, start_sandboxes
 
-    boxes = start_sandboxes(get_settings().data_dir / "sandbox", zoom_port=zoom_port,
-                            salesforce_port=salesforce_port, hubspot_port=hubspot_port)
-    console.print(f"Zoom sandbox:       {boxes.zoom_server.url}  "
-                  f"({len(boxes.zoom_meetings)} recorded demo meetings)")
-    console.print(f"Salesforce sandbox: {boxes.salesforce_server.url}  "
-                  f"({len(boxes.salesforce_ids.get('opportunities', {}))} demo opportunities)")
-    console.print(f"HubSpot sandbox:    {boxes.hubspot_server.url}  "
-                  f"({len(boxes.hubspot_ids.get('deals', {}))} demo deals)")
-    console.print("Point coachloop at them (e.g. in .env), then `coachloop connect zoom "
-                  "--follow` and `coachloop connect salesforce --follow` (or hubspot):")
+    unknown = set(ports) - set(SANDBOX_PORTS)
+    if unknown:
+        raise CoachloopError(f"no sandbox for {', '.join(sorted(unknown))} (there are: "
+                             f"{', '.join(SANDBOX_PORTS)})")
+    boxes = start_sandboxes(get_settings().data_dir / "sandbox",
+                            ports={**SANDBOX_PORTS, **ports})
+    for line in boxes.describe():
+        console.print(line, highlight=False)
+    console.print("Point coachloop at them (e.g. in .env), then `coachloop connect <vendor> "
+                  "--follow` for each:")
     for key, value in boxes.settings().items():
         console.print(f"{key}={value}", highlight=False, soft_wrap=True)
     console.print("Ctrl-C stops them (their data lives in memory).")
@@ -1473,12 +1476,16 @@ def _sandbox(zoom_port: int, salesforce_port: int, hubspot_port: int) -> None:
 
 
 @app.command()
-def sandbox(zoom_port: int = typer.Option(8710, help="0: any free port"),
-            salesforce_port: int = typer.Option(8711, help="0: any free port"),
-            hubspot_port: int = typer.Option(8712, help="0: any free port")):
-    """Run the Zoom, Salesforce and HubSpot sandboxes (seeded with the demo org) until
-    Ctrl-C."""
-    _run(_sandbox, zoom_port, salesforce_port, hubspot_port)
+def sandbox(port: list[str] = typer.Option([], help="VENDOR=PORT (0: any free port); "
+                                           "default: 8710, 8711, 8712… in vendor order")):
+    """Run every vendor sandbox (seeded with the demo org) until Ctrl-C."""
+    ports = {}
+    for item in port:
+        name, _, number = item.partition("=")
+        if not number.isdigit():
+            _fail(f"--port takes VENDOR=PORT, not {item!r}", 2)
+        ports[name] = int(number)
+    _run(_sandbox, ports)
 
 
 if __name__ == "__main__":

@@ -483,8 +483,14 @@ def sync_configured(org_id: int, *, apply: bool = True, include_synced: bool = F
             leased = False
             raise SyncBusy("another CRM write-back is running for this connection",
                            retry_after=15)
-        return sync(org_id, writer, mapping, apply=apply, include_synced=include_synced,
-                    meeting_ids=meeting_ids, public_url=settings.public_url)
+        try:
+            return sync(org_id, writer, mapping, apply=apply, include_synced=include_synced,
+                        meeting_ids=meeting_ids, public_url=settings.public_url)
+        except MappingError as exc:
+            if vendor.setup is not None:  # what is missing can be created for the admin
+                exc.message += "\n(`coachloop crm setup` shows what is missing and creates it)"
+                exc.args = (exc.message,)
+            raise
     finally:
         if leased:
             release_lease(writer.connection_id, "crm-sync")

@@ -159,6 +159,13 @@ def _validation(message: str, **kw: Any) -> HubSpotError:
     return HubSpotError(400, "VALIDATION_ERROR", message, **kw)
 
 
+def _missing_objects(ids: list[str]) -> list[dict]:
+    """A batch answer's error entry for the ids that do not exist (none: no entry)."""
+    return [{"status": "error", "category": "OBJECT_NOT_FOUND",
+             "message": "Could not get some CRM objects, they may be deleted or not exist. "
+                        "Check that ids are valid.", "context": {"ids": ids}}] if ids else []
+
+
 def _not_found(object_id: str) -> HubSpotError:
     return HubSpotError(404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually "
                         "numeric.", context={"id": [str(object_id)]})
@@ -1713,18 +1720,21 @@ class HubSpotSandbox:
                 missing.append(key)
             else:
                 results.append(self._serialize(otype, record, wanted))
-        errors = [{"status": "error", "category": "OBJECT_NOT_FOUND",
-                   "message": "Could not get some CRM objects, they may be deleted or not "
-                              "exist. Check that ids are valid.",
-                   "context": {"ids": missing}}] if missing else []
+        errors = _missing_objects(missing)
         return self._batch_response(results, errors, started)
 
-    def _h_batch_create(self, ctx: _Ctx) -> tuple[int, Any]:
+    def _batch_write(self, ctx: _Ctx) -> tuple[_ObjectType, datetime, list]:
+        """A batch write's object type (scope checked), start time and inputs (≤ 100),
+        counted as one batch write."""
         otype = self._otype(ctx.vars["objectType"])
         self._need_objects(ctx, otype, "write")
         started = self.clock()
         inputs = self._inputs(ctx)
         self.batch_writes[otype.name] += 1
+        return otype, started, inputs
+
+    def _h_batch_create(self, ctx: _Ctx) -> tuple[int, Any]:
+        otype, started, inputs = self._batch_write(ctx)
         partial = any(isinstance(i, dict) and i.get("objectWriteTraceId") for i in inputs)
         pending: dict = {}
         prepared, errors = [], []
@@ -1753,11 +1763,7 @@ class HubSpotSandbox:
         return (201 if status == 200 else status), payload
 
     def _h_batch_update(self, ctx: _Ctx) -> tuple[int, Any]:
-        otype = self._otype(ctx.vars["objectType"])
-        self._need_objects(ctx, otype, "write")
-        started = self.clock()
-        inputs = self._inputs(ctx)
-        self.batch_writes[otype.name] += 1
+        otype, started, inputs = self._batch_write(ctx)
         ids = [str((i or {}).get("id", "")) for i in inputs]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
@@ -1778,18 +1784,11 @@ class HubSpotSandbox:
             prepared.append((record, clean))
         results = [self._serialize(otype, self._apply_update(otype, r, None, clean=c), None,
                                    c.keys()) for r, c in prepared]
-        errors = [{"status": "error", "category": "OBJECT_NOT_FOUND",
-                   "message": "Could not get some CRM objects, they may be deleted or not "
-                              "exist. Check that ids are valid.",
-                   "context": {"ids": missing}}] if missing else []
+        errors = _missing_objects(missing)
         return self._batch_response(results, errors, started)
 
     def _h_batch_upsert(self, ctx: _Ctx) -> tuple[int, Any]:
-        otype = self._otype(ctx.vars["objectType"])
-        self._need_objects(ctx, otype, "write")
-        started = self.clock()
-        inputs = self._inputs(ctx)
-        self.batch_writes[otype.name] += 1
+        otype, started, inputs = self._batch_write(ctx)
         keys = []
         for item in inputs:
             id_property = (item or {}).get("idProperty")

@@ -22,6 +22,8 @@ from sandbox.zoom import ZoomSandbox
 from sandbox.zoom import demo_seed as seed_zoom
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+DEMO_CRM = "salesforce"  # where `coachloop demo` writes back unless told another CRM
+SANDBOX_PORTS = {"zoom": 8710, "salesforce": 8711, "hubspot": 8712}
 
 
 @dataclass
@@ -57,6 +59,36 @@ class Sandboxes:
             "COACHLOOP_HUBSPOT__API_BASE": self.hubspot_server.url,
             "COACHLOOP_CA_BUNDLE": str(self.tls.ca_path),
         }
+
+    source = "zoom"  # the meeting platform the demo's calls come from
+
+    def describe(self) -> list[str]:
+        """One line per running sandbox: where it listens and what it holds."""
+        return [f"Zoom sandbox:       {self.zoom_server.url}  ({len(self.zoom_meetings)} "
+                "recorded demo meetings)",
+                f"Salesforce sandbox: {self.salesforce_server.url}  "
+                f"({len(self.salesforce_ids.get('opportunities', {}))} demo opportunities)",
+                f"HubSpot sandbox:    {self.hubspot_server.url}  "
+                f"({len(self.hubspot_ids.get('deals', {}))} demo deals)"]
+
+    def deliver_meetings(self, api_url: str) -> str:
+        """The meeting platform's webhooks for every demo call, to coachloop's API at
+        `api_url`: Zoom's URL validation first, then a signed `recording.completed` per call,
+        twice each (at-least-once delivery). Returns what was validated and how the
+        deliveries were answered; raises when the validation fails."""
+        from core.errors import CoachloopError
+
+        url, verify = f"{api_url}/webhooks/{self.source}", str(self.tls.ca_path)
+        if not self.zoom.validate_endpoint(url, self.webhook_secret, verify=verify):
+            raise CoachloopError("the webhook endpoint failed Zoom's URL validation")
+        answers: dict[str, int] = {}
+        for uuid in self.zoom_meetings.values():
+            for response in self.zoom.deliver("recording.completed", uuid, url,
+                                              self.webhook_secret, times=2, verify=verify):
+                status = response.json().get("status", str(response.status_code))
+                answers[status] = answers.get(status, 0) + 1
+        return (f"Zoom validated the webhook endpoint {url}\nwebhook deliveries: "
+                + ", ".join(f"{n} {k}" for k, n in sorted(answers.items())))
 
     def deal_names(self, crm: str) -> dict[str, str]:
         """The CRM sandbox's deals by id: their names."""
@@ -108,9 +140,12 @@ class Sandboxes:
         self.hubspot_server.stop()
 
 
-def start_sandboxes(work_dir: str | Path, *, demo: bool = True, zoom_port: int = 0,
-                    salesforce_port: int = 0, hubspot_port: int = 0) -> Sandboxes:
-    """Generate a local CA under `work_dir`, start the emulators, seed the demo org."""
+def start_sandboxes(work_dir: str | Path, *, demo: bool = True,
+                    ports: dict[str, int] | None = None) -> Sandboxes:
+    """Generate a local CA under `work_dir`, start the emulators, seed the demo org.
+    `ports`: by vendor (absent or 0: any free port; `coachloop sandbox` uses
+    `SANDBOX_PORTS`)."""
+    ports = ports or {}
     work_dir = Path(work_dir)
     tls = local_tls(work_dir / "tls")
     zoom = ZoomSandbox()
@@ -121,9 +156,9 @@ def start_sandboxes(work_dir: str | Path, *, demo: bool = True, zoom_port: int =
         zoom_meetings = seed_zoom(zoom, DEMO_DIR / "calls", work_dir / "zoom-files")
         salesforce_ids = seed_salesforce(salesforce, DEMO_DIR)
         hubspot_ids = hubspot_box.demo_seed(hubspot, DEMO_DIR)
-    zoom_server = zoom.start(tls, port=zoom_port)
-    salesforce_server = serve(salesforce.create_app(), tls, port=salesforce_port)
-    hubspot_server = hubspot.start(tls, port=hubspot_port)
+    zoom_server = zoom.start(tls, port=ports.get("zoom", 0))
+    salesforce_server = serve(salesforce.create_app(), tls, port=ports.get("salesforce", 0))
+    hubspot_server = hubspot.start(tls, port=ports.get("hubspot", 0))
     return Sandboxes(tls, zoom, salesforce, hubspot, zoom_server, salesforce_server,
                      hubspot_server, secrets.token_urlsafe(24), zoom_meetings, salesforce_ids,
                      hubspot_ids)

@@ -156,6 +156,21 @@ def run_pending() -> None:
         score_meeting(meeting_id)
 
 
+def scored_demo_org(folder: Path, as_of) -> int:
+    """The demo's platform-transcript calls ingested into `folder`'s copy, scored in
+    process, and the team's skills refreshed as of `as_of`; returns the org id."""
+    from core.db import session_scope
+    from core.ingest import current_org
+    from core.skill_refresh import refresh_skills
+
+    ingest_folder(copy_calls(folder, PLATFORM_CALLS))
+    run_pending()
+    with session_scope() as session:
+        org_id = current_org(session).id
+    refresh_skills(org_id, as_of)
+    return org_id
+
+
 @pytest.fixture(scope="session")
 def tls(tmp_path_factory):
     """One local CA and loopback certificate for every sandbox server in the run."""

@@ -230,7 +230,7 @@ def test_demo_connections_twice_with_fresh_sandboxes(tmp_path, monkeypatch):
         boxes = start_sandboxes(tmp_path / f"sandbox-{run}", demo=False)
         try:
             point_at(boxes, monkeypatch)
-            replaced = _demo_connect(org_id, get_settings(), "salesforce")
+            replaced = _demo_connect(org_id, get_settings(), "zoom", "salesforce")
             assert replaced == (set() if run == 1 else {"zoom", "salesforce"})
             writer = writer_for_org(org_id, get_settings())
             try:
@@ -255,8 +255,26 @@ def test_demo_connections_twice_with_fresh_sandboxes(tmp_path, monkeypatch):
     boxes = start_sandboxes(tmp_path / "sandbox-3", demo=False)
     try:
         point_at(boxes, monkeypatch)
-        assert _demo_connect(org_id, get_settings(), "hubspot") == {"zoom"}
+        assert _demo_connect(org_id, get_settings(), "zoom", "hubspot") == {"zoom"}
     finally:
         boxes.stop()
     assert [r.status for r in rows("salesforce")].count("active") == 0
     assert [r.status for r in rows("hubspot")] == ["active"]
+
+
+def test_connecting_hubspot_offers_its_setup_and_connections_say_where_scores_go(boxes):
+    declined = invoke("connect", "hubspot", "--follow", input="n\n")
+    assert declined.exit_code == 0, declined.output
+    assert "to create" in declined.output and "coachloop_meeting_key" in declined.output
+    assert boxes.hubspot.get_property("calls", "coachloop_meeting_key") is None
+    (hub,) = health("hubspot")
+    assert hub.status == "active" and "run `coachloop crm setup`" in hub.note
+
+    applied = invoke("crm", "setup", "--apply", "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert "created" in applied.output and "skill scores: custom object" in applied.output
+    assert boxes.hubspot.get_property("calls", "coachloop_meeting_key")["hasUniqueValue"]
+    (hub,) = health("hubspot")
+    assert "skill scores: custom object" in hub.note
+    again = invoke("crm", "setup")
+    assert again.exit_code == 0 and "has everything write-back needs" in again.output

@@ -24,7 +24,7 @@ from sandbox.salesforce import (
     demo_seed,
 )
 from sandbox.server import serve
-from tests.conftest import PLATFORM_CALLS, Clock, copy_calls, ingest_folder, run_pending, sign_in
+from tests.conftest import PLATFORM_CALLS, Clock, scored_demo_org, sign_in
 
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 AS_OF = date(2026, 11, 20)
@@ -42,9 +42,7 @@ class Crm:
 def make_crm(folder: Path, tls, monkeypatch, db_url: str | None = None) -> Crm:
     """Scored demo calls in a database, a seeded Salesforce sandbox, and a live connection."""
     from connectors.oauth_apps import connect_following_consent
-    from core.db import migrate, session_scope
-    from core.ingest import current_org
-    from core.skill_refresh import refresh_skills
+    from core.db import migrate
 
     if db_url:
         monkeypatch.setenv("COACHLOOP_DATABASE_URL", db_url)
@@ -60,11 +58,7 @@ def make_crm(folder: Path, tls, monkeypatch, db_url: str | None = None) -> Crm:
                        "PUBLIC_URL": "https://coachloop.example"}.items():
         monkeypatch.setenv(f"COACHLOOP_{key}", value)
     get_settings.cache_clear()
-    ingest_folder(copy_calls(folder, PLATFORM_CALLS))
-    run_pending()
-    with session_scope() as session:
-        org_id = current_org(session).id
-    refresh_skills(org_id, AS_OF)
+    org_id = scored_demo_org(folder, AS_OF)
     connect_following_consent("salesforce", org_id, get_settings())
     return Crm(box, ids, org_id, clock, server)
 

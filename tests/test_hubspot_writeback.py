@@ -17,7 +17,7 @@ from sqlmodel import select
 from core.errors import TransientError
 from core.settings import get_settings
 from sandbox.hubspot import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, HubSpotSandbox, demo_seed
-from tests.conftest import PLATFORM_CALLS, copy_calls, ingest_folder, run_pending
+from tests.conftest import scored_demo_org
 
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 AS_OF = date(2026, 11, 20)
@@ -49,9 +49,6 @@ class Portal:
 def make_portal(folder: Path, tls, monkeypatch, *, tier: str = "enterprise") -> Portal:
     """Scored demo calls, a seeded HubSpot sandbox, and a live OAuth connection to it."""
     from connectors.oauth_apps import connect_following_consent
-    from core.db import session_scope
-    from core.ingest import current_org
-    from core.skill_refresh import refresh_skills
 
     clock = Ticking()
     box = HubSpotSandbox(clock=clock, tier=tier)
@@ -64,11 +61,7 @@ def make_portal(folder: Path, tls, monkeypatch, *, tier: str = "enterprise") -> 
                        "PUBLIC_URL": "https://coachloop.example"}.items():
         monkeypatch.setenv(f"COACHLOOP_{key}", value)
     get_settings.cache_clear()
-    ingest_folder(copy_calls(folder, PLATFORM_CALLS))
-    run_pending()
-    with session_scope() as session:
-        org_id = current_org(session).id
-    refresh_skills(org_id, AS_OF)
+    org_id = scored_demo_org(folder, AS_OF)
     connect_following_consent("hubspot", org_id, get_settings())
     return Portal(box, ids, org_id, clock, server)
 
@@ -276,3 +269,14 @@ def test_a_signed_deal_stage_webhook_pulls_the_deal(portal, tls):
         assert event.processed_at is not None and event.error is None
         row = session.exec(select(Deal).where(Deal.external_id == deal)).one()
         assert row.is_closed and not row.is_won and row.stage == "Closed Lost"
+
+
+def test_write_back_before_setup_says_what_to_run(portal):
+    from connectors.crm_sync import sync_configured
+    from mappings import MappingError
+
+    with pytest.raises(MappingError) as caught:
+        sync_configured(portal.org_id)
+    assert "coachloop_meeting_key" in caught.value.message
+    assert "`coachloop crm setup`" in caught.value.message
+    assert coachloop_calls(portal.box) == []  # nothing was written

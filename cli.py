@@ -1255,8 +1255,8 @@ def _demo(fresh: bool, rep: str | None, crm: str) -> None:
         as_of = latest.date() if latest else None
         refresh_skills(org_id, as_of)  # the demo calls are dated Sep–Nov 2026
         # This refresh's skill scores; after an earlier run, every call too: this run's
-        # CRM sandbox starts empty, whatever the earlier one was sent.
-        report = sync_configured(org_id, include_synced=crm in replaced)
+        # CRM sandbox starts empty, whatever the earlier one (or another CRM) was sent.
+        report = sync_configured(org_id, include_synced=bool(replaced - {boxes.source}))
         if report.failed:
             raise CoachloopError(f"{len(report.failed)} CRM write(s) failed: "
                                  + "; ".join(r.error or "" for _, r in report.failed[:3]))
@@ -1329,10 +1329,11 @@ def _demo_connect(org_id: int, settings, source: str, crm: str) -> set[str]:
     from connectors.oauth_apps import end_connections, replace_connection
     from core.vendors import with_a
 
-    for other in with_a("writer"):
-        if other.name != crm:
-            end_connections(org_id, other.name, settings, status="replaced")
     replaced = set()
+    for other in with_a("writer"):
+        if other.name != crm and end_connections(org_id, other.name, settings,
+                                                 status="replaced"):
+            replaced.add(other.name)  # the calls it was sent are due again in this CRM
     for provider in (source, crm):
         info, ended = replace_connection(provider, org_id, settings)
         note = ""

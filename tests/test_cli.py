@@ -118,3 +118,14 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "an earlier run's sandbox has stopped" in again.stdout
     assert "Salesforce now holds 15 call Task(s)" in again.stdout
     assert "failed" not in again.stdout and "cannot reach" not in again.stdout
+    # The same org into HubSpot: it writes to one CRM, so every call is due there again.
+    hubspot = subprocess.run([sys.executable, "-m", "cli", "demo", "--crm", "hubspot"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    out = hubspot.stdout
+    assert hubspot.returncode == 0, out[-3000:] + hubspot.stderr[-3000:]
+    assert "connected hubspot" in out and "skill scores: custom object" in out
+    assert "HubSpot now holds 15 call engagement(s)" in out and "fields written" in out
+    assert "0 skill-score record(s)" not in out
+    assert "pulled 7 deal(s) from hubspot" in out
+    assert "coachloop verified it and pulled the deal: won" in out
+    assert "failed" not in out and "cannot reach" not in out

@@ -255,7 +255,8 @@ def test_demo_connections_twice_with_fresh_sandboxes(tmp_path, monkeypatch):
     boxes = start_sandboxes(tmp_path / "sandbox-3", demo=False)
     try:
         point_at(boxes, monkeypatch)
-        assert _demo_connect(org_id, get_settings(), "zoom", "hubspot") == {"zoom"}
+        assert _demo_connect(org_id, get_settings(), "zoom", "hubspot") == {"zoom",
+                                                                             "salesforce"}
     finally:
         boxes.stop()
     assert [r.status for r in rows("salesforce")].count("active") == 0

@@ -85,13 +85,13 @@ def writer(org_id):
     return writer_for_org(org_id, get_settings())
 
 
-def sync(org_id, **kw):
+def sync(org_id, apply=True, **kw):
     from connectors.crm_sync import sync as run
     from mappings import configured_mapping
 
     made = writer(org_id)
     try:
-        return run(org_id, made, configured_mapping("hubspot", get_settings()), apply=True,
+        return run(org_id, made, configured_mapping("hubspot", get_settings()), apply=apply,
                    public_url="https://coachloop.example", **kw)
     finally:
         made.close()
@@ -280,3 +280,59 @@ def test_write_back_before_setup_says_what_to_run(portal):
     assert "coachloop_meeting_key" in caught.value.message
     assert "`coachloop crm setup`" in caught.value.message
     assert coachloop_calls(portal.box) == []  # nothing was written
+
+
+def test_a_buyer_without_an_email_is_matched_by_name_only_on_the_reps_own_companies(portal):
+    """As with Salesforce: a guest the platform names without an e-mail links the deal only
+    when one contact of that name is at a company where the rep owns an open deal."""
+    from sqlmodel import update
+
+    from core.db import session_scope
+    from core.models import Meeting, Participant
+
+    setup(portal.org_id)
+    with session_scope() as session:
+        meeting_id = session.exec(select(Meeting.id).where(
+            Meeting.external_id == "demo-call-03")).one()
+        [buyer] = session.exec(select(Participant).where(Participant.meeting_id == meeting_id,
+                                                         Participant.role == "buyer")).all()
+        name = buyer.name
+        session.exec(update(Participant).where(Participant.id == buyer.id)
+                     .values(email=None, role="unknown"))
+    match = sync(portal.org_id, apply=False, meeting_ids=[meeting_id]).deals[meeting_id]
+    assert match.record_id == portal.ids["deals"]["OPP-SM-006"], match.reason
+    assert f"{name} (no e-mail on the call" in match.reason and match.contact_ids
+
+    # A namesake at another company the same rep has an open deal with: no longer clear.
+    box = portal.box
+    owner = box.get("deals", match.record_id)["hubspot_owner_id"]
+    other = box.create("companies", {"name": "Namesake Corp"})
+    deal = box.create("deals", {"dealname": "Namesake - New", "pipeline": "default",
+                                "dealstage": "qualifiedtobuy", "hubspot_owner_id": owner})
+    box.associate("deals", deal, "companies", other)
+    first, _, last = name.partition(" ")
+    namesake = box.create("contacts", {"firstname": first, "lastname": last})
+    box.associate("contacts", namesake, "companies", other)
+    portal.clock.advance(seconds=2)  # a fresh second for the search limit
+    unsure = sync(portal.org_id, apply=False, meeting_ids=[meeting_id]).deals[meeting_id]
+    assert unsure.record_id is None and f"no single contact named {name}" in unsure.reason
+
+
+def test_a_private_app_token_reports_the_portals_daily_calls(portal, tls):
+    """HubSpot sends the daily counts only to private-app tokens; where they come, they
+    feed the write-back quota governor as Salesforce's do."""
+    from connectors.crm_sync import quota_note
+    from connectors.hubspot.writer import HubSpotWriter
+    from core.oauth import TokenSet
+
+    made = HubSpotWriter(TokenSet(access_token=portal.box.issue_token(private_app=True)),
+                         api_base=portal.server.url, verify=str(tls.ca_path))
+    try:
+        portal.box.set_daily_usage(700_000)
+        made.check()
+    finally:
+        made.close()
+    used, limit = made.api_usage
+    assert limit == portal.box.daily_limit and used == portal.box.daily_used
+    note = quota_note(made.api_usage, get_settings().hubspot)
+    assert "(70% used); write-back slowed to once every 30 min" in note

@@ -671,6 +671,21 @@ def create_app() -> FastAPI:
         """Every rep's skills side by side (a manager: their team)."""
         return reports.team_table(session, access.scope, as_of=as_of, window_days=window)
 
+    @app.get("/outcomes", tags=["reps"])
+    def outcomes(segment: Literal["size", "manager"] | None = None,
+                 window: int = Query(90, ge=1, le=365), session: Session = Depends(_session),
+                 access: Access = Depends(require(policies.TEAM_READ))):
+        """Which skills go with won deals (a manager: their team's deals): per skill, win
+        rate by thirds and the odds of winning per standard deviation with a 95 % interval,
+        deal size (and segment) held equal; *insufficient_data* below the stated minimum.
+        Association, not proof."""
+        from dataclasses import asdict
+
+        from core.outcomes import outcomes_report
+
+        return asdict(outcomes_report(session, access.scope, segment=segment,
+                                       window_days=window))
+
     return app
 
 

@@ -396,6 +396,59 @@ def report_rep(email: str, as_of: Optional[str] = typer.Option(None),
     _run(_rep_report, email, _parse_date(as_of), window)
 
 
+def _outcomes_report(segment: str | None, window: int) -> None:
+    from core.db import session_scope
+    from core.ingest import current_org
+    from core.outcomes import outcomes_report
+    from core.settings import get_settings
+    from core.skill_taxonomy import SKILLS
+
+    with session_scope() as session:
+        org = current_org(session, get_settings().org.name)
+        report = outcomes_report(session, org.id, segment=segment, window_days=window)
+    console.print(f"{report.deals} closed deal(s), {report.wins} won; each profiled with its "
+                  f"owner's {window}-day skill estimates as of its close date"
+                  + (f" ({report.without_owner_skills} without: no scored calls of the owner "
+                     "before the close)" if report.without_owner_skills else ""))
+    for part in report.results:
+        title = "All closed deals" if part.segment == "all" else \
+            f"{report.segment_by}: {part.segment}"
+        table = Table("skill", "deals", "win rate: lower / middle / upper third",
+                      "odds of winning per SD (95 %)", "p", title=f"{title} ({part.deals} "
+                      f"deals, {part.wins} won)")
+        for r in sorted(part.skills, key=lambda r: (r.state != "ok", -(r.odds_ratio or 0))):
+            label = SKILLS[r.skill].label if r.skill in SKILLS else r.skill
+            rates = " / ".join(f"{b.win_rate:.0%}" for b in r.bands) if r.bands else "—"
+            if r.state != "ok":
+                table.add_row(label, str(r.deals), rates, f"[dim]insufficient data: "
+                              f"{escape(r.reason)}[/dim]", "—")
+                continue
+            mark = "[bold]" if r.significant else ""
+            table.add_row(label, str(r.deals), rates,
+                          f"{mark}×{r.odds_ratio:.2f} ({r.interval[0]:.2f}–{r.interval[1]:.2f})"
+                          f"{'[/bold]' if mark else ''}", f"{r.p_value:.3f}")
+        console.print(table)
+        if part.top:
+            console.print("Most associated with winning: " + ", ".join(
+                SKILLS[s].label if s in SKILLS else s for s in part.top), highlight=False)
+        elif any(r.state == "ok" for r in part.skills):
+            console.print("No skill's association with winning is clear at the 5 % level.")
+    console.print(f"[dim]{escape(report.caveat)} Held equal: the other skills, deal size"
+                  f"{' and ' + report.segment_by if report.segment_by else ''}; deals of one "
+                  f"rep are not treated as independent. Below {report.min_deals} deals (or "
+                  f"{report.min_each} won or lost) a skill is not ranked.[/dim]")
+
+
+@report_app.command("outcomes")
+def report_outcomes(segment: Optional[str] = typer.Option(None, help="also per segment: "
+                                                          "size (below or above the median "
+                                                          "deal) or manager"),
+                    window: int = typer.Option(90, help="skill window, days before the close")):
+    """Which skills go with won deals: win rate by skill third and the odds of winning per
+    standard deviation of each skill, deal size held equal, with 95 % intervals."""
+    _run(_outcomes_report, segment, window)
+
+
 # ---------------------------------------------------------------------- sync ----
 
 

@@ -73,10 +73,7 @@ class SkillOutcome:
     interval: tuple[float, float] | None = None
     p_value: float | None = None
     controls: tuple[str, ...] = ()
-
-    @property
-    def significant(self) -> bool:
-        return self.interval is not None and (self.interval[0] > 1 or self.interval[1] < 1)
+    significant: bool = False  # the 95 % interval excludes "no association" (1)
 
 
 @dataclass(frozen=True)
@@ -211,7 +208,7 @@ def skill_outcomes(rows: list[DealProfile], skills: list[str], *, min_deals: int
             continue
         ratio, interval, p_value = fitted[skill]
         out.append(SkillOutcome(skill, len(measured), wins, "ok", "", bands, ratio, interval,
-                                p_value, controls))
+                                p_value, controls, interval[0] > 1 or interval[1] < 1))
     return out
 
 
@@ -319,3 +316,53 @@ def deal_profiles(session, org, *, window_days: int = 90) -> list[DealProfile]:
                                deal.amount, None, {s: profile.get(s) for s in skills},
                                len(own), coverage))
     return out
+
+
+SEGMENTS = ("size", "manager")
+
+
+@dataclass(frozen=True)
+class OutcomesReport:
+    """Skills against outcomes over the closed deals in scope, overall and per segment."""
+
+    window_days: int
+    segment_by: str | None
+    deals: int
+    wins: int
+    without_owner_skills: int  # closed deals whose owner had no scored calls before the close
+    results: list[SegmentOutcomes]
+    min_deals: int = MIN_DEALS
+    min_each: int = MIN_EACH
+    caveat: str = CAVEAT
+
+
+def outcomes_report(session, org, *, segment: str | None = None,
+                    window_days: int = 90) -> OutcomesReport:
+    """`coachloop report outcomes` and `GET /outcomes`: the closed deals in scope profiled
+    as of their close, analysed overall and (with `segment`: size | manager) per segment."""
+    from dataclasses import replace
+
+    from sqlmodel import select
+
+    from core.access import as_scope
+    from core.errors import InputError
+    from core.models import User
+
+    if segment is not None and segment not in SEGMENTS:
+        raise InputError(f"unknown segment {segment!r} (segments: {', '.join(SEGMENTS)})")
+    profiles = deal_profiles(session, org, window_days=window_days)
+    if segment == "size":
+        profiles = size_segment(profiles)
+    elif segment == "manager":
+        people = {u.id: u for u in session.exec(select(User).where(
+            User.org_id == as_scope(org).org_id))}
+
+        def manager_of(owner_id: int | None) -> str | None:
+            manager = people.get(people[owner_id].manager_id) if owner_id in people else None
+            return manager.name if manager else None
+
+        profiles = [replace(p, segment=manager_of(p.owner_id)) for p in profiles]
+    measured = [p for p in profiles if any(v is not None for v in p.skills.values())]
+    return OutcomesReport(window_days, segment, len(profiles),
+                          sum(1 for p in profiles if p.won), len(profiles) - len(measured),
+                          analyze(measured, by_segment=segment is not None))

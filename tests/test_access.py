@@ -170,6 +170,8 @@ def cases(w: World):
            expect(sees_rep1, rep1_hidden))
     yield "GET", "/team/skills", None, expect({"admin", "manager", "other_admin", "token_read",
                                                "token_admin"})
+    yield "GET", "/outcomes", None, expect({"admin", "manager", "other_admin", "token_read",
+                                            "token_admin"})
     yield "GET", "/connections", None, expect({"admin", "other_admin", "token_read",
                                                "token_admin"})
     yield "GET", "/connect/zoom", None, expect(ADMINS, ok=503)  # allowed, Zoom unconfigured

@@ -27,14 +27,15 @@ from core.errors import TransientError
 from core.models import CrmWrite, Deal, utcnow
 from core.vendors import Vendor, with_a
 from core.review import APPROVED, approved_waiting, consent_for, evidence_key, mark_written, propose
-from core.writeback import (audit, calls_due, latest_skill_rows, link_deal, mark_sync_failed,
-                            mark_synced)
+from core.writeback import (SkillRow, audit, calls_due, latest_skill_rows, link_deal,
+                            mark_sync_failed, mark_synced)
 from mappings import (CallFindings, FieldDecision, FoundValue, Mapping, MappingError,
                       ObjectInfo, Policy, check_against, plan_record)
 
 PULL_OVERLAP = timedelta(seconds=60)
 SKILLS_STREAM = "skill-scores"
 SYNC_LEASE_S = 600  # longer than any run; a crashed run's lease simply expires
+AT_CLOSE_WINDOW = 90  # the skill window a closed deal's at-close scores use
 @dataclass
 class SyncReport:
     """What a run found, decided and (when applied) wrote."""
@@ -129,6 +130,26 @@ def _skills_changed(report: SyncReport, writer: CrmWriter, rows: list) -> bool:
         writer.connection_id, SKILLS_STREAM) != report.skills_stamp
 
 
+def _skill_record(rule, info: ObjectInfo, row: SkillRow, user_id: str, key: str,
+                  deal_id: str | None = None) -> RecordWrite:
+    """One skill-score record from the mapping's templates, linked to the rep's CRM user
+    (and, for a closed deal's at-close scores, to the deal)."""
+    values = rule.render({
+        "rep_email": row.rep_email, "rep_handle": row.rep_email.split("@")[0],
+        "skill": row.skill, "window_days": row.window_days, "as_of": row.as_of.isoformat(),
+        "score": row.score, "interval_low": row.interval_low,
+        "interval_high": row.interval_high, "percentile": row.percentile,
+        "n_calls": row.n_calls, "state": row.state}, info)
+    if rule.link_field:
+        values[rule.link_field] = user_id
+    links: tuple[tuple[str, str], ...] = ()
+    if deal_id and rule.deal_field:
+        values[info.field(rule.deal_field).name] = deal_id
+    if deal_id and "deal" in rule.associate:
+        links = ((rule.associate["deal"], deal_id),)
+    return RecordWrite(rule.object, values, key_field=rule.external_id, key=key, links=links)
+
+
 def _skill_writes(writer: CrmWriter, mapping: Mapping, describe: dict[str, ObjectInfo],
                   report: SyncReport) -> list[RecordWrite]:
     rule = mapping.skill_scores
@@ -147,16 +168,51 @@ def _skill_writes(writer: CrmWriter, mapping: Mapping, describe: dict[str, Objec
             report.skipped.append(f"skill scores of {row.rep_email}: no active CRM user has "
                                   "this e-mail")
             continue
-        values = rule.render({
-            "rep_email": row.rep_email, "rep_handle": row.rep_email.split("@")[0],
-            "skill": row.skill, "window_days": row.window_days, "as_of": row.as_of.isoformat(),
-            "score": row.score, "interval_low": row.interval_low,
-            "interval_high": row.interval_high, "percentile": row.percentile,
-            "n_calls": row.n_calls, "state": row.state}, info)
-        if rule.link_field:
-            values[rule.link_field] = user_id
         key = f"{user_id}:{row.skill}:{row.window_days}d:{row.as_of.isoformat()}"
-        writes.append(RecordWrite(rule.object, values, key_field=rule.external_id, key=key))
+        writes.append(_skill_record(rule, info, row, user_id, key))
+    return writes
+
+
+def _at_close_writes(writer: CrmWriter, mapping: Mapping, describe: dict[str, ObjectInfo],
+                     report: SyncReport) -> list[RecordWrite]:
+    """Each closed deal's owner's skill estimates as of its close date (`core.outcomes`),
+    linked to the deal, so a CRM report joins skills with won and lost. Written once per
+    deal: a deal whose rows are in the audit trail as written is not read again."""
+    from core.outcomes import deal_profiles
+
+    rule = mapping.skill_scores
+    if rule is None or not rule.enabled or not (rule.deal_field or "deal" in rule.associate):
+        return []
+    with session_scope() as session:
+        closed = dict(session.exec(select(Deal.id, Deal.external_id).where(
+            Deal.org_id == report.org_id, Deal.crm == writer.name, Deal.is_closed,
+            Deal.close_date.is_not(None))).all())
+        done = {key.split(":")[1] for key in session.exec(select(CrmWrite.external_key).where(
+            CrmWrite.org_id == report.org_id, CrmWrite.crm == writer.name,
+            CrmWrite.external_key.like("close:%"),
+            CrmWrite.status.in_(("written", "created"))))}
+        pending = [i for i, external in closed.items() if external not in done]
+        profiles = deal_profiles(session, report.org_id, window_days=AT_CLOSE_WINDOW,
+                                 deal_ids=pending) if pending else []
+    profiles = [p for p in profiles if p.estimates and p.owner_email]
+    if not profiles:
+        return []
+    info = describe[rule.object.lower()]
+    users = writer.find_users(sorted({p.owner_email for p in profiles}))
+    writes = []
+    for profile in profiles:
+        user_id = users.get(profile.owner_email.lower())
+        if user_id is None:
+            report.skipped.append(f"at-close skill scores of {profile.name}: no active CRM "
+                                  f"user has {profile.owner_email}")
+            continue
+        for skill, e in sorted(profile.estimates.items()):
+            row = SkillRow(profile.owner_email, skill, e.window_days, profile.close_date,
+                           e.n_calls, e.shrunk, e.interval_low, e.interval_high, e.percentile,
+                           e.state)
+            writes.append(_skill_record(rule, info, row, user_id,
+                                        f"close:{profile.crm_id}:{skill}:{e.window_days}d",
+                                        profile.crm_id))
     return writes
 
 
@@ -316,6 +372,7 @@ def sync(org_id: int, writer: CrmWriter, mapping: Mapping, *, apply: bool,
         report.writes += _deal_skill_writes(writer, mapping, info, report)
     else:
         report.writes += _skill_writes(writer, mapping, describe, report)
+        report.writes += _at_close_writes(writer, mapping, describe, report)
     if not apply:
         return report
 

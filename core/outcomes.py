@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from statistics import median
 
+from core.domain import SkillEstimate
+
 MIN_DEALS = 40
 MIN_EACH = 10  # wins and losses each: fewer, and a logistic fit is mostly noise
 MIN_CLUSTERS = 10  # reps: fewer, and clustered standard errors are not to be trusted
@@ -46,6 +48,11 @@ class DealProfile:
     skills: dict[str, float | None]
     n_calls: int = 0  # the deal's own calls before it closed
     fields_found: dict[str, str] = field(default_factory=dict)  # methodology field → status
+    crm: str | None = None
+    crm_id: str | None = None  # the deal's id in its CRM
+    owner_email: str | None = None
+    # The owner's full estimates at the close (interval, calls, state), by skill.
+    estimates: dict[str, SkillEstimate] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -248,23 +255,25 @@ def size_segment(profiles: list[DealProfile]) -> list[DealProfile]:
 
 # ------------------------------------------------------------ from the database ----
 
-def deal_profiles(session, org, *, window_days: int = 90) -> list[DealProfile]:
+def deal_profiles(session, org, *, window_days: int = 90,
+                  deal_ids: list[int] | None = None) -> list[DealProfile]:
     """Every closed deal in scope (`org`: an org id or an `core.access.Scope`) with a close
     date, profiled as of that date: its owner's skill estimates over `window_days` from the
     calls before it (the rep of its latest call when the CRM names no owner we know), its
     own calls before it, and what they found of each methodology field (the best status
-    any of them reached)."""
+    any of them reached). `deal_ids`: only these deals."""
     from sqlmodel import select
 
     from core.access import as_scope
-    from core.models import CallScore, Deal, FieldExtraction, Meeting, MeetingDeal
+    from core.models import CallScore, Deal, FieldExtraction, Meeting, MeetingDeal, User
     from core.skill_refresh import skill_observations
     from core.skills import compute_skill_estimates
 
     scope = as_scope(org)
-    deals = session.exec(select(Deal).where(Deal.org_id == scope.org_id, Deal.is_closed,
-                                            Deal.close_date.is_not(None))
-                         .order_by(Deal.close_date, Deal.id)).all()
+    deals = session.exec(select(Deal).where(
+        Deal.org_id == scope.org_id, Deal.is_closed, Deal.close_date.is_not(None),
+        *(() if deal_ids is None else (Deal.id.in_(deal_ids),)))
+        .order_by(Deal.close_date, Deal.id)).all()
     if not deals:
         return []
     calls: dict[int, list[tuple]] = defaultdict(list)  # deal id → (meeting, started, rep)
@@ -283,15 +292,14 @@ def deal_profiles(session, org, *, window_days: int = 90) -> list[DealProfile]:
     in_scope = [d for d in deals if scope.rep_ids is None or owner_of[d.id] in scope.rep_ids]
     observations = skill_observations(session, scope.org_id)
     skills = sorted({o.skill for o in observations})
-    estimates: dict[tuple[date, int], dict[str, float | None]] = {}
+    estimates: dict[tuple[date, int], dict[str, SkillEstimate]] = {}
     for close in sorted({d.close_date for d in in_scope}):
         owners = sorted({owner_of[d.id] for d in in_scope
                          if d.close_date == close and owner_of[d.id] is not None})
         for e in compute_skill_estimates(observations, close, windows=(window_days,),
                                          rep_ids=owners):
             if e.rep_id in owners:
-                estimates.setdefault((close, e.rep_id), {})[e.skill] = e.shrunk \
-                    if e.n_calls else None
+                estimates.setdefault((close, e.rep_id), {})[e.skill] = e
     meeting_ids = {c[0] for d in in_scope for c in calls[d.id]}
     found: dict[int, dict[str, str]] = defaultdict(dict)
     rank = {"absent": 0, "ambiguous": 1, "found": 2}
@@ -302,6 +310,8 @@ def deal_profiles(session, org, *, window_days: int = 90) -> list[DealProfile]:
             best = found[meeting_id].get(key, "absent")
             if rank.get(status, 0) >= rank[best]:
                 found[meeting_id][key] = status
+    emails = dict(session.exec(select(User.id, User.email).where(
+        User.org_id == scope.org_id)).all())
     out = []
     for deal in in_scope:
         owner = owner_of[deal.id]
@@ -312,9 +322,11 @@ def deal_profiles(session, org, *, window_days: int = 90) -> list[DealProfile]:
                 if rank[status] >= rank[coverage.get(key, "absent")]:
                     coverage[key] = status
         profile = estimates.get((deal.close_date, owner), {}) if owner else {}
-        out.append(DealProfile(deal.id, deal.name, owner, deal.close_date, deal.is_won,
-                               deal.amount, None, {s: profile.get(s) for s in skills},
-                               len(own), coverage))
+        out.append(DealProfile(
+            deal.id, deal.name, owner, deal.close_date, deal.is_won, deal.amount, None,
+            {s: profile[s].shrunk if s in profile and profile[s].n_calls else None
+             for s in skills}, len(own), coverage, deal.crm, deal.external_id,
+            emails.get(owner), {s: e for s, e in profile.items() if e.n_calls}))
     return out
 
 

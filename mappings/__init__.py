@@ -91,6 +91,9 @@ class RecordRule(BaseModel):
     external_id: str
     enabled: bool = True
     link_field: str | None = None
+    # The skill rows of a closed deal (its owner's scores as of the close) name the deal
+    # here (Salesforce), or are associated with it (`associate: {deal: …}`, HubSpot).
+    deal_field: str | None = None
     associate: dict[Literal["deal", "contacts"], str] = Field(default_factory=dict)
     values: dict[str, str] = Field(default_factory=dict)
 
@@ -221,7 +224,7 @@ def load_mapping(path: str | Path) -> Mapping:
         for key in ("from", "to", "policy"):
             lines[f"fields.{index}.{key}"] = line_of(root, ("fields", index, key))
     for section in ("activity", "skill_scores"):
-        for key in ("object", "external_id", "link_field"):
+        for key in ("object", "external_id", "link_field", "deal_field"):
             lines[f"{section}.{key}"] = line_of(root, (section, key))
         rule = getattr(mapping, section)
         for name in rule.values if rule is not None else ():
@@ -306,8 +309,9 @@ def check_against(mapping: Mapping, describe: dict[str, ObjectInfo]) -> None:
             problems.append(f"{mapping.where(section, 'external_id')}: {rule.object}."
                             f"{rule.external_id} is not an External ID field, so writes could "
                             "not be retried without duplicates")
-        for name, where in [(n, (section, "values", n)) for n in rule.values] + (
-                [(rule.link_field, (section, "link_field"))] if rule.link_field else []):
+        for name, where in [(n, (section, "values", n)) for n in rule.values] + [
+                (getattr(rule, key), (section, key)) for key in ("link_field", "deal_field")
+                if getattr(rule, key)]:
             if obj.field(name) is None:
                 problems.append(f"{mapping.where(*where)}: {rule.object} has no field "
                                 f"{name!r} (or the integration user cannot see it)")

@@ -608,3 +608,37 @@ def writer_connection(crm) -> int:
     from core.connections import active_connection_id
 
     return active_connection_id(crm.org_id, "salesforce")
+
+
+def test_closed_deals_get_their_owners_skills_at_close_on_the_opportunity(crm):
+    """A closed Opportunity gets its owner's skill estimates as of its close date, linked to
+    it, once; the README's report recipe reads them back with SOQL."""
+    from connectors.crm_sync import pull_outcomes
+    from connectors.salesforce import writer_for_org
+
+    writer = writer_for_org(crm.org_id, get_settings())
+    try:
+        pull_outcomes(crm.org_id, writer)
+        report = sync(crm.org_id)
+        assert not report.failed, report.failed
+        at_close = [w for w in report.writes if (w.key or "").startswith("close:")]
+        assert at_close
+        opps = {o["Id"]: o for o in crm.box.records("Opportunity")}
+        rows = [r for r in crm.box.records("Rep_Skill_Score__c") if r.get("Opportunity__c")]
+        assert len(rows) == len(at_close)
+        for row in rows:
+            opp = opps[row["Opportunity__c"]]
+            assert opp["IsClosed"] and row["As_Of__c"] == opp["CloseDate"]
+            assert row["User__c"] == opp["OwnerId"]
+        again = sync(crm.org_id)
+        assert not [w for w in again.writes if (w.key or "").startswith("close:")]
+        # The report recipe: skills at close beside each deal's outcome.
+        recipe = writer.sf.query_all(
+            "SELECT Skill__c, Score__c, As_Of__c, Opportunity__r.IsWon, Opportunity__r.Amount "
+            "FROM Rep_Skill_Score__c WHERE Opportunity__c != null")["records"]
+    finally:
+        writer.close()
+    assert len(recipe) == len(rows)
+    won = {o["Id"] for o in opps.values() if o.get("IsWon")}
+    assert sum(1 for r in recipe if r["Opportunity__r"]["IsWon"]) == sum(
+        1 for r in rows if r["Opportunity__c"] in won)

@@ -336,3 +336,30 @@ def test_a_private_app_token_reports_the_portals_daily_calls(portal, tls):
     assert limit == portal.box.daily_limit and used == portal.box.daily_used
     note = quota_note(made.api_usage, get_settings().hubspot)
     assert "(70% used); write-back slowed to once every 30 min" in note
+
+
+def test_closed_deals_get_their_owners_skills_at_close_associated_with_the_deal(portal):
+    from connectors.crm_sync import pull_outcomes
+
+    setup(portal.org_id)
+    made = writer(portal.org_id)
+    try:
+        pull_outcomes(portal.org_id, made)
+    finally:
+        made.close()
+    report = sync(portal.org_id)
+    assert not report.failed, report.failed
+    at_close = [w for w in report.writes if (w.key or "").startswith("close:")]
+    assert at_close
+    box = portal.box
+    rows = [r for r in box.records("coachloop_skill_score") if r["score_key"].startswith("close:")]
+    assert len(rows) == len(at_close)
+    for row in rows:
+        [(deal_id, _)] = box.associations("coachloop_skill_score", row["id"], "deals")
+        deal = box.get("deals", deal_id)
+        assert deal["dealstage"] in ("closedwon", "closedlost")
+        assert row["as_of"] == deal["closedate"][:10]
+        assert row["hubspot_owner_id"] == deal["hubspot_owner_id"]
+    portal.clock.advance(seconds=2)
+    again = sync(portal.org_id)
+    assert not [w for w in again.writes if (w.key or "").startswith("close:")]

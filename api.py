@@ -671,6 +671,22 @@ def create_app() -> FastAPI:
         """Every rep's skills side by side (a manager: their team)."""
         return reports.team_table(session, access.scope, as_of=as_of, window_days=window)
 
+    @app.get("/export/{kind}", tags=["reps"], response_class=Response)
+    def export(kind: Literal["skills", "scores", "deals", "fields"],
+               format: Literal["csv", "parquet"] = "csv", session: Session = Depends(_session),
+               access: Access = Depends(require(policies.MEMBER_READ))):
+        """Skills, call scores, deals or methodology fields as CSV or Parquet, in the
+        caller's scope (a rep: their own; a manager: their team; an admin: the org), with
+        the versioned column schema named in `X-Coachloop-Schema`."""
+        from core.exports import export_rows, render, schema_tag
+
+        data = render(kind, export_rows(session, access.scope, kind), format)
+        media = "text/csv; charset=utf-8" if format == "csv" else \
+            "application/vnd.apache.parquet"
+        return Response(data, media_type=media, headers={
+            "X-Coachloop-Schema": schema_tag(kind),
+            "Content-Disposition": f'attachment; filename="{kind}.{format}"'})
+
     @app.get("/outcomes", tags=["reps"])
     def outcomes(segment: Literal["size", "manager"] | None = None,
                  window: int = Query(90, ge=1, le=365), session: Session = Depends(_session),

@@ -449,6 +449,40 @@ def report_outcomes(segment: Optional[str] = typer.Option(None, help="also per s
     _run(_outcomes_report, segment, window)
 
 
+def _export(kind: str, fmt: str, out: Path | None) -> None:
+    import sys
+
+    from core.db import session_scope
+    from core.exports import SCHEMAS, export_rows, render, schema_tag
+    from core.ingest import current_org
+    from core.settings import get_settings
+
+    if kind not in SCHEMAS:
+        raise CoachloopError(f"unknown export {kind!r} (exports: {', '.join(SCHEMAS)})")
+    if fmt == "parquet" and out is None:
+        raise CoachloopError("parquet is binary: give --out FILE")
+    _migrate()
+    with session_scope() as session:
+        org = current_org(session, get_settings().org.name)
+        rows = export_rows(session, org.id, kind)
+    data = render(kind, rows, fmt)
+    if out is None:
+        sys.stdout.write(data.decode())
+        return
+    out.write_bytes(data)
+    console.print(f"{len(rows)} row(s) of {kind} ({schema_tag(kind)}) written to {out}",
+                  highlight=False)
+
+
+@app.command()
+def export(kind: str = typer.Argument(..., help="skills, scores, deals or fields"),
+           fmt: str = typer.Option("csv", "--format", help="csv or parquet"),
+           out: Optional[Path] = typer.Option(None, help="file to write (csv: default stdout)")):
+    """The org's skills, call scores, deals or methodology fields for analysts, with the
+    column schema in the README (versioned: `coachloop.schema` in Parquet metadata)."""
+    _run(_export, kind, fmt, out)
+
+
 # ---------------------------------------------------------------------- sync ----
 
 

@@ -172,6 +172,8 @@ def cases(w: World):
                                                "token_admin"})
     yield "GET", "/outcomes", None, expect({"admin", "manager", "other_admin", "token_read",
                                             "token_admin"})
+    yield "GET", "/export/deals", None, expect(MEMBERS)
+    yield "GET", "/export/skills?format=parquet", None, expect(MEMBERS)
     yield "GET", "/connections", None, expect({"admin", "other_admin", "token_read",
                                                "token_admin"})
     yield "GET", "/connect/zoom", None, expect(ADMINS, ok=503)  # allowed, Zoom unconfigured
@@ -220,6 +222,17 @@ def test_lists_never_show_another_orgs_or_out_of_scope_rows(world):
     assert [row["rep"]["email"] for row in team["rows"]] == ["other_rep@b.example"]
     queue = client_for(world, "rep2").get("/crm/review").json()
     assert queue and {p["record_id"] for p in queue} == {"006rep2"}
+
+    def exported_deals(who):
+        answer = client_for(world, who).get("/export/deals")
+        assert answer.headers["x-coachloop-schema"] == "deals/1"
+        return {line.split(",")[2] for line in answer.text.splitlines()[1:]}
+
+    assert exported_deals("admin") >= {"006rep1", "006rep2"}
+    assert exported_deals("manager") >= {"006rep1"} and "006rep2" not in \
+        exported_deals("manager")
+    assert exported_deals("rep2") == {"006rep2"}
+    assert not exported_deals("other_admin") & {"006rep1", "006rep2"}
 
 
 def test_a_session_needs_its_csrf_token_to_change_anything(world):

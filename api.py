@@ -687,6 +687,19 @@ def create_app() -> FastAPI:
             "X-Coachloop-Schema": schema_tag(kind),
             "Content-Disposition": f'attachment; filename="{kind}.{format}"'})
 
+    @app.get("/cohorts", tags=["reps"])
+    def cohorts(session: Session = Depends(_session),
+                access: Access = Depends(require(policies.TEAM_READ))):
+        """Per skill an agenda focused on: the score change 30 and 60 days after a focus
+        week for the coached against the other rep-weeks (95 % interval, bootstrap over
+        reps), and the coached reps' win rates before and after; insufficient data below
+        the stated minimum. Not a randomised trial."""
+        from dataclasses import asdict
+
+        from core.cohorts import cohort_report
+
+        return [asdict(c) for c in cohort_report(session, access.scope)]
+
     @app.get("/outcomes", tags=["reps"])
     def outcomes(segment: Literal["size", "manager"] | None = None,
                  window: int = Query(90, ge=1, le=365), session: Session = Depends(_session),

@@ -302,7 +302,20 @@ def _fmt(value: float | None, digits: int = 0) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _team_report(as_of: date | None, window: int) -> None:
+def _scope(session, org_id: int, members: set[str] | None):
+    """The org, or only the people with these e-mails (the demo's own team)."""
+    from sqlmodel import select
+
+    from core.access import Scope
+    from core.models import User
+
+    if members is None:
+        return org_id
+    return Scope(org_id, frozenset(session.exec(select(User.id).where(
+        User.org_id == org_id, User.email.in_(sorted(members))))))
+
+
+def _team_report(as_of: date | None, window: int, members: set[str] | None = None) -> None:
     from core import reports
     from core.db import session_scope
     from core.ingest import current_org
@@ -310,7 +323,8 @@ def _team_report(as_of: date | None, window: int) -> None:
 
     with session_scope() as session:
         org = current_org(session, get_settings().org.name)
-        team = reports.team_table(session, org.id, as_of=as_of, window_days=window)
+        team = reports.team_table(session, _scope(session, org.id, members), as_of=as_of,
+                                  window_days=window)
     table = Table(title=f"Team skills, {window}-day window as of {team.as_of}",
                   caption="estimate (0–100, shrunk toward the team for small samples) · "
                           "percentile among peers; * = fewer calls than needed for a percentile")
@@ -437,6 +451,52 @@ def _outcomes_report(segment: str | None, window: int) -> None:
                   f"{' and ' + report.segment_by if report.segment_by else ''}; deals of one "
                   f"rep are not treated as independent. Below {report.min_deals} deals (or "
                   f"{report.min_each} won or lost) a skill is not ranked.[/dim]")
+
+
+def _cohorts_report(skills: list[str]) -> None:
+    from core.cohorts import CAVEAT, cohort_report
+    from core.db import session_scope
+    from core.ingest import current_org
+    from core.settings import get_settings
+    from core.skill_taxonomy import SKILLS
+
+    with session_scope() as session:
+        org = current_org(session, get_settings().org.name)
+        cohorts = cohort_report(session, org.id, skills=skills or None)
+    if not cohorts:
+        console.print("no agenda has recorded its focus yet: `coachloop agenda EMAIL` (or the "
+                      "workers' Monday job) records each week's")
+        return
+    table = Table("skill", "reps coached", "30 days: coached vs not (95 %)",
+                  "60 days: coached vs not (95 %)", "win rate 90 days before → after",
+                  title="Did coaching move the skill? Score change after a focus week "
+                        "(points, 0–100)")
+
+    def move(m) -> str:
+        if m.difference is None:
+            return "—"
+        span = f" ({m.interval[0]:+.1f} to {m.interval[1]:+.1f})" if m.interval else ""
+        return f"{m.focused_mean:+.1f} vs {m.others_mean:+.1f}: {m.difference:+.1f}{span}"
+
+    for c in cohorts:
+        label = SKILLS[c.skill].label if c.skill in SKILLS else c.skill
+        if c.state != "ok":
+            table.add_row(label, str(c.focused_reps), f"[dim]insufficient data: "
+                          f"{escape(c.reason)}[/dim]", "—", "—")
+            continue
+        rates = " → ".join(f"{w.rate:.0%} of {w.deals}" if w.rate is not None else "no deals"
+                           for w in (c.wins_before, c.wins_after))
+        table.add_row(label, str(c.focused_reps), move(c.movements[0]), move(c.movements[1]),
+                      rates)
+    console.print(table)
+    console.print(f"[dim]{escape(CAVEAT)}[/dim]")
+
+
+@report_app.command("cohorts")
+def report_cohorts(skill: list[str] = typer.Option([], help="only these skills (repeat)")):
+    """Did coaching move the skill: reps whose weekly agenda focused on it against reps whose
+    did not, 30 and 60 days on, and their win rates before and after."""
+    _run(_cohorts_report, skill)
 
 
 @report_app.command("outcomes")
@@ -645,7 +705,7 @@ def _agenda(email: str, as_of: date | None, window: int) -> None:
         agenda = coaching_agenda(session, _org_id(), email,
                                  as_of=as_of or datetime.now(timezone.utc).date(),
                                  window_days=window, min_calls=settings.skills.min_calls,
-                                 public_url=settings.public_url)
+                                 public_url=settings.public_url, record=True)
     _print_agenda(agenda)
 
 
@@ -1302,6 +1362,7 @@ def _demo(fresh: bool, rep: str | None, crm: str) -> None:
     from core.settings import get_settings
     from core.vendors import vendor as vendor_of
     from sandbox.run import start_sandboxes
+    from sandbox.synthetic_outcomes import seed_history
 
     label = vendor_of(crm).label
     if vendor_of(crm).writer is None:
@@ -1327,6 +1388,11 @@ def _demo(fresh: bool, rep: str | None, crm: str) -> None:
             org = ensure_org(session, team.org.name, list(team.org.domains))
             apply_team(session, org, team.members())
             org_id = org.id
+        if seed_history(org_id):
+            console.print("added a synthetic year of history: 24 reps under their own manager, "
+                          "a scored call a week each and 480 closed deals (marked synthetic; "
+                          "never sent to a CRM), so outcomes have enough deals to analyse",
+                          highlight=False)
         for line in boxes.describe():
             console.print(line, highlight=False)
         replaced = _demo_connect(org_id, settings, boxes.source, crm)
@@ -1348,10 +1414,13 @@ def _demo(fresh: bool, rep: str | None, crm: str) -> None:
             raise CoachloopError(f"{len(report.failed)} CRM write(s) failed: "
                                  + "; ".join(r.error or "" for _, r in report.failed[:3]))
         _demo_outcomes(org_id, boxes, crm, api_server.url)
-        _team_report(as_of, 90)
-        _rep_report(rep or _demo_rep(as_of), as_of, 90)
-        _agenda(_demo_rep(as_of, weakest=True), as_of, 90)
+        members = {m.email for m in team.members()}
+        _team_report(as_of, 90, members)
+        _rep_report(rep or _demo_rep(as_of, members), as_of, 90)
+        _agenda(_demo_rep(as_of, members, weakest=True), as_of, 90)
         _crm_diff(org_id, boxes, crm)
+        console.rule("Skills against won and lost deals (with a synthetic year of history)")
+        _outcomes_report(None, 90)
         _how_to_sign_in()
     finally:
         if api_server is not None:
@@ -1508,9 +1577,9 @@ def _crm_diff(org_id: int, boxes, crm: str) -> None:
     console.print(boxes.crm_summary(crm))
 
 
-def _demo_rep(as_of: date | None, weakest: bool = False) -> str:
-    """The top rep (their card shows strengths with quotes as well as gaps), or the weakest
-    (whose coaching agenda has the most to say)."""
+def _demo_rep(as_of: date | None, members: set[str], weakest: bool = False) -> str:
+    """The demo team's top rep (their card shows strengths with quotes as well as gaps), or
+    its weakest (whose coaching agenda has the most to say)."""
     from core import reports
     from core.db import session_scope
     from core.ingest import current_org
@@ -1518,7 +1587,8 @@ def _demo_rep(as_of: date | None, weakest: bool = False) -> str:
 
     with session_scope() as session:
         org = current_org(session, get_settings().org.name)
-        rows = reports.team_table(session, org.id, as_of=as_of, window_days=90).rows
+        rows = reports.team_table(session, _scope(session, org.id, members), as_of=as_of,
+                                  window_days=90).rows
     if not rows:
         raise CoachloopError("the demo produced no skill scores")
     mean = lambda r: sum(s.shrunk or 0 for s in r.skills.values()) / max(1, len(r.skills))  # noqa: E731

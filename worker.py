@@ -14,6 +14,7 @@ import logging
 from datetime import date
 
 from celery import Celery, signals
+from celery.schedules import crontab
 
 from core.errors import CoachloopError, Resolution, classify, user_message
 from core.settings import get_settings
@@ -40,7 +41,9 @@ def make_app() -> Celery:
         broker_transport_options=settings.broker_transport_options,
         broker_connection_retry_on_startup=True,
         task_ignore_result=settings.result_backend is None,
-        beat_schedule=_poll_schedule(settings),
+        beat_schedule={**_poll_schedule(settings), "weekly-agendas": {
+            "task": "coachloop.agendas_all",
+            "schedule": crontab(minute=0, hour=6, day_of_week="mon")}},
     )
     return app
 
@@ -262,6 +265,26 @@ def crm_sync(self, org_id: int) -> int:
         log.warning("org %s: CRM write-back failed (%s)", org_id, classify(exc).value)
         raise
     return len(report.writes)
+
+
+@app.task(name="coachloop.agendas_all")
+def agendas_all() -> int:
+    """Monday: every org's reps get this week's agenda, and its focus is recorded (what the
+    cohort comparison reads)."""
+    from datetime import datetime, timezone
+
+    from sqlmodel import select
+
+    from core.agenda import weekly_agendas
+    from core.db import session_scope
+    from core.models import Org
+
+    settings = get_settings()
+    today = datetime.now(timezone.utc).date()
+    with session_scope() as session:
+        orgs = session.exec(select(Org.id)).all()
+    return sum(len(weekly_agendas(org_id, today, min_calls=settings.skills.min_calls,
+                                  public_url=settings.public_url)) for org_id in orgs)
 
 
 @app.task(name="coachloop.crm_pull", bind=True, max_retries=20)

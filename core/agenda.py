@@ -78,9 +78,30 @@ def _end_of(day: date) -> datetime:
     return datetime.combine(day, time.max, timezone.utc)
 
 
+def week_of(day: date) -> date:
+    """The Monday a week's agenda belongs to."""
+    return day - timedelta(days=day.weekday())
+
+
+def record_focus(session: Session, org_id: int, rep_id: int, as_of: date,
+                 skills: list[str]) -> None:
+    """Remember what the rep's agenda for `as_of`'s week focused on (the latest agenda of a
+    week counts), for the cohort comparison."""
+    from core.models import AgendaFocus
+
+    week = week_of(as_of)
+    row = session.exec(select(AgendaFocus).where(AgendaFocus.rep_id == rep_id,
+                                                 AgendaFocus.week == week)).first()
+    row = row or AgendaFocus(org_id=org_id, rep_id=rep_id, week=week)
+    row.skills = sorted(skills)
+    session.add(row)
+
+
 def coaching_agenda(session: Session, org: int | Scope, email: str, *, as_of: date,
-                    window_days: int = 90, min_calls: int = 3, public_url: str = ""
-                    ) -> Agenda:
+                    window_days: int = 90, min_calls: int = 3, public_url: str = "",
+                    record: bool = False) -> Agenda:
+    """The rep's agenda as of a date; with `record` (the agenda was delivered: the CLI, the
+    weekly job), its focus is kept for `core.cohorts`."""
     from core.skill_refresh import skill_observations
     from core.reports import find_user
 
@@ -97,7 +118,27 @@ def coaching_agenda(session: Session, org: int | Scope, email: str, *, as_of: da
     if not focus:
         note = (f"not enough calls yet: a skill needs {min_calls} scored calls in the last "
                 f"{window_days} days before it is ranked")
+    if record:
+        record_focus(session, org_id, rep.id, as_of, [f.skill for f in focus])
     return Agenda(rep.email, rep.name, as_of, window_days, focus, follow_ups, note)
+
+
+def weekly_agendas(org_id: int, as_of: date, *, window_days: int = 90, min_calls: int = 3,
+                   public_url: str = "") -> list[Agenda]:
+    """Every rep's agenda for the week, recorded (the worker's Monday job)."""
+    from core.db import session_scope
+
+    with session_scope() as session:
+        emails = session.exec(select(User.email).where(User.org_id == org_id,
+                                                       User.role == "rep")
+                              .order_by(User.email)).all()
+    out = []
+    for email in emails:
+        with session_scope() as session:
+            out.append(coaching_agenda(session, org_id, email, as_of=as_of,
+                                       window_days=window_days, min_calls=min_calls,
+                                       public_url=public_url, record=True))
+    return out
 
 
 def _choose(session: Session, org_id: int, rep: User, observations: list, as_of: date,

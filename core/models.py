@@ -76,6 +76,8 @@ class Meeting(SQLModel, table=True):
                                          sa_column=Column(JSON, nullable=False))  # metrics
     crm_synced_at: datetime | None = None  # None: its CRM write-back is still to do
     crm_error: str | None = Field(default=None, sa_column=Column(Text))
+    # Never written to a CRM, whatever is asked (the demo's synthetic history).
+    crm_excluded: bool = False
     # Who is running a stage of it now, until when (a lease: a crashed runner's expires).
     claimed_by: str | None = None
     claimed_until: datetime | None = None
@@ -208,6 +210,19 @@ class FieldExtraction(SQLModel, table=True):
     evidence: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     status: str = "absent"  # found | ambiguous | absent (a deal fact; core.deal_facts)
     negative: bool = False  # a found "none" ("no other vendor")
+
+
+class AgendaFocus(SQLModel, table=True):
+    """The skills a rep's coaching agenda focused on in a week (Monday), as it was made: what
+    `core.cohorts` compares against the reps whose agendas did not."""
+
+    __table_args__ = (UniqueConstraint("rep_id", "week"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    rep_id: int = Field(foreign_key="user.id", index=True)
+    week: date = Field(index=True)
+    skills: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class SkillSnapshot(SQLModel, table=True):

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import math
 import warnings
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from statistics import median
 
 from core.domain import SkillEstimate
@@ -90,6 +91,10 @@ class SegmentOutcomes:
     wins: int
     skills: list[SkillOutcome]
     top: list[str]  # up to three skills most associated with winning (significant only)
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def wilson(wins: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -290,14 +295,20 @@ def deal_profiles(session, org, *, window_days: int = 90,
                         key=lambda c: c[1])
         owner_of[deal.id] = deal.owner_id or (before[-1][2] if before else None)
     in_scope = [d for d in deals if scope.rep_ids is None or owner_of[d.id] in scope.rep_ids]
-    observations = skill_observations(session, scope.org_id)
+    observations = sorted(skill_observations(session, scope.org_id), key=lambda o: o.at)
+    times = [_naive(o.at) for o in observations]
     skills = sorted({o.skill for o in observations})
     estimates: dict[tuple[date, int], dict[str, SkillEstimate]] = {}
     for close in sorted({d.close_date for d in in_scope}):
         owners = sorted({owner_of[d.id] for d in in_scope
                          if d.close_date == close and owner_of[d.id] is not None})
-        for e in compute_skill_estimates(observations, close, windows=(window_days,),
-                                         rep_ids=owners):
+        # Only the window's calls can count (the estimator filters exactly; this is speed).
+        first = bisect_left(times, datetime.combine(close - timedelta(days=window_days + 1),
+                                                    datetime.min.time()))
+        last = bisect_right(times, datetime.combine(close + timedelta(days=1),
+                                                    datetime.min.time()))
+        for e in compute_skill_estimates(observations[first:last], close,
+                                         windows=(window_days,), rep_ids=owners):
             if e.rep_id in owners:
                 estimates.setdefault((close, e.rep_id), {})[e.skill] = e
     meeting_ids = {c[0] for d in in_scope for c in calls[d.id]}

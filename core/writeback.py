@@ -20,7 +20,8 @@ from core.models import (CallScore, CrmWrite, Deal, FieldExtraction, Meeting, Me
 def calls_due(session: Session, org_id: int, crm: str, *, meeting_ids: list[int] | None = None,
               include_synced: bool = False) -> list[CallForCrm]:
     """Scored calls whose write-back is still to do (or the ones named), oldest first."""
-    query = select(Meeting).where(Meeting.org_id == org_id, Meeting.stage == "scored")
+    query = select(Meeting).where(Meeting.org_id == org_id, Meeting.stage == "scored",
+                                  Meeting.crm_excluded.is_(False))
     if meeting_ids is not None:
         query = query.where(Meeting.id.in_(meeting_ids))
     elif not include_synced:

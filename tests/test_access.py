@@ -172,6 +172,8 @@ def cases(w: World):
                                                "token_admin"})
     yield "GET", "/outcomes", None, expect({"admin", "manager", "other_admin", "token_read",
                                             "token_admin"})
+    yield "GET", "/cohorts", None, expect({"admin", "manager", "other_admin", "token_read",
+                                           "token_admin"})
     yield "GET", "/export/deals", None, expect(MEMBERS)
     yield "GET", "/export/skills?format=parquet", None, expect(MEMBERS)
     yield "GET", "/connections", None, expect({"admin", "other_admin", "token_read",

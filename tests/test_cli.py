@@ -108,6 +108,10 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "fields written (audit trail" in out and "shadow" in out
     assert "Waiting for a person's approval" in out and "wait in `coachloop crm review`" in out
     assert "Salesforce now holds 15 call Task(s)" in out
+    assert "added a synthetic year of history" in out
+    assert "Most associated with winning: Discovery depth" in out  # the history's truth
+    assert "Association, not proof" in out
+    assert "History Rep" not in out.split("Skills against won and lost deals")[0]
     assert "coachloop users invite" in out and "/auth/oidc/login" in out  # how to sign in
     assert "failed" not in out
     # Again, as `make demo` twice: this run's sandboxes are new (other ports, empty

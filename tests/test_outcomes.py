@@ -140,3 +140,26 @@ def test_deal_size_is_held_equal():
         ignored.append(math.log(next(r for r in blind.skills
                                      if r.skill == "discovery_depth").odds_ratio))
     assert mean(held) > mean(ignored) + 0.1, (mean(held), mean(ignored))
+
+
+def test_a_seeded_year_in_the_database_is_analysed_end_to_end(sqlite_database):
+    """The synthetic history as the demo seeds it (calls scored per criterion, closed
+    deals): the report, profiling each deal as of its close from those calls, finds the
+    generator's driving skills; seeding again adds nothing."""
+    from core.db import session_scope
+    from core.ingest import ensure_org
+    from core.outcomes import outcomes_report
+    from sandbox.synthetic_outcomes import DEFAULT_EFFECTS, seed_history
+
+    with session_scope() as session:
+        org_id = ensure_org(session, "Acme", ["acme-analytics.example"]).id
+    assert seed_history(org_id) == 480
+    assert seed_history(org_id) == 0
+    with session_scope() as session:
+        report = outcomes_report(session, org_id, segment="size")
+    overall, *segments = report.results
+    assert report.deals == 480 and overall.deals >= 470
+    assert set(overall.top) == set(DEFAULT_EFFECTS)
+    assert [s.segment for s in segments] == ["larger deals", "smaller deals"]
+    assert all({"deal size", "segment"} <= set(r.controls) for r in overall.skills
+               if r.state == "ok")

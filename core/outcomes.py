@@ -52,6 +52,9 @@ class DealProfile:
     crm: str | None = None
     crm_id: str | None = None  # the deal's id in its CRM
     owner_email: str | None = None
+    stages: tuple[str, ...] = ()  # the stages its calls before the close were in, in order
+    # Every other rep who was on its calls before the close: their estimates then, by e-mail.
+    other_reps: dict[str, dict[str, float | None]] = field(default_factory=dict)
     # The owner's full estimates at the close (interval, calls, state), by skill.
     estimates: dict[str, SkillEstimate] = field(default_factory=dict, repr=False)
 
@@ -264,9 +267,10 @@ def deal_profiles(session, org, *, window_days: int = 90,
                   deal_ids: list[int] | None = None) -> list[DealProfile]:
     """Every closed deal in scope (`org`: an org id or an `core.access.Scope`) with a close
     date, profiled as of that date: its owner's skill estimates over `window_days` from the
-    calls before it (the rep of its latest call when the CRM names no owner we know), its
-    own calls before it, and what they found of each methodology field (the best status
-    any of them reached). `deal_ids`: only these deals."""
+    calls before it (the rep of its latest call when the CRM names no owner we know), those
+    of every other rep on its calls, its own calls before it, the stages they were in, and
+    what they found of each methodology field (the best status any of them reached).
+    `deal_ids`: only these deals."""
     from sqlmodel import select
 
     from core.access import as_scope
@@ -281,18 +285,19 @@ def deal_profiles(session, org, *, window_days: int = 90,
         .order_by(Deal.close_date, Deal.id)).all()
     if not deals:
         return []
-    calls: dict[int, list[tuple]] = defaultdict(list)  # deal id → (meeting, started, rep)
-    for deal_id, meeting_id, started, host, rep in session.exec(
+    calls: dict[int, list[tuple]] = defaultdict(list)  # deal → (meeting, started, rep, stage)
+    for deal_id, meeting_id, started, host, rep, stage in session.exec(
             select(MeetingDeal.deal_id, Meeting.id, Meeting.started_at, Meeting.host_id,
-                   CallScore.rep_id)
+                   CallScore.rep_id, Meeting.call_stage)
             .join(Meeting, MeetingDeal.meeting_id == Meeting.id)
             .join(CallScore, CallScore.meeting_id == Meeting.id, isouter=True)
             .where(MeetingDeal.org_id == scope.org_id)):
-        calls[deal_id].append((meeting_id, started, rep or host))
-    owner_of = {}
+        calls[deal_id].append((meeting_id, started, rep or host, stage))
+    owner_of, before_close = {}, {}
     for deal in deals:
         before = sorted((c for c in calls[deal.id] if c[1].date() <= deal.close_date),
                         key=lambda c: c[1])
+        before_close[deal.id] = before
         owner_of[deal.id] = deal.owner_id or (before[-1][2] if before else None)
     in_scope = [d for d in deals if scope.rep_ids is None or owner_of[d.id] in scope.rep_ids]
     observations = sorted(skill_observations(session, scope.org_id), key=lambda o: o.at)
@@ -300,8 +305,9 @@ def deal_profiles(session, org, *, window_days: int = 90,
     skills = sorted({o.skill for o in observations})
     estimates: dict[tuple[date, int], dict[str, SkillEstimate]] = {}
     for close in sorted({d.close_date for d in in_scope}):
-        owners = sorted({owner_of[d.id] for d in in_scope
-                         if d.close_date == close and owner_of[d.id] is not None})
+        owners = sorted({rep for d in in_scope if d.close_date == close
+                         for rep in [owner_of[d.id], *(c[2] for c in before_close[d.id])]
+                         if rep is not None})
         # Only the window's calls can count (the estimator filters exactly; this is speed).
         first = bisect_left(times, datetime.combine(close - timedelta(days=window_days + 1),
                                                     datetime.min.time()))
@@ -333,11 +339,17 @@ def deal_profiles(session, org, *, window_days: int = 90,
                 if rank[status] >= rank[coverage.get(key, "absent")]:
                     coverage[key] = status
         profile = estimates.get((deal.close_date, owner), {}) if owner else {}
+        others = {emails[rep]: {s: e.shrunk for s, e in estimates.get(
+                      (deal.close_date, rep), {}).items() if e.n_calls}
+                  for rep in sorted({c[2] for c in before_close[deal.id]} - {owner, None})
+                  if rep in emails}
+        stages = tuple(dict.fromkeys(c[3] for c in before_close[deal.id] if c[3]))
         out.append(DealProfile(
             deal.id, deal.name, owner, deal.close_date, deal.is_won, deal.amount, None,
             {s: profile[s].shrunk if s in profile and profile[s].n_calls else None
-             for s in skills}, len(own), coverage, deal.crm, deal.external_id,
-            emails.get(owner), {s: e for s, e in profile.items() if e.n_calls}))
+             for s in skills}, len(own), coverage, crm=deal.crm, crm_id=deal.external_id,
+            owner_email=emails.get(owner), stages=stages, other_reps=others,
+            estimates={s: e for s, e in profile.items() if e.n_calls}))
     return out
 
 

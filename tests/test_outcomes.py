@@ -83,7 +83,7 @@ def test_a_deals_profile_is_its_owners_skills_as_of_the_close_not_after(sqlite_d
     from sqlmodel import update
 
     from core.db import session_scope
-    from core.models import CallScore, CriterionScore, Deal, Meeting, User
+    from core.models import CallScore, CriterionScore, Deal, Meeting, MeetingDeal, User
     from core.outcomes import deal_profiles
 
     org_id = scored_demo_org(tmp_path / "calls", date(2026, 11, 20))
@@ -96,9 +96,21 @@ def test_a_deals_profile_is_its_owners_skills_as_of_the_close_not_after(sqlite_d
                              .order_by(Meeting.started_at)).all()
         assert len(calls) >= 3
         close = calls[len(calls) // 2][1].date()
-        session.add(Deal(org_id=org_id, crm="test", external_id="D1", name="Closed one",
-                         owner_id=rep.id, is_closed=True, is_won=True, close_date=close,
-                         amount=50_000))
+        deal = Deal(org_id=org_id, crm="test", external_id="D1", name="Closed one",
+                    owner_id=rep.id, is_closed=True, is_won=True, close_date=close,
+                    amount=50_000)
+        session.add(deal)
+        session.flush()
+        # Its calls: the rep's first one, a colleague's before the close, one after it.
+        maya = session.exec(select(User).where(
+            User.email == "maya.chen@acme-analytics.example")).one()
+        colleague = session.exec(select(Meeting.id).join(
+            CallScore, CallScore.meeting_id == Meeting.id).where(
+            CallScore.rep_id == maya.id, Meeting.started_at < calls[len(calls) // 2][1])
+            .order_by(Meeting.started_at)).first()
+        for meeting_id in (calls[0][0], colleague, calls[-1][0]):
+            session.add(MeetingDeal(org_id=org_id, meeting_id=meeting_id, deal_id=deal.id,
+                                    reason="test"))
         rep_id = rep.id
 
     def profile():
@@ -117,6 +129,10 @@ def test_a_deals_profile_is_its_owners_skills_as_of_the_close_not_after(sqlite_d
     before = profile()
     assert before.owner_id == rep_id and before.close_date == close
     assert any(v is not None for v in before.skills.values())
+    assert before.n_calls == 2 and before.stages  # the call after the close is not its own
+    assert list(before.other_reps) == ["maya.chen@acme-analytics.example"]
+    assert any(v is not None for v in before.other_reps["maya.chen@acme-analytics.example"]
+               .values())
     perfect(calls[-1][0])  # after the close
     assert profile().skills == before.skills
     perfect(calls[0][0])  # before it

@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from core.outcomes import wilson
+from core.outcomes import naive_utc, wilson
 
 HORIZONS = (30, 60)
 BEFORE_DAYS = 30
@@ -71,10 +71,6 @@ class RepWeek:
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-def _naive(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def movements(scores: dict[int, list[tuple[datetime, float]]], weeks: list[RepWeek],
@@ -179,7 +175,7 @@ def cohort_report(session, org, *, skills: list[str] | None = None) -> list[Coho
         lambda: defaultdict(list))
     for o in skill_observations(session, scope.org_id, rep_ids=reps or None):
         if o.skill in wanted:
-            by_skill[o.skill][o.rep_id].append((_naive(o.at), o.score))
+            by_skill[o.skill][o.rep_id].append((naive_utc(o.at), o.score))
     for per_rep in by_skill.values():
         for calls in per_rep.values():
             calls.sort()

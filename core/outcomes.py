@@ -96,7 +96,8 @@ class SegmentOutcomes:
     top: list[str]  # up to three skills most associated with winning (significant only)
 
 
-def _naive(moment: datetime) -> datetime:
+def naive_utc(moment: datetime) -> datetime:
+    """A stored time as naive UTC (SQLite gives naive, PostgreSQL aware datetimes)."""
     return moment.replace(tzinfo=None) if moment.tzinfo else moment
 
 
@@ -301,7 +302,7 @@ def deal_profiles(session, org, *, window_days: int = 90,
         owner_of[deal.id] = deal.owner_id or (before[-1][2] if before else None)
     in_scope = [d for d in deals if scope.rep_ids is None or owner_of[d.id] in scope.rep_ids]
     observations = sorted(skill_observations(session, scope.org_id), key=lambda o: o.at)
-    times = [_naive(o.at) for o in observations]
+    times = [naive_utc(o.at) for o in observations]
     skills = sorted({o.skill for o in observations})
     estimates: dict[tuple[date, int], dict[str, SkillEstimate]] = {}
     for close in sorted({d.close_date for d in in_scope}):

@@ -511,6 +511,10 @@ def create_app() -> FastAPI:
                                    policy=require(policies.WEBHOOK)))
     _docs_routes(app)
     _auth_routes(app)
+    from web.pages import install as install_pages
+
+    install_pages(app, require=require, session_dependency=_session, signed_in=_signed_in,
+                  policies=policies)
 
     @app.get("/health", tags=["ops"])
     def health(session: Session = Depends(_session),

@@ -16,6 +16,7 @@ PUBLIC = {  # route → why it may be called without signing in
     ("POST", "/auth/login"), ("POST", "/auth/accept"), ("GET", "/openapi.json"),
     ("GET", "/auth/oidc/login"), ("GET", "/auth/oidc/callback"),
     ("GET", "/docs"), ("GET", "/docs/assets/{name}"),
+    ("GET", "/"), ("GET", "/static/{name}"), ("GET", "/app/sign-in"), ("POST", "/app/sign-in"),
 }
 
 

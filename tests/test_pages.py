@@ -1,0 +1,98 @@
+"""The web app's pages through the API app: sign-in (with its login-CSRF token), role-scoped
+pages, HTML errors, and no asset from outside the app."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+
+@pytest.fixture
+def people(sqlite_database, tmp_path):
+    """The scored demo org with passwords for its manager and a rep."""
+    from datetime import date
+
+    from core.auth import set_password
+    from core.db import session_scope
+    from core.models import User
+    from tests.conftest import scored_demo_org
+
+    scored_demo_org(tmp_path / "calls", date(2026, 11, 20))
+    with session_scope() as session:
+        for email in ("priya.nair@acme-analytics.example", "maya.chen@acme-analytics.example",
+                      "jordan.brooks@acme-analytics.example"):
+            user = session.exec(select(User).where(User.email == email)).one()
+            set_password(user, "correct horse battery")
+            session.add(user)
+    return {"manager": "priya.nair@acme-analytics.example",
+            "rep": "maya.chen@acme-analytics.example",
+            "other_rep": "jordan.brooks@acme-analytics.example"}
+
+
+def browser() -> TestClient:
+    from api import create_app
+
+    return TestClient(create_app(), base_url="https://testserver", follow_redirects=False)
+
+
+def sign_in(client: TestClient, email: str, password: str = "correct horse battery",
+            next_path: str = "/app"):
+    form = client.get(f"/app/sign-in?next={next_path}")
+    token = re.search(r'name="form_token" value="([^"]+)"', form.text).group(1)
+    return client.post("/app/sign-in", data={"email": email, "password": password,
+                                             "form_token": token, "next": next_path})
+
+
+def test_pages_need_a_sign_in_and_send_you_back_after_it(people):
+    client = browser()
+    assert client.get("/").headers["location"] == "/app"
+    away = client.get("/app/team?window=60")
+    assert away.status_code == 303
+    assert away.headers["location"] == "/app/sign-in?next=/app/team%3Fwindow%3D60"
+    done = sign_in(client, people["manager"], next_path="/app/team?window=60")
+    assert done.status_code == 303 and done.headers["location"] == "/app/team?window=60"
+    page = client.get("/app/team?window=60")
+    assert page.status_code == 200 and "Team skills" in page.text and "60-day window" in page.text
+    for name in ("Maya Chen", "Jordan Brooks", "Tyler Reed"):
+        assert name in page.text
+
+
+def test_a_wrong_password_a_forged_form_and_an_open_redirect_are_refused(people):
+    client = browser()
+    wrong = sign_in(client, people["rep"], password="nope")
+    assert wrong.status_code == 401 and "session" not in wrong.headers.get("set-cookie", "")
+    assert 'role="alert"' in wrong.text
+    forged = client.post("/app/sign-in", data={"email": people["rep"], "form_token": "x",
+                                               "password": "correct horse battery"})
+    assert forged.status_code == 400 and "expired" in forged.text
+    elsewhere = sign_in(client, people["rep"], next_path="https://evil.example/")
+    assert elsewhere.status_code == 303 and elsewhere.headers["location"] == "/app"
+
+
+def test_a_rep_sees_their_own_page_not_the_team_or_a_colleague(people):
+    client = browser()
+    sign_in(client, people["rep"])
+    start = client.get("/app")
+    assert start.headers["location"] == f"/app/reps/{people['rep']}"
+    mine = client.get(start.headers["location"])
+    assert mine.status_code == 200 and "Maya Chen" in mine.text and "Skills" in mine.text
+    assert "This week's agenda" in mine.text
+    team = client.get("/app/team")
+    assert team.status_code == 403 and "Not allowed" in team.text and "<html" in team.text
+    colleague = client.get(f"/app/reps/{people['other_rep']}")
+    assert colleague.status_code == 404 and "Not found" in colleague.text
+
+
+def test_every_asset_is_served_by_the_app(people):
+    client = browser()
+    sign_in(client, people["manager"])
+    for path in ("/app/sign-in", "/app/team", f"/app/reps/{people['rep']}"):
+        html = client.get(path).text
+        for url in re.findall(r'(?:href|src)="([^"]+)"', html):
+            assert url.startswith("/"), f"{path} loads {url} from outside the app"
+    css = client.get("/static/app.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert client.get("/static/nope.js").status_code == 404

@@ -213,7 +213,8 @@ def _moment(meeting: Meeting, start: float, end: float, quote: str, why: str,
             public_url: str) -> Moment:
     """A moment in one of the rep's calls, linked to that point of the call."""
     return Moment(meeting.id, meeting.title, as_utc(meeting.started_at).date(), start, end,
-                  quote, why, f"{public_url.rstrip('/')}/meetings/{meeting.id}?t={int(start)}")
+                  quote, why,
+                  f"{public_url.rstrip('/')}/app/meetings/{meeting.id}?t={int(start)}")
 
 
 def _gap_moments(session: Session, rep: User, skill: str, meeting_ids, public_url: str

@@ -35,7 +35,7 @@ def test_agenda_names_two_weak_relevant_skills_with_moments_from_the_reps_calls(
         assert focus.estimate < 50 and focus.relevance > 0 and focus.good
         assert 1 <= len(focus.moments) <= 3
         for moment in focus.moments:
-            assert moment.link.startswith("https://coach.example/meetings/")
+            assert moment.link.startswith("https://coach.example/app/meetings/")
             assert date(2026, 8, 21) <= moment.on <= date(2026, 11, 19)
             assert moment.why
 

@@ -96,3 +96,30 @@ def test_every_asset_is_served_by_the_app(people):
     css = client.get("/static/app.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert client.get("/static/nope.js").status_code == 404
+
+
+def test_a_call_page_links_each_quote_into_the_transcript(people):
+    from core.db import session_scope
+    from core.models import CallScore, Meeting, User
+
+    with session_scope() as session:
+        maya = session.exec(select(User).where(User.email == people["rep"])).one()
+        mine = session.exec(select(Meeting.id).join(CallScore, CallScore.meeting_id == Meeting.id)
+                            .where(CallScore.rep_id == maya.id)).first()
+        jordan = session.exec(select(User).where(User.email == people["other_rep"])).one()
+        theirs = session.exec(select(Meeting.id).join(
+            CallScore, CallScore.meeting_id == Meeting.id)
+            .where(CallScore.rep_id == jordan.id)).first()
+    client = browser()
+    sign_in(client, people["rep"])
+    page = client.get(f"/app/meetings/{mine}?t=30")
+    assert page.status_code == 200 and "Transcript" in page.text and "MEDDIC" in page.text
+    anchors = set(re.findall(r'href="#(s\d+)"', page.text))
+    ids = set(re.findall(r'<p id="(s\d+)"', page.text))
+    assert anchors and anchors <= ids  # every quote's link lands on a transcript line
+    assert 'class="quoted"' in page.text
+    assert client.get(f"/app/meetings/{theirs}").status_code == 404  # not hers to see
+    # The agenda's moments link to call pages of this app.
+    rep_page = client.get(f"/app/reps/{people['rep']}").text
+    for link in re.findall(r'href="(/app/meetings/\d+\?t=\d+)"', rep_page):
+        assert client.get(link).status_code == 200

@@ -202,4 +202,21 @@ def install(app: FastAPI, *, require: Callable, session_dependency: Callable,
                                  public_url=settings.public_url)
         return render(request, "rep.html", access, session=session, card=card, agenda=agenda)
 
+    @router.get("/app/meetings/{meeting_id}", response_class=HTMLResponse)
+    def meeting(request: Request, meeting_id: int, t: int | None = None,
+                session: Session = Depends(session_dependency),
+                access=Depends(page(policies.MEMBER_READ))):
+        """A call: participants, scores with rationale and evidence linked into the
+        transcript, deal facts. `t`: the second to show (the agenda's links)."""
+        from core import reports
+
+        try:
+            detail = reports.meeting_detail(session, access.scope, meeting_id)
+        except CoachloopError as exc:
+            return failed(request, access, session, exc)
+        quoted = {e.segment_id for cs in detail.call_scores for c in cs.criteria
+                  for e in c.evidence}
+        return render(request, "meeting.html", access, session=session, m=detail,
+                      quoted=quoted, t=t)
+
     app.include_router(router)

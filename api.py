@@ -536,8 +536,9 @@ def create_app() -> FastAPI:
                                 status_code=302)
 
     @app.get("/connect/{provider}/callback", tags=["connections"])
-    def connect_callback(provider: str, code: str | None = None, state: str | None = None,
-                         error: str | None = None, error_description: str | None = None,
+    def connect_callback(request: Request, provider: str, code: str | None = None,
+                         state: str | None = None, error: str | None = None,
+                         error_description: str | None = None,
                          _: None = Depends(require(policies.OAUTH_CALLBACK))):
         """Where the vendor sends the admin back: exchanges the code, stores the connection."""
         from connectors.oauth_apps import end_connections, oauth_provider
@@ -563,6 +564,8 @@ def create_app() -> FastAPI:
         info = finish_connect(oauth, code=code, state=state,
                               cipher=cipher_from_settings(settings), end_others=end_others)
         waiting = _adopt_waiting_events(info)
+        if "text/html" in request.headers.get("accept", ""):  # a browser: back to the page
+            return RedirectResponse(f"/app/connections?connected={provider}", status_code=303)
         return {"connected": provider, "connection": asdict(info),
                 "replaced": [asdict(e) for e in replaced], "webhook_events_resumed": waiting}
 

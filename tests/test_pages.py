@@ -123,3 +123,61 @@ def test_a_call_page_links_each_quote_into_the_transcript(people):
     rep_page = client.get(f"/app/reps/{people['rep']}").text
     for link in re.findall(r'href="(/app/meetings/\d+\?t=\d+)"', rep_page):
         assert client.get(link).status_code == 200
+
+
+def test_an_admin_connects_zoom_from_the_connections_page(sqlite_database, tmp_path,
+                                                          monkeypatch):
+    """The Connections page lists every OAuth vendor; its Connect link runs the OAuth flow
+    through the sandbox, and the browser comes back to the page with the connection live."""
+    import json
+    import ssl
+    from urllib.parse import urlsplit
+
+    import httpx
+    from cryptography.fernet import Fernet
+
+    from core.auth import set_password
+    from core.db import session_scope
+    from core.ingest import ensure_org
+    from core.models import User
+    from core.settings import get_settings
+    from sandbox.run import start_sandboxes
+
+    boxes = start_sandboxes(tmp_path / "sandbox", demo=False)
+    try:
+        env = {**boxes.settings(), "COACHLOOP_PUBLIC_URL": "https://testserver",
+               "COACHLOOP_ENCRYPTION_KEYS": json.dumps([Fernet.generate_key().decode()])}
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        with session_scope() as session:
+            org = ensure_org(session, "Acme", ["acme.example"])
+            admin = User(org_id=org.id, email="admin@acme.example", name="Ada Admin",
+                         role="admin")
+            set_password(admin, "correct horse battery")
+            session.add(admin)
+        client = browser()
+        sign_in(client, "admin@acme.example")
+        page = client.get("/app/connections")
+        assert page.status_code == 200
+        for label in ("Zoom", "Salesforce", "HubSpot"):
+            assert f'href="/connect/{label.lower()}">Connect {label}</a>' in page.text
+        assert "https://testserver/webhooks/zoom" in page.text
+        assert "COACHLOOP_ZOOM__WEBHOOK_SECRET_TOKEN" in page.text
+        consent = client.get("/connect/zoom").headers["location"]
+        http = httpx.Client(verify=ssl.create_default_context(cafile=str(boxes.tls.ca_path)))
+        back = urlsplit(http.get(consent).headers["location"])
+        done = client.get(f"{back.path}?{back.query}", headers={"Accept": "text/html"})
+        assert done.status_code == 303
+        assert done.headers["location"] == "/app/connections?connected=zoom"
+        after = client.get(done.headers["location"]).text
+        assert "Connected zoom." in after and ">active</strong>" in after
+        assert boxes.zoom.owner_email in after  # who the connection acts as (GET /users/me)
+    finally:
+        boxes.stop()
+
+
+def test_the_connections_page_is_for_admins(people):
+    client = browser()
+    sign_in(client, people["manager"])
+    assert client.get("/app/connections").status_code == 403

@@ -58,6 +58,14 @@ def _labels() -> dict[str, str]:
         "talk_listen_balance": "Talk/listen balance"}
 
 
+def _secret_setting(vendor) -> str:
+    """The setting that holds the secret a vendor signs its webhooks with (its own
+    webhook secret where it has one, else the app's client secret, as HubSpot signs)."""
+    fields = vendor.load("settings").model_fields if vendor.settings else {}
+    name = "webhook_secret_token" if "webhook_secret_token" in fields else "client_secret"
+    return f"COACHLOOP_{vendor.name.upper()}__{name.upper()}"
+
+
 def _safe_next(value: str | None) -> str:
     """Only a path of this app: never another site (an open redirect)."""
     if value and value.startswith("/app") and not value.startswith("//"):
@@ -218,5 +226,37 @@ def install(app: FastAPI, *, require: Callable, session_dependency: Callable,
                   for e in c.evidence}
         return render(request, "meeting.html", access, session=session, m=detail,
                       quoted=quoted, t=t)
+
+    @router.get("/app/connections", response_class=HTMLResponse)
+    def connections(request: Request, connected: str | None = None,
+                    session: Session = Depends(session_dependency),
+                    access=Depends(page(policies.ADMIN_READ))):
+        """Every vendor that connects with OAuth: its connection checked live, a button to
+        connect or replace it, and the webhook addresses to give the vendors."""
+        from connectors.oauth_apps import check_connections, oauth_provider
+        from core.settings import get_settings
+        from core.vendors import with_a
+        from webhooks.router import configured_receivers
+
+        settings = get_settings()
+        health = {h.provider: h for h in check_connections(access.org_id, settings)
+                  if h.status not in ("disconnected", "replaced")}
+        vendors = []
+        for vendor in with_a("oauth"):
+            problem = None
+            try:
+                oauth_provider(vendor.name, settings)
+            except CoachloopError as exc:
+                problem = user_message(exc)
+            vendors.append({"name": vendor.name, "label": vendor.label,
+                            "health": health.get(vendor.name), "problem": problem})
+        receivers = configured_receivers(settings)
+        base = settings.public_url.rstrip("/")
+        hooks = [{"label": v.label, "url": f"{base}/webhooks/{v.name}",
+                  "setting": _secret_setting(v), "configured": v.name in receivers}
+                 for v in with_a("webhooks")]
+        known = {v["name"] for v in vendors}
+        return render(request, "connections.html", access, session=session, vendors=vendors,
+                      webhooks=hooks, connected=connected if connected in known else None)
 
     app.include_router(router)

@@ -103,7 +103,7 @@ class Sandboxes:
             linked = sum(1 for c in calls if self.hubspot.associations("calls", c["id"], "deals"))
             try:
                 scores = len(self.hubspot.records("coachloop_skill_score"))
-            except Exception:  # no such custom object in this portal
+            except hubspot_box.HubSpotError:  # no such custom object in this portal
                 scores = 0
             on_deals = sum(1 for d in self.hubspot.records("deals")
                            if any(k.startswith("coachloop_owner_") and v not in (None, "")

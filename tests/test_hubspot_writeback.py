@@ -125,10 +125,29 @@ def test_setup_reports_a_property_of_the_wrong_type_and_adds_missing_options(por
     portal.box.create_property("deals", {"name": "coachloop_champion", "label": "Champion",
                                          "type": "number", "fieldType": "number",
                                          "groupName": "dealinformation"})
+    # An admin made the skill-score object earlier, its skill enumeration with one option.
+    made = writer(portal.org_id)
+    try:
+        made._call("crm.schemas.core_api", "create", {
+            "name": "coachloop_skill_score",
+            "labels": {"singular": "Rep skill score", "plural": "Rep skill scores"},
+            "primaryDisplayProperty": "name", "requiredProperties": ["name"],
+            "properties": [{"name": "name", "label": "Name", "type": "string",
+                            "fieldType": "text"},
+                           {"name": "skill", "label": "Skill", "type": "enumeration",
+                            "fieldType": "select", "options": [
+                                {"label": "Discovery depth", "value": "discovery_depth",
+                                 "displayOrder": 0}]}]})
+    finally:
+        made.close()
     done = setup(portal.org_id)
     [conflict] = [s for s in done.steps if s.status == "conflict"]
     assert conflict.what == "property coachloop_champion" and "number" in conflict.note
-    # An enumeration created with only some of our options gets the rest.
+    assert not any(s.what == "custom object (schema)" for s in done.steps)
+    [options] = [s for s in done.steps if s.what.startswith("options ")]
+    assert options.status == "created" and options.what.endswith(" of skill")
+    assert "discovery_depth" not in options.what
+    # The enumeration now has every option, its own first.
     skill = portal.box.get_property("coachloop_skill_score", "skill")
     values = [o["value"] for o in skill["options"]]
     from core.skill_taxonomy import SKILLS

@@ -93,16 +93,15 @@ def install(app: FastAPI, *, require: Callable, session_dependency: Callable,
         dependency.policy = policy  # type: ignore[attr-defined]  # one policy per route
         return dependency
 
-    def render(request: Request, name: str, access, status: int = 200, **context):
-        me = None
-        if access is not None and access.principal.user_id is not None:
-            from core.models import User
+    def render(request: Request, name: str, access, session: Session, status: int = 200,
+               **context):
+        """A page with the signed-in person in its header (a token has none)."""
+        from core.models import User
 
-            with_session = context.pop("session")
-            user = with_session.get(User, access.principal.user_id)
+        me = None
+        if access.principal.user_id is not None:
+            user = session.get(User, access.principal.user_id)
             me = {"email": user.email, "name": user.name, "role": user.role}
-        else:
-            context.pop("session", None)
         return TEMPLATES.TemplateResponse(request, name, {"me": me, "labels": _labels(),
                                                           "colour": _colour, **context},
                                           status_code=status)
@@ -111,7 +110,7 @@ def install(app: FastAPI, *, require: Callable, session_dependency: Callable,
         status = 404 if isinstance(exc, NotFound) else 403 if isinstance(exc, Forbidden) \
             else 400
         title = {404: "Not found", 403: "Not allowed"}.get(status, "Something is wrong")
-        return render(request, "error.html", access, status, session=session, title=title,
+        return render(request, "error.html", access, session, status, title=title,
                       message=user_message(exc))
 
     @app.exception_handler(SignInFirst)
@@ -188,7 +187,7 @@ def install(app: FastAPI, *, require: Callable, session_dependency: Callable,
 
         window = window if window in (30, 60, 90) else 90
         table = reports.team_table(session, access.scope, window_days=window)
-        return render(request, "team.html", access, session=session, team=table)
+        return render(request, "team.html", access, session, team=table)
 
     @router.get("/app/reps/{email}", response_class=HTMLResponse)
     def rep(request: Request, email: str, window: int = 90,
@@ -208,7 +207,7 @@ def install(app: FastAPI, *, require: Callable, session_dependency: Callable,
                                  as_of=card.as_of or datetime.now(timezone.utc).date(),
                                  window_days=window, min_calls=settings.skills.min_calls,
                                  public_url=settings.public_url)
-        return render(request, "rep.html", access, session=session, card=card, agenda=agenda)
+        return render(request, "rep.html", access, session, card=card, agenda=agenda)
 
     @router.get("/app/meetings/{meeting_id}", response_class=HTMLResponse)
     def meeting(request: Request, meeting_id: int, t: int | None = None,
@@ -224,8 +223,10 @@ def install(app: FastAPI, *, require: Callable, session_dependency: Callable,
             return failed(request, access, session, exc)
         quoted = {e.segment_id for cs in detail.call_scores for c in cs.criteria
                   for e in c.evidence}
-        return render(request, "meeting.html", access, session=session, m=detail,
-                      quoted=quoted, t=t)
+        moment = next((seg.id for seg in detail.segments if t is not None and seg.end >= t),
+                      None)
+        return render(request, "meeting.html", access, session, m=detail, quoted=quoted,
+                      t=t, moment=moment)
 
     @router.get("/app/connections", response_class=HTMLResponse)
     def connections(request: Request, connected: str | None = None,
@@ -256,7 +257,7 @@ def install(app: FastAPI, *, require: Callable, session_dependency: Callable,
                   "setting": _secret_setting(v), "configured": v.name in receivers}
                  for v in with_a("webhooks")]
         known = {v["name"] for v in vendors}
-        return render(request, "connections.html", access, session=session, vendors=vendors,
+        return render(request, "connections.html", access, session, vendors=vendors,
                       webhooks=hooks, connected=connected if connected in known else None)
 
     app.include_router(router)

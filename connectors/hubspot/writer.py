@@ -129,7 +129,7 @@ class HubSpotWriter(CrmWriter):
         self._burst: tuple[int, int, float] | None = None  # (remaining, max, window seconds)
         self._searches: deque[float] = deque()  # when our last searches went out
         self._types: dict[str, str] = {}  # object name as mapped (lower) → path object type
-        self._owners: dict[str, str] | None = None
+        self._owners: list | None = None
         self._connect(tokens)
 
     @classmethod
@@ -244,7 +244,7 @@ class HubSpotWriter(CrmWriter):
                 self._searches.popleft()
             self._searches.append(time.monotonic())
         if self._burst and self._burst[0] <= 0:
-            remaining, most, window = self._burst
+            _, most, window = self._burst
             self._sleep(window / max(most, 1) * 2)
             self._burst = (1, most, window)
 
@@ -310,40 +310,36 @@ class HubSpotWriter(CrmWriter):
             out[name.lower()] = ObjectInfo(name, fields)
         return out
 
-    def owners(self) -> dict[str, str]:
-        """Active owners' ids by lower-cased e-mail (HubSpot's users, as records name them)."""
+    def _owner_list(self) -> list:
+        """Every active owner (HubSpot's users, as records name them), paged once per
+        writer: deal matching, skill rows and the roster all read it."""
         if self._owners is None:
-            found: dict[str, str] = {}
-            after = None
+            found, after = [], None
             while True:
                 page = self._call("crm.owners.owners_api", "get_page", limit=500,
                                   archived=False, **({"after": after} if after else {}))
-                for owner in page.results or ():
-                    if owner.email:
-                        found.setdefault(owner.email.lower(), str(owner.id))
+                found += [owner for owner in page.results or () if owner.email]
                 after = page.paging.next.after if page.paging and page.paging.next else None
                 if not after:
                     break
             self._owners = found
         return self._owners
 
+    def owners(self) -> dict[str, str]:
+        """Active owners' ids by lower-cased e-mail."""
+        found: dict[str, str] = {}
+        for owner in self._owner_list():
+            found.setdefault(owner.email.lower(), str(owner.id))
+        return found
+
     def find_users(self, emails: list[str]) -> dict[str, str]:
         owners = self.owners()
         return {e.lower(): owners[e.lower()] for e in emails if e and e.lower() in owners}
 
     def list_users(self) -> list[TeamMember]:
-        names = {}
-        after = None
-        while True:
-            page = self._call("crm.owners.owners_api", "get_page", limit=500, archived=False,
-                              **({"after": after} if after else {}))
-            for owner in page.results or ():
-                if owner.email:
-                    name = " ".join(p for p in (owner.first_name, owner.last_name) if p)
-                    names[owner.email.lower()] = name or owner.email
-            after = page.paging.next.after if page.paging and page.paging.next else None
-            if not after:
-                break
+        names = {owner.email.lower(): " ".join(p for p in (owner.first_name, owner.last_name)
+                                               if p) or owner.email
+                 for owner in self._owner_list()}
         return [TeamMember(name=name, email=email, manager_email=None)
                 for email, name in sorted(names.items())]
 

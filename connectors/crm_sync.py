@@ -81,10 +81,10 @@ def _deal_findings(calls: list[CallForCrm], methodology: str,
 
 
 def _single_valued_fields(methodology: str) -> set[str]:
-    from core.rubrics import find_rubric
+    from core.rubrics import find_rubric, rubric_search
     from core.settings import get_settings
 
-    rubric = find_rubric(methodology, tuple(get_settings().scoring.rubric_dirs))
+    rubric = find_rubric(methodology, rubric_search(get_settings()))
     return {f.key for f in rubric.fields if f.single_valued}
 
 

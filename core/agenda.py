@@ -107,7 +107,10 @@ def coaching_agenda(session: Session, org: int | Scope, email: str, *, as_of: da
 
     rep = find_user(session, org, email)
     org_id = rep.org_id
-    observations = skill_observations(session, org_id)
+    # This week's window and last week's, and the 30 days a follow-up looks back over.
+    reach = timedelta(days=7 + max(window_days, 30) + 1)
+    observations = skill_observations(session, org_id, since=datetime.combine(
+        as_of - reach, time.min, timezone.utc))
     focus = _choose(session, org_id, rep, observations, as_of, window_days, min_calls,
                     public_url)
     previous = _choose(session, org_id, rep, observations, as_of - timedelta(days=7),

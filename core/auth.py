@@ -223,6 +223,23 @@ def end_session(session: Session, session_id: int) -> None:
         session.add(row)
 
 
+def disable_user(session: Session, org_id: int, email: str) -> int:
+    """Stop someone signing in and end their open sessions at once; returns how many."""
+    user = session.exec(select(User).where(User.org_id == org_id,
+                                           User.email == email.strip().lower())).first()
+    if user is None:
+        raise NotFound(f"no one with e-mail {email!r} in this org")
+    user.disabled = True
+    session.add(user)
+    ended = 0
+    for row in session.exec(select(WebSession).where(WebSession.user_id == user.id,
+                                                     WebSession.ended_at.is_(None))):
+        row.ended_at = utcnow()
+        session.add(row)
+        ended += 1
+    return ended
+
+
 # ------------------------------------------------------------------ API tokens ----
 
 

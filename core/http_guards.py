@@ -5,7 +5,8 @@
   in slower than the deadline ends with 408. A declared Content-Length over the limit is
   refused before a byte is read.
 - `SecurityHeaders`: nosniff, a restrictive Content-Security-Policy with frame-ancestors
-  'none', no referrer, and no caching of sign-in answers, on every response.
+  'none' (the pages': their own scripts, styles and media only, forms posted only to the
+  app), no referrer, and no caching of sign-in answers, on every response.
 - `redact_access_log`: OAuth `code` and `state` (and any token) never reach the access log.
 """
 
@@ -30,6 +31,20 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-act
 DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
             "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
             "base-uri 'none'; form-action 'none'")
+
+# The app's pages: their own scripts, styles and recordings, forms posted only here; style
+# attributes (heatmap colours, interval bars) are the one inline thing allowed.
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; "
+            "style-src-attr 'unsafe-inline'; img-src 'self' data:; media-src 'self'; "
+            "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def csp_for(path: str) -> str:
+    if path == "/docs" or path.startswith("/docs/"):
+        return DOCS_CSP
+    if path in ("/", "/app") or path.startswith(("/app/", "/static/")):
+        return PAGE_CSP
+    return API_CSP
 
 
 # BaseException, not Exception: the framework turns any Exception raised while it reads a
@@ -124,7 +139,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        csp = DOCS_CSP if path == "/docs" or path.startswith("/docs/") else API_CSP
+        csp = csp_for(path)
 
         async def with_headers(message: dict) -> None:
             if message["type"] == "http.response.start":

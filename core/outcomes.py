@@ -16,9 +16,10 @@ that are not there. Below `MIN_DEALS` deals, or
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from bisect import bisect_left, bisect_right
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from statistics import median
@@ -372,8 +373,8 @@ class OutcomesReport:
     caveat: str = CAVEAT
 
 
-def outcomes_report(session, org, *, segment: str | None = None,
-                    window_days: int = 90) -> OutcomesReport:
+def outcomes_report(session, org, *, segment: str | None = None, window_days: int = 90,
+                    profiles: list[DealProfile] | None = None) -> OutcomesReport:
     """`coachloop report outcomes` and `GET /outcomes`: the closed deals in scope profiled
     as of their close, analysed overall and (with `segment`: size | manager) per segment."""
     from dataclasses import replace
@@ -386,7 +387,8 @@ def outcomes_report(session, org, *, segment: str | None = None,
 
     if segment is not None and segment not in SEGMENTS:
         raise InputError(f"unknown segment {segment!r} (segments: {', '.join(SEGMENTS)})")
-    profiles = deal_profiles(session, org, window_days=window_days)
+    if profiles is None:
+        profiles = deal_profiles(session, org, window_days=window_days)
     if segment == "size":
         profiles = size_segment(profiles)
     elif segment == "manager":
@@ -402,3 +404,70 @@ def outcomes_report(session, org, *, segment: str | None = None,
     return OutcomesReport(window_days, segment, len(profiles),
                           sum(1 for p in profiles if p.won), len(profiles) - len(measured),
                           analyze(measured, by_segment=segment is not None))
+
+
+_PROFILES: OrderedDict[tuple, list[DealProfile]] = OrderedDict()
+_PROFILES_LOCK = threading.Lock()
+KEPT_PROFILES = 8
+
+
+def data_version(session, org_id: int) -> tuple:
+    """What deal profiles are computed from, summarised in a few aggregate queries: any new
+    or rescored call, pulled deal, deal link or change of manager gives a new value."""
+    from sqlmodel import func, select
+
+    from core.models import CallScore, Deal, MeetingDeal, User
+
+    calls = session.exec(select(func.count(), func.max(CallScore.id),
+                                func.max(CallScore.created_at))
+                         .where(CallScore.org_id == org_id)).one()
+    deals = session.exec(select(func.count(), func.max(Deal.id), func.max(Deal.pulled_at))
+                         .where(Deal.org_id == org_id)).one()
+    links = session.exec(select(func.count(), func.max(MeetingDeal.id))
+                         .where(MeetingDeal.org_id == org_id)).one()
+    people = hash(tuple(session.exec(select(User.id, User.manager_id).where(
+        User.org_id == org_id).order_by(User.id))))
+    return (*calls, *deals, *links, people)
+
+
+def org_profiles(session, org_id: int, window_days: int) -> list[DealProfile]:
+    """Every closed deal of the org profiled as of its close, kept in this process until its
+    data changes: profiling a year of deals takes seconds, a page view must not. Whose deals
+    are in scope does not change a profile (each owner is shrunk toward the whole team), so
+    every role's view filters the same list."""
+    key = (org_id, window_days, data_version(session, org_id))
+    with _PROFILES_LOCK:
+        if key in _PROFILES:
+            _PROFILES.move_to_end(key)
+            return _PROFILES[key]
+    profiles = deal_profiles(session, org_id, window_days=window_days)
+    with _PROFILES_LOCK:
+        _PROFILES[key] = profiles
+        while len(_PROFILES) > KEPT_PROFILES:
+            _PROFILES.popitem(last=False)
+    return profiles
+
+
+def cached_outcomes_report(session, org, *, segment: str | None = None,
+                           window_days: int = 90) -> OutcomesReport:
+    """`outcomes_report` over the kept profiles, narrowed to the deals in scope."""
+    from core.access import as_scope
+
+    scope = as_scope(org)
+    profiles = org_profiles(session, scope.org_id, window_days)
+    if scope.rep_ids is not None:
+        profiles = [p for p in profiles if p.owner_id in scope.rep_ids]
+    return outcomes_report(session, scope, segment=segment, window_days=window_days,
+                           profiles=profiles)
+
+
+def warm_profiles(window_days: int = 90) -> None:
+    """Profile every org's deals ahead of the first Outcomes view (the API starts this)."""
+    from sqlmodel import select
+
+    from core.db import session_scope
+    from core.models import Org
+
+    with session_scope() as session:
+        for org_id in session.exec(select(Org.id)).all():
+            org_profiles(session, org_id, window_days)

@@ -284,12 +284,12 @@ def score_meeting(meeting_id: int, *, settings: Settings | None = None) -> list[
 
 def _score(meeting_id: int, *, settings: Settings | None) -> list[CallScoreResult]:
     from core.conversation import classify_stage, conversation_metrics
-    from core.rubrics import find_rubric
+    from core.rubrics import find_rubric, rubric_search
     from core.score import for_stage
 
     settings = settings or get_settings()
     scorer = get_scorer(settings)
-    rubrics = [find_rubric(key, tuple(settings.scoring.rubric_dirs))
+    rubrics = [find_rubric(key, rubric_search(settings))
                for key in settings.scoring.methodologies]
     with session_scope() as session:
         meeting = _meeting(session, meeting_id)

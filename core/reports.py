@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta, timezone
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -16,8 +17,8 @@ from sqlmodel import Session, func, select
 
 from core.access import Scope, as_scope
 from core.errors import NotFound
-from core.models import (CallScore, CriterionScore, Deal, FieldExtraction, Meeting, MeetingDeal,
-                         Participant, Rubric, Segment, SkillSnapshot, Transcript, User)
+from core.models import (CallScore, CriterionScore, Deal, FieldExtraction, MediaAsset, Meeting,
+                         MeetingDeal, Participant, Rubric, Segment, SkillSnapshot, Transcript, User)
 
 
 class MeetingSummary(BaseModel):
@@ -170,13 +171,13 @@ def not_measured(measured: set[str], methodologies: list[str] | None = None,
                  rubric_dirs: tuple = ()) -> list[NotMeasured]:
     """Every skill of the taxonomy without an estimate in `measured`, with the reason: no
     methodology in use scores it (and which built-in ones would), or no call showed it."""
-    from core.rubrics import builtin_rubrics_scoring, find_rubric, skills_scored_by
+    from core.rubrics import builtin_rubrics_scoring, find_rubric, rubric_search, skills_scored_by
     from core.settings import get_settings
     from core.skill_taxonomy import SKILLS
 
     if methodologies is None:
         scoring = get_settings().scoring
-        methodologies, rubric_dirs = scoring.methodologies, tuple(scoring.rubric_dirs)
+        methodologies, rubric_dirs = scoring.methodologies, rubric_search(get_settings())
     covered = skills_scored_by([find_rubric(k, rubric_dirs) for k in methodologies])
     out = []
     for skill, info in SKILLS.items():
@@ -288,6 +289,22 @@ def meeting_detail(session: Session, org: int | Scope, meeting_id: int) -> Meeti
                          deal=deal, transcript_source=transcript.source if transcript else None,
                          segments=segments, call_scores=call_scores)
 
+
+
+def meeting_audio(session: Session, org: int | Scope, meeting_id: int) -> Path:
+    """The recording of a meeting in scope, as a local file: the mixed recording where there
+    is one, else its first track. Out of scope reads the same as no recording at all."""
+    scope = as_scope(org)
+    visible = session.exec(select(Meeting.id).where(Meeting.id == meeting_id,
+                                                    scope.meeting_clause())).first()
+    assets = session.exec(select(MediaAsset).where(
+        MediaAsset.meeting_id == meeting_id, MediaAsset.kind == "audio",
+        MediaAsset.local_path.is_not(None))).all() if visible else []
+    for asset in sorted(assets, key=lambda a: (a.channel is not None, a.channel or 0, a.id)):
+        path = Path(asset.local_path)
+        if path.is_file():
+            return path
+    raise NotFound(f"no recording of meeting {meeting_id} to play")
 
 def _summaries(session: Session, org_id: int, meetings: list[Meeting]) -> list[MeetingSummary]:
     names = _names(session, org_id)
@@ -419,6 +436,72 @@ def team_table(session: Session, org: int | Scope, *, as_of: date | None = None,
     return TeamTable(as_of=as_of, window_days=window_days, skills=sorted(skills),
                      rows=list(by_rep.values()), not_measured=not_measured(measured))
 
+
+
+class TrendPoint(BaseModel):
+    """A skill's estimate as of one week's end, with its 90 % interval."""
+
+    as_of: date
+    shrunk: float | None
+    interval_low: float | None
+    interval_high: float | None
+    n_calls: int
+    state: str
+
+
+def skill_trend(session: Session, org: int | Scope, email: str, *, as_of: date | None = None,
+                window_days: int = 90, weeks: int = 12, min_calls: int = 3
+                ) -> dict[str, list[TrendPoint]]:
+    """A rep's estimate per skill at each of the last `weeks` week ends up to `as_of`, each
+    from the calls in the window before it and shrunk toward the team of that day (the
+    estimator the snapshots use, so the last point is the scorecard's)."""
+    from bisect import bisect_right
+
+    from core.skill_refresh import skill_observations
+    from core.skills import RepWindow, estimate_peers
+
+    user = find_user(session, org, email)
+    org_id = user.org_id
+    as_of = as_of or latest_as_of(session, org_id)
+    if as_of is None:
+        return {}
+    ends = [as_of - timedelta(weeks=k) for k in range(weeks - 1, -1, -1)]
+    earliest = datetime.combine(ends[0] - timedelta(days=window_days), time.min, timezone.utc)
+    calls: dict[tuple[str, int], list] = defaultdict(list)
+    for o in sorted(skill_observations(session, org_id, since=earliest),
+                    key=lambda o: (o.at, o.meeting_id)):
+        calls[(o.skill, o.rep_id)].append(o)
+    days = {key: [o.at.date() for o in found] for key, found in calls.items()}
+    trend: dict[str, list[TrendPoint]] = {}
+    for skill in sorted({skill for skill, rep in calls if rep == user.id}):
+        peers = [rep for s, rep in calls if s == skill]
+        for end in ends:  # each rep's calls in (end - window, end], as the snapshots count
+            start = end - timedelta(days=window_days)
+            windows = {rep: RepWindow.of(calls[(skill, rep)][
+                bisect_right(days[(skill, rep)], start):bisect_right(days[(skill, rep)], end)])
+                for rep in peers}
+            mine = next(e for e in estimate_peers(skill, window_days, end, windows, min_calls)
+                        if e.rep_id == user.id)
+            trend.setdefault(skill, []).append(TrendPoint(
+                as_of=end, shrunk=mine.shrunk, interval_low=mine.interval_low,
+                interval_high=mine.interval_high, n_calls=mine.n_calls, state=mine.state))
+    return trend
+
+
+def rep_segments(session: Session, org_id: int) -> dict[int, str]:
+    """Each deal owner's segment: whether the median of their deals' amounts is below or above
+    the org's median deal (the size segments the outcomes analysis uses)."""
+    from statistics import median
+
+    amounts: dict[int, list[float]] = defaultdict(list)
+    for owner, amount in session.exec(select(Deal.owner_id, Deal.amount).where(
+            Deal.org_id == org_id, Deal.owner_id.is_not(None), Deal.amount.is_not(None))):
+        amounts[owner].append(amount)
+    if not amounts:
+        return {}
+    middle = median(a for values in amounts.values() for a in values)
+    return {owner: "smaller deals" if median(values) < middle else "larger deals"
+            for owner, values in amounts.items()}
 
 # ------------------------------------------------------------ calls not scored ----
 

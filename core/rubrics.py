@@ -321,6 +321,28 @@ def parse_rubric(text: str, *, source: str, search: tuple[Path, ...] = ()) -> Ru
                           file=source) from None
 
 
+def rubric_search(settings) -> tuple[Path, ...]:
+    """Where an org's own rubrics live, searched before the built-in ones: the configured
+    folders, then the app's own (rubrics uploaded on the settings page)."""
+    return (*settings.scoring.rubric_dirs, uploaded_rubrics(settings))
+
+
+def uploaded_rubrics(settings) -> Path:
+    return Path(settings.data_dir) / "rubrics"
+
+
+def save_rubric(text: str, *, source: str, settings) -> Rubric:
+    """Validate an uploaded rubric (RubricError names the line at fault) and keep it as
+    `<key>.yaml` among the uploaded rubrics, replacing an earlier upload of that key."""
+    rubric = parse_rubric(text, source=source, search=rubric_search(settings))
+    folder = uploaded_rubrics(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{rubric.key}.yaml.part"
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(folder / f"{rubric.key}.yaml")  # the key is [a-z0-9_]: no path tricks
+    return rubric
+
+
 def find_rubric(key: str, search: tuple[Path, ...] = ()) -> Rubric:
     """The rubric `key`: `{key}.yaml` in the first `search` folder that has it (an org's own
     rubrics), else the built-in one."""

@@ -1,4 +1,5 @@
-"""Serve an ASGI app over HTTPS on loopback, in a background thread, for tests and the demo."""
+"""Serve an ASGI app on loopback (HTTPS, or plain HTTP without a certificate), in a background
+thread, for tests and the demo."""
 
 from __future__ import annotations
 
@@ -23,13 +24,16 @@ class RunningServer:
         self._thread.join(timeout=10)
 
 
-def serve(app, tls: SandboxTLS, *, port: int = 0, startup_timeout: float = 15.0) -> RunningServer:
-    """Start `app` on https://127.0.0.1:<port> (0: any free port) and wait until it listens."""
+def serve(app, tls: SandboxTLS | None, *, port: int = 0, startup_timeout: float = 15.0
+          ) -> RunningServer:
+    """Start `app` on https://127.0.0.1:<port> (0: any free port; `tls` None: plain http) and
+    wait until it listens."""
     import uvicorn
 
+    certificate = {} if tls is None else {"ssl_certfile": str(tls.cert_path),
+                                          "ssl_keyfile": str(tls.key_path)}
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            ssl_certfile=str(tls.cert_path), ssl_keyfile=str(tls.key_path),
-                            lifespan="off", access_log=False)
+                            lifespan="off", access_log=False, **certificate)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="sandbox-server", daemon=True)
     thread.start()
@@ -39,4 +43,5 @@ def serve(app, tls: SandboxTLS, *, port: int = 0, startup_timeout: float = 15.0)
             raise RuntimeError(f"sandbox server did not start on 127.0.0.1:{port}")
         time.sleep(0.02)
     bound = server.servers[0].sockets[0].getsockname()[1]
-    return RunningServer(f"https://127.0.0.1:{bound}", server, thread)
+    scheme = "http" if tls is None else "https"
+    return RunningServer(f"{scheme}://127.0.0.1:{bound}", server, thread)

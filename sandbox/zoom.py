@@ -911,14 +911,16 @@ class ZoomSandbox:
 
 
 def demo_seed(sandbox: ZoomSandbox, demo_dir: str | Path,
-              work_dir: str | Path | None = None) -> dict[str, str]:
+              work_dir: str | Path | None = None, *,
+              skip: frozenset[str] = frozenset()) -> dict[str, str]:
     """Seed the committed demo calls (manifests *.yaml) as Zoom meetings hosted by the rep.
 
     The host is the first participant who is a rep in `team.yaml` next to the calls folder
     (else the first participant); everyone was on the calendar invite. A dual-channel call (`channels:` in its manifest) becomes a
     mixed recording plus one audio file per participant, as Zoom's "record a separate audio
     file of each participant" gives; the per-channel files are written under `work_dir`.
-    Returns {external_id: meeting uuid}.
+    Calls whose manifest stem is in `skip` are left out (another platform's). Returns
+    {external_id: meeting uuid}.
     """
     import tempfile
 
@@ -934,7 +936,7 @@ def demo_seed(sandbox: ZoomSandbox, demo_dir: str | Path,
     seeded = {}
     for manifest in sorted(demo_dir.glob("*.yaml")):
         call = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
-        if "started_at" not in call or not call.get("participants"):
+        if "started_at" not in call or not call.get("participants") or manifest.stem in skip:
             continue
         people = [(p["name"], p["email"]) for p in call["participants"]]
         host = next((e for _, e in people if e.lower() in reps), people[0][1])

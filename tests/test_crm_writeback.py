@@ -521,6 +521,9 @@ def test_review_queue_over_the_json_api(crm):
     assert bad.status_code == 422 and "value" in bad.json()["error"]["message"]
     edited = client.post(f"/crm/review/{one['id']}/edit", params={"value": "Dana Ruiz, COO"})
     assert edited.status_code == 200 and edited.json()["final"] == "Dana Ruiz, COO"
+    assert edited.json()["write_back"] == "Written to the CRM."  # at once, not next run
+    if one["field"] != "Identify_Pain__c":
+        assert crm.box.get("Opportunity", one["record_id"])[one["field"]] == "Dana Ruiz, COO"
     assert client.post(f"/crm/review/{one['id']}/approve").status_code == 404  # not pending
     rest = client.post("/crm/review", json={"action": "reject",
                                             "deal": pending[-1]["record_id"]})

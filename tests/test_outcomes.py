@@ -179,3 +179,25 @@ def test_a_seeded_year_in_the_database_is_analysed_end_to_end(sqlite_database):
     assert [s.segment for s in segments] == ["larger deals", "smaller deals"]
     assert all({"deal size", "segment"} <= set(r.controls) for r in overall.skills
                if r.state == "ok")
+    # What the pages and the API show: the same report from the org's kept profiles, also
+    # for a narrower scope (a manager of three of the reps); kept until the data changes.
+    from core.access import Scope
+    from core.models import Deal
+    from core.outcomes import cached_outcomes_report, org_profiles
+    from sqlmodel import select
+
+    with session_scope() as session:
+        assert cached_outcomes_report(session, org_id, segment="size") == report
+        team = frozenset(session.exec(select(Deal.owner_id).where(
+            Deal.org_id == org_id).distinct().order_by(Deal.owner_id)).all()[:3])
+        scope = Scope(org_id, team)
+        narrowed = cached_outcomes_report(session, scope, segment="manager")
+        assert narrowed == outcomes_report(session, scope, segment="manager")
+        assert 0 < narrowed.deals < report.deals
+        kept = org_profiles(session, org_id, 90)
+        assert org_profiles(session, org_id, 90) is kept
+        deal = session.exec(select(Deal).where(Deal.org_id == org_id)).first()
+        deal.pulled_at = deal.pulled_at.replace(year=2027)  # a pull changed the data
+        session.add(deal)
+        session.commit()
+        assert org_profiles(session, org_id, 90) is not kept

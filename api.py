@@ -86,7 +86,9 @@ def _authenticate(request: Request, session: Session) -> Principal | None:
         if request.method not in _SAFE_METHODS:
             from core.auth import same_secret
 
-            if not same_secret(request.headers.get(CSRF_HEADER), row.csrf_hash):
+            # A page's form carries the token as a field (read before this, see web.pages).
+            sent = request.headers.get(CSRF_HEADER) or getattr(request.state, "form_csrf", None)
+            if not same_secret(sent, row.csrf_hash):
                 raise Forbidden(f"missing or wrong CSRF token: send the {CSRF_COOKIE} "
                                 f"cookie's value in the X-CSRF-Token header")
         return principal
@@ -514,7 +516,7 @@ def create_app() -> FastAPI:
     from web.pages import install as install_pages
 
     install_pages(app, require=require, session_dependency=_session, signed_in=_signed_in,
-                  policies=policies)
+                  policies=policies, csrf_cookie=CSRF_COOKIE)
 
     @app.get("/health", tags=["ops"])
     def health(session: Session = Depends(_session),
@@ -538,7 +540,7 @@ def create_app() -> FastAPI:
     @app.get("/connect/{provider}/callback", tags=["connections"])
     def connect_callback(request: Request, provider: str, code: str | None = None,
                          state: str | None = None, error: str | None = None,
-                         error_description: str | None = None,
+                         error_description: str | None = None, tenant: str | None = None,
                          _: None = Depends(require(policies.OAUTH_CALLBACK))):
         """Where the vendor sends the admin back: exchanges the code, stores the connection."""
         from connectors.oauth_apps import end_connections, oauth_provider
@@ -552,8 +554,11 @@ def create_app() -> FastAPI:
             raise NotFound(f"no connection flow for {provider!r} is set up here") from None
         if error:
             raise InputError(f"{provider} sign-in was not completed: {error_description or error}")
-        if not code or not state:
-            raise InputError("the callback carries no code and state: start the connection again")
+        granted = tenant if oauth.flow == "admin_consent" else code
+        if not granted or not state:
+            raise InputError("the callback carries no " + ("tenant" if oauth.flow ==
+                             "admin_consent" else "code") + " and state: start the connection "
+                             "again")
         replaced = []
 
         def end_others(org_id: int, keep: int) -> None:
@@ -561,7 +566,7 @@ def create_app() -> FastAPI:
             replaced.extend(end_connections(org_id, provider, settings, status="replaced",
                                             keep=keep))
 
-        info = finish_connect(oauth, code=code, state=state,
+        info = finish_connect(oauth, code=code, state=state, tenant=tenant,
                               cipher=cipher_from_settings(settings), end_others=end_others)
         waiting = _adopt_waiting_events(info)
         if "text/html" in request.headers.get("accept", ""):  # a browser: back to the page
@@ -596,10 +601,14 @@ def create_app() -> FastAPI:
         written by the next write-back, which records who approved them."""
         from core.review import decide
 
+        from worker import write_approved_now
+
         done = decide(session, access.scope, decision.ids, decision.action,
                       by=access.principal.name, value=decision.value, deal=decision.deal)
         session.commit()
-        return {"decided": [p.as_dict() for p in done]}
+        sent = write_approved_now(access.org_id) if done and decision.action != "reject" \
+            else None
+        return {"decided": [p.as_dict() for p in done], "write_back": sent}
 
     @app.post("/crm/review/{proposal_id}/{action}", tags=["crm"])
     def crm_review_one(proposal_id: int, action: Literal["approve", "reject", "edit"],
@@ -608,10 +617,13 @@ def create_app() -> FastAPI:
         """Approve, edit (with `value`) or reject one queued value."""
         from core.review import decide
 
+        from worker import write_approved_now
+
         done = decide(session, access.scope, [proposal_id], action, by=access.principal.name,
                       value=value)
         session.commit()
-        return done[0].as_dict()
+        sent = write_approved_now(access.org_id) if action != "reject" else None
+        return {**done[0].as_dict(), "write_back": sent}
 
     @app.get("/crm/history", tags=["crm"])
     def crm_history(deal: str | None = None, limit: int = Query(200, ge=1, le=1000),
@@ -717,10 +729,10 @@ def create_app() -> FastAPI:
         Association, not proof."""
         from dataclasses import asdict
 
-        from core.outcomes import outcomes_report
+        from core.outcomes import cached_outcomes_report
 
-        return asdict(outcomes_report(session, access.scope, segment=segment,
-                                       window_days=window))
+        return asdict(cached_outcomes_report(session, access.scope, segment=segment,
+                                              window_days=window))
 
     return app
 

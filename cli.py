@@ -593,10 +593,10 @@ def sync_source(source: str = typer.Argument(..., help="a meeting platform that 
 
 
 def _rubric_validate(files: list[Path]) -> None:
-    from core.rubrics import load_rubric
+    from core.rubrics import load_rubric, rubric_search
     from core.settings import get_settings
 
-    search = tuple(get_settings().scoring.rubric_dirs)
+    search = rubric_search(get_settings())
     bad = 0
     for file in files:
         try:
@@ -620,11 +620,11 @@ def rubric_validate(files: list[Path] = typer.Argument(..., help="rubric YAML fi
 
 
 def _rubric_list() -> None:
-    from core.rubrics import find_rubric, list_builtin_rubrics
+    from core.rubrics import find_rubric, list_builtin_rubrics, rubric_search
     from core.settings import get_settings
 
     settings = get_settings()
-    search = tuple(settings.scoring.rubric_dirs)
+    search = rubric_search(settings)
     keys = set(list_builtin_rubrics())
     for folder in search:
         keys |= {p.stem for p in Path(folder).glob("*.yaml")}
@@ -650,13 +650,13 @@ def _rescore(rubric_key: str | None) -> None:
     from core.db import session_scope
     from core.models import CallScore, Meeting, Rubric
     from core.pipeline import get_scorer, score_meeting
-    from core.rubrics import find_rubric
+    from core.rubrics import find_rubric, rubric_search
     from core.settings import get_settings
 
     settings = get_settings()
     _migrate()
     keys = [rubric_key] if rubric_key else list(settings.scoring.methodologies)
-    current = {k: find_rubric(k, tuple(settings.scoring.rubric_dirs)).version for k in keys}
+    current = {k: find_rubric(k, rubric_search(settings)).version for k in keys}
     scorer = get_scorer(settings)
     by = f"{scorer.name} {scorer.version}"
     with session_scope() as session:
@@ -748,7 +748,7 @@ def _calibrate(labels_dir: Path, scorer: str, out: Path | None) -> None:
 
     from core.calibration import calibrate, load_labelled_set
     from core.pipeline import get_scorer
-    from core.rubrics import find_rubric
+    from core.rubrics import find_rubric, rubric_search
     from core.settings import get_settings
 
     settings = get_settings()
@@ -758,7 +758,7 @@ def _calibrate(labels_dir: Path, scorer: str, out: Path | None) -> None:
         "llm": settings.llm.model_copy(update={"cache": False})})
     calls = load_labelled_set(labels_dir)
     keys = sorted({k for call in calls for k in call.levels})
-    rubrics = {k: find_rubric(k, tuple(settings.scoring.rubric_dirs)) for k in keys}
+    rubrics = {k: find_rubric(k, rubric_search(settings)) for k in keys}
     engine = get_scorer(settings)
     started = time.perf_counter()
     report = calibrate(calls, rubrics, engine.score)
@@ -838,14 +838,14 @@ def _label_export(out_dir: Path, sample: int, seed: int, redact: bool) -> None:
     from core.models import Meeting
     from core.pipeline import transcript_view
     from core.redact import Redactor
-    from core.rubrics import find_rubric
+    from core.rubrics import find_rubric, rubric_search
     from core.settings import get_settings
 
     if sample < 1:
         raise InputError("--sample must be at least 1")
     settings = get_settings()
     _migrate()
-    rubrics = [find_rubric(key, tuple(settings.scoring.rubric_dirs))
+    rubrics = [find_rubric(key, rubric_search(settings))
                for key in settings.scoring.methodologies]
     out_dir.mkdir(parents=True, exist_ok=True)
     header = labelling_header(rubrics)
@@ -1344,7 +1344,7 @@ def keygen():
 # ---------------------------------------------------------------------- demo ----
 
 
-def _demo(fresh: bool, rep: str | None, crm: str) -> None:
+def _demo(fresh: bool, rep: str | None, crm: str, serve: bool = False) -> None:
     """The whole loop on the embedded default, against the sandboxes: connect the meeting
     platform and the CRM with OAuth, prepare the CRM, receive the platform's signed webhooks,
     transcribe and score, write back, pull deal outcomes, and show the skills and the CRM
@@ -1374,9 +1374,12 @@ def _demo(fresh: bool, rep: str | None, crm: str) -> None:
             Path(f"{db}{suffix}").unlink(missing_ok=True)
         from core.db import engine_for
         engine_for.cache_clear()
-    boxes = start_sandboxes(settings.data_dir / "sandbox")
-    console.rule(f"coachloop demo: {len(boxes.zoom_meetings)} {vendor_of(boxes.source).label} "
-                 f"calls → scores and skills → {label}")
+    boxes = start_sandboxes(settings.data_dir / "sandbox", teams=True)
+    calls = len(boxes.zoom_meetings) + len(boxes.teams_calls)
+    platforms = [boxes.source] + (["teams"] if boxes.teams_calls else [])
+    console.rule(f"coachloop demo: {calls} "
+                 + " and ".join(vendor_of(p).label for p in platforms)
+                 + f" calls → scores and skills → {label}")
     os.environ.update(boxes.settings())
     get_settings.cache_clear()
     settings = get_settings()
@@ -1395,21 +1398,24 @@ def _demo(fresh: bool, rep: str | None, crm: str) -> None:
                           highlight=False)
         for line in boxes.describe():
             console.print(line, highlight=False)
-        replaced = _demo_connect(org_id, settings, boxes.source, crm)
+        replaced = _demo_connect(org_id, settings, platforms, crm)
         if vendor_of(crm).setup is not None:  # the demo's admin approves what it creates
             done = vendor_of(crm).load("setup")(org_id, settings, apply=True)
             console.print(f"{label} set up: {sum(s.status == 'created' for s in done.steps)} "
                           f"thing(s) created; " + "; ".join(done.notes), highlight=False)
         api_server = _serve_api(boxes.tls)
         console.print(boxes.deliver_meetings(api_server.url), highlight=False)
-        _wait_for_calls(len(boxes.zoom_meetings))
+        if boxes.teams_calls:
+            console.print(_demo_teams(org_id, boxes, settings, api_server.url),
+                          highlight=False)
+        _wait_for_calls(calls)
         with session_scope() as session:
             latest = session.exec(select(func.max(Meeting.started_at))).one()
         as_of = latest.date() if latest else None
         refresh_skills(org_id, as_of)  # the demo calls are dated Sep–Nov 2026
         # This refresh's skill scores; after an earlier run, every call too: this run's
         # CRM sandbox starts empty, whatever the earlier one (or another CRM) was sent.
-        report = sync_configured(org_id, include_synced=bool(replaced - {boxes.source}))
+        report = sync_configured(org_id, include_synced=bool(replaced - set(platforms)))
         if report.failed:
             raise CoachloopError(f"{len(report.failed)} CRM write(s) failed: "
                                  + "; ".join(r.error or "" for _, r in report.failed[:3]))
@@ -1422,6 +1428,7 @@ def _demo(fresh: bool, rep: str | None, crm: str) -> None:
         console.rule("Skills against won and lost deals (with a synthetic year of history)")
         _outcomes_report(None, 90)
         _how_to_sign_in()
+        _demo_app(org_id, team, serve)
     finally:
         if api_server is not None:
             api_server.stop()
@@ -1462,6 +1469,103 @@ def _demo_outcomes(org_id: int, boxes, crm: str, api_url: str) -> None:
                   highlight=False)
 
 
+DEMO_ADMIN = "admin@acme-analytics.example"
+
+
+def _demo_app(org_id: int, team, serve: bool) -> None:
+    """The web app on the public URL with a fresh demo password for an admin, the team's
+    manager and a rep: kept running until Ctrl-C when `serve`, else how to start it."""
+    import secrets
+
+    from sqlmodel import select
+
+    from core.auth import set_password
+    from core.db import session_scope
+    from core.models import User
+    from core.settings import get_settings
+
+    members = list(team.members())
+    people = [DEMO_ADMIN, next(m.email for m in members if m.role == "manager"),
+              next(m.email for m in members if m.role == "rep")]
+    password = "-".join(secrets.token_urlsafe(4) for _ in range(3))
+    with session_scope() as session:
+        if session.exec(select(User).where(User.org_id == org_id,
+                                           User.email == DEMO_ADMIN)).first() is None:
+            session.add(User(org_id=org_id, email=DEMO_ADMIN, name="Demo Admin", role="admin"))
+            session.flush()
+        for user in session.exec(select(User).where(User.org_id == org_id,
+                                                    User.email.in_(people))):
+            user.disabled = False
+            set_password(user, password)
+            session.add(user)
+    url = get_settings().public_url.rstrip("/")
+    console.print(Panel(
+        f"The app: {url}/app\n"
+        f"Demo sign-in (this run's password: {password}):\n"
+        f"  admin    {people[0]}   (connections, CRM review, settings)\n"
+        f"  manager  {people[1]}   (team heatmap, trends, outcomes)\n"
+        f"  rep      {people[2]}   (their own skills, calls and deals)",
+        title="Open the web app"), highlight=False)
+    if not serve:
+        console.print(f"`coachloop serve` serves it at {url} (run `make demo` in a terminal to "
+                      "keep it and the sandboxes running).", highlight=False)
+        return
+    _serve_app(url, until_interrupted=True)
+
+
+def _serve_app(url: str, *, until_interrupted: bool) -> None:
+    """The app on the public URL's loopback port over plain HTTP (the embedded default)."""
+    from urllib.parse import urlsplit
+
+    from api import create_app
+    from sandbox.server import serve
+
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost"):
+        raise CoachloopError(f"the public URL {url} is not a plain-HTTP loopback address: "
+                             "serve api:app behind your own TLS proxy there")
+    try:
+        server = serve(create_app(), None, port=parts.port or 80)
+    except RuntimeError:
+        raise CoachloopError(f"port {parts.port} is taken: set COACHLOOP_PUBLIC_URL to "
+                             "another port (e.g. http://127.0.0.1:8001)") from None
+    console.print(f"Serving {url}/app — Ctrl-C stops it.", highlight=False)
+    _warm_outcomes()
+    try:
+        while until_interrupted:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+def _warm_outcomes() -> None:
+    """Profile the closed deals in the background, so the first Outcomes view is quick."""
+    import threading
+
+    from core.outcomes import warm_profiles
+
+    def warm() -> None:
+        try:
+            warm_profiles()
+        except Exception:  # noqa: BLE001 - only a head start: the page computes it anyway
+            logging.getLogger("coachloop.cli").warning("warming the outcomes failed",
+                                                       exc_info=True)
+
+    threading.Thread(target=warm, name="warm-outcomes", daemon=True).start()
+
+
+@app.command("serve")
+def serve_app():
+    """Serve the web app and the API on the public URL (plain HTTP on loopback: the embedded
+    default) until Ctrl-C. Elsewhere run `uvicorn api:app` behind TLS."""
+    from core.settings import get_settings
+
+    _migrate()
+    _run(_serve_app, get_settings().public_url.rstrip("/"), until_interrupted=True)
+
+
 def _how_to_sign_in() -> None:
     from core.settings import get_settings
 
@@ -1477,8 +1581,8 @@ def _how_to_sign_in() -> None:
         f"  the API's pages: {url}/docs", title="Sign in"))
 
 
-def _demo_connect(org_id: int, settings, source: str, crm: str) -> set[str]:
-    """Connect the meeting platform's and the CRM's sandboxes with OAuth. An earlier run's connections point at
+def _demo_connect(org_id: int, settings, sources: list[str], crm: str) -> set[str]:
+    """Connect the meeting platforms' and the CRM's sandboxes with OAuth. An earlier run's connections point at
     sandboxes that stopped with it (random ports, tokens held in memory): they are replaced,
     so the org keeps one active connection per vendor and every call goes to this run's
     sandboxes; an org writes to one CRM, so another CRM's connection is ended."""
@@ -1490,7 +1594,7 @@ def _demo_connect(org_id: int, settings, source: str, crm: str) -> set[str]:
         if other.name != crm and end_connections(org_id, other.name, settings,
                                                  status="replaced"):
             replaced.add(other.name)  # the calls it was sent are due again in this CRM
-    for provider in (source, crm):
+    for provider in (*sources, crm):
         info, ended = replace_connection(provider, org_id, settings)
         note = ""
         if ended:
@@ -1499,6 +1603,27 @@ def _demo_connect(org_id: int, settings, source: str, crm: str) -> set[str]:
                     f"{', '.join(str(e.id) for e in ended)} replaced)[/dim]")
         console.print(f"connected {provider} with OAuth (connection {info.id}){note}")
     return replaced
+
+
+def _demo_teams(org_id: int, boxes, settings, api_url: str) -> str:
+    """Subscribe to the Teams sandbox's transcripts and recordings with this run's API as the
+    notification URL (Graph validates it first), then let Graph notify the demo's Teams
+    calls. The configured public URL is plain HTTP on loopback, which Graph would refuse."""
+    from connectors.teams.source import TeamsSource
+    from connectors.teams.subscriptions import ensure_subscriptions
+
+    source = TeamsSource.for_org(org_id, settings)
+    try:
+        states = ensure_subscriptions(
+            source.api, org_id=org_id, connection_id=source.connection_id,
+            settings=settings.model_copy(update={"public_url": api_url}))
+    finally:
+        source.close()
+    failed = [s for s in states if s.status != "active"]
+    if failed:
+        raise CoachloopError("Teams subscriptions failed: " + "; ".join(map(str, failed)))
+    return (f"Graph validated {api_url}/webhooks/teams and holds {len(states)} "
+            f"subscriptions\n" + boxes.deliver_teams())
 
 
 def _serve_api(tls):
@@ -1600,11 +1725,17 @@ def _demo_rep(as_of: date | None, members: set[str], weakest: bool = False) -> s
 def demo(fresh: bool = typer.Option(False, help="start from an empty demo database"),
          rep: Optional[str] = typer.Option(None, help="whose scorecard to show (email)"),
          crm: Optional[str] = typer.Option(None, help="the CRM sandbox to write back to "
-                                           "(default: the demo's own)")):
-    """The whole loop on the demo calls, through the meeting-platform and CRM sandboxes."""
+                                           "(default: the demo's own)"),
+         serve: Optional[bool] = typer.Option(None, help="keep the web app (and the "
+                                              "sandboxes) running at the end until Ctrl-C "
+                                              "(default: when run in a terminal)")):
+    """The whole loop on the demo calls, through the meeting-platform and CRM sandboxes;
+    then the web app, with a demo sign-in for an admin, a manager and a rep."""
+    import sys
+
     from sandbox.run import DEMO_CRM
 
-    _run(_demo, fresh, rep, crm or DEMO_CRM)
+    _run(_demo, fresh, rep, crm or DEMO_CRM, sys.stdin.isatty() if serve is None else serve)
 
 
 def _sandbox(ports: dict[str, int]) -> None:
@@ -1697,24 +1828,11 @@ def _users() -> None:
 
 
 def _disable(email: str) -> None:
-    from sqlmodel import select
-
+    from core.auth import disable_user
     from core.db import session_scope
-    from core.models import User, WebSession, utcnow
 
     with session_scope() as session:
-        user = session.exec(select(User).where(User.org_id == _org_id(),
-                                               User.email == email.strip().lower())).first()
-        if user is None:
-            raise CoachloopError(f"no one with e-mail {email!r} in this org")
-        user.disabled = True
-        session.add(user)
-        ended = 0
-        for row in session.exec(select(WebSession).where(WebSession.user_id == user.id,
-                                                         WebSession.ended_at.is_(None))):
-            row.ended_at = utcnow()
-            session.add(row)
-            ended += 1
+        ended = disable_user(session, _org_id(), email)
     console.print(f"{escape(email)} can no longer sign in; {ended} session(s) ended")
 
 

@@ -221,13 +221,16 @@ def skills(self, org_id: int, as_of: str | None = None, waiting_since: str | Non
 
 
 @app.task(name="coachloop.poll", bind=True, max_retries=5)
-def poll(self, vendor: str, org_id: int) -> int:
-    """Fetch a vendor's recordings for one org since its last poll (what webhooks missed),
-    then transcribe them."""
+def poll(self, vendor: str, org_id: int, since: str | None = None) -> int:
+    """Fetch a vendor's recordings for one org since its last poll (what webhooks missed), or
+    since an ISO time (a backfill), then transcribe them."""
+    from datetime import datetime
+
     from core.vendors import vendors
 
     try:
-        started = vendors()[vendor].load("poll")(org_id)
+        started = vendors()[vendor].load("poll")(
+            org_id, since=datetime.fromisoformat(since) if since else None)
     except Exception as exc:
         _retry_if_transient(self, exc)
         raise
@@ -265,6 +268,22 @@ def crm_sync(self, org_id: int) -> int:
         log.warning("org %s: CRM write-back failed (%s)", org_id, classify(exc).value)
         raise
     return len(report.writes)
+
+
+def write_approved_now(org_id: int) -> str:
+    """After a person approves CRM values: send them now (in process without a broker, else
+    a `crm_sync` task), and say what happened, for the page or the API's answer."""
+    from connectors.crm_sync import crm_connected
+
+    if not crm_connected(org_id):
+        return "No CRM is connected: they are written once one is."
+    try:
+        crm_sync.delay(org_id)
+    except Exception as exc:  # noqa: BLE001 - reported to the person; the next run retries
+        why = user_message(exc) if isinstance(exc, CoachloopError) else classify(exc).value
+        return f"Writing them to the CRM failed ({why}); the next run retries."
+    return ("Written to the CRM." if get_settings().runs_in_process
+            else "The CRM write-back is under way.")
 
 
 @app.task(name="coachloop.agendas_all")
@@ -335,16 +354,21 @@ def handle_webhook(self, event_id: int) -> int:
             except Exception:  # in process, the pull runs here; its failure is its own
                 log.warning("org %s: deal pull after a %s webhook failed", org_id, provider)
         return 0
-    started = []
+    from connectors.base import SourceProblem
+
+    started, problems = [], []
     try:
         source = load_source(provider).for_webhook(org_id)
         with session_scope() as session:
             org = session.get(Org, source.org_id)
             for record in source.meetings_from_event(payload):
+                if isinstance(record, SourceProblem):  # one meeting; the others go on
+                    problems.append(str(record))
+                    continue
                 result = ingest_record(session, org, record)
                 if result.outcome in ("created", "updated"):
                     started.append(result.meeting_id)
-            mark_processed(session, event_id)
+            mark_processed(session, event_id, error="; ".join(problems)[:2000] or None)
     except Exception as exc:
         _retry_if_transient(self, exc)
         with session_scope() as session:

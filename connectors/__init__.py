@@ -33,3 +33,31 @@ def load_source(name: str) -> type[MeetingSource]:
         raise ConfigError(f"meeting source '{name}' ('{vendor.source}') is not a MeetingSource "
                           "subclass")
     return loaded
+
+
+def poll_source(source: MeetingSource, org_id: int, *, since=None, progress=None,
+                on_item=None) -> list[int]:
+    """Ingest what `source` lists for the org (since its cursors, or `since`) and close it;
+    returns the ids of meetings created or updated (to transcribe). `on_item(item, result)`
+    sees every record or problem as it goes (result None for problems)."""
+    from connectors.base import SourceProblem
+    from core.db import session_scope
+    from core.ingest import ingest_record
+    from core.models import Org
+
+    started = []
+    try:
+        for item in source.list_meetings(since, progress=progress):
+            if isinstance(item, SourceProblem):
+                if on_item:
+                    on_item(item, None)
+                continue
+            with session_scope() as session:
+                result = ingest_record(session, session.get(Org, org_id), item)
+            if result.outcome in ("created", "updated"):
+                started.append(result.meeting_id)
+            if on_item:
+                on_item(item, result)
+    finally:
+        source.close()
+    return started

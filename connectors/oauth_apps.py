@@ -28,21 +28,30 @@ def oauth_provider(name: str, settings: Settings) -> OAuthProvider:
     if found is None or found.oauth is None:
         raise NotFound(f"no OAuth provider {name!r} (available: {', '.join(oauth_vendors())})")
     spec, own = found.oauth, found.settings_of(settings)
-    if not own.client_id or own.client_secret is None:
+    certificate = getattr(own, "client_certificate", None)  # instead of a secret (Entra)
+    if not own.client_id or (own.client_secret is None and not certificate):
         prefix = f"COACHLOOP_{name.upper()}__"
         where = f" ({spec.credentials_hint})" if spec.credentials_hint else ""
+        also = f" (or {prefix}CLIENT_CERTIFICATE)" if hasattr(own, "client_certificate") else ""
         raise ConfigError(f"{found.label} is not configured: set {prefix}CLIENT_ID and "
-                          f"{prefix}CLIENT_SECRET{where}")
+                          f"{prefix}CLIENT_SECRET{also}{where}")
     identify = None
     if spec.identify:
         account_of = load_reference(spec.identify)
 
         def identify(access_token: str) -> str:
             return account_of(access_token, settings)
+    app_token = None
+    if spec.app_token:
+        mint = load_reference(spec.app_token)
+
+        def app_token(tenant: str):
+            return mint(tenant, settings)
     return OAuthProvider(
         name=name, authorize_url=found.expand(spec.authorize_url, settings),
         token_url=found.expand(spec.token_url, settings), client_id=own.client_id,
-        client_secret=own.client_secret.get_secret_value(), scopes=tuple(own.scopes),
+        client_secret=own.client_secret.get_secret_value() if own.client_secret else "",
+        scopes=tuple(own.scopes), flow=spec.flow, app_token=app_token,
         client_auth=spec.client_auth, pkce=spec.pkce,
         default_lifetime_s=getattr(own, spec.lifetime_setting) if spec.lifetime_setting else None,
         verify=settings.ca_bundle or True, identify=identify,
@@ -102,13 +111,15 @@ def connect_following_consent(provider: str, org_id: int, settings: Settings,
     if callback_url is None:
         url = start_connect(provider, org_id, settings)
         callback_url = httpx.get(url, verify=tls_verify(oauth.verify)).headers.get("location")
-    query = parse_qs(urlparse(callback_url or "").query)
+    query = {k: v[0] for k, v in parse_qs(urlparse(callback_url or "").query).items()}
     if "error" in query:
         raise CoachloopError(f"{provider} sign-in was not completed: "
-                             f"{query.get('error_description', query['error'])[0]}")
-    if "code" not in query or "state" not in query:
-        raise CoachloopError("that address has no code and state in it")
-    return finish_connect(oauth, code=query["code"][0], state=query["state"][0], cipher=cipher)
+                             f"{query.get('error_description', query['error'])}")
+    granted = "tenant" if oauth.flow == "admin_consent" else "code"
+    if granted not in query or "state" not in query:
+        raise CoachloopError(f"that address has no {granted} and state in it")
+    return finish_connect(oauth, code=query.get("code"), state=query["state"], cipher=cipher,
+                          tenant=query.get("tenant"))
 
 
 # ------------------------------------------------------------ manage connections ----
@@ -209,9 +220,19 @@ def end_connections(org_id: int, provider: str, settings: Settings, *,
                  if c.status not in ENDED and c.id != keep]
     ended = []
     for info in infos:
+        if vendor(provider).on_disconnect and info.status == "active":
+            try:  # while its tokens still work (Teams: delete its subscriptions at Graph)
+                vendor(provider).load("on_disconnect")(info.id, settings)
+            except Exception:  # noqa: BLE001 - disconnecting goes on regardless
+                log.warning("connection %s: clean-up before disconnecting failed", info.id,
+                            exc_info=True)
         tokens = stored_tokens(info.id, cipher)
         revoked, note = False, "it held no tokens"
-        if tokens is not None:
+        spec = vendor(provider).oauth
+        if tokens is not None and spec is not None and spec.revoke_url is None:
+            note = f"{vendor_label} offers no revocation call" + (
+                f": {spec.revoke_hint}" if spec.revoke_hint else "")
+        elif tokens is not None:
             try:
                 oauth = oauth_provider(provider, settings)
                 if oauth.revoke_token == "access_token" and not tokens.fresh(timedelta(0)):

@@ -9,6 +9,7 @@ the vendor refuses, so an admin sees it instead of a retry storm.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -251,7 +252,11 @@ class TokenVault:
     def _refresh(self, connection: Connection, tokens: TokenSet) -> TokenSet:
         provider = self._provider_for(connection.provider)
         try:
-            if connection.auth_kind == "server_to_server":
+            if connection.auth_kind == "app_only":  # a consented tenant: mint a new one
+                if provider.app_token is None:
+                    raise AuthRefused(f"{connection.provider} mints no app-only tokens")
+                fresh = provider.app_token(connection.account_ref)
+            elif connection.auth_kind == "server_to_server":
                 fresh = client_credentials(provider, {"grant_type": "account_credentials",
                                                       "account_id": connection.account_ref},
                                            self._clock())
@@ -290,30 +295,83 @@ def begin_connect(provider: OAuthProvider, *, org_id: int, redirect_uri: str, ci
                                    cipher=cipher)
 
 
-def finish_connect(provider: OAuthProvider, *, code: str, state: str, cipher,
-                   end_others: Callable[[int, int], object] | None = None) -> ConnectionInfo:
-    """Complete a connect flow from the callback's code and state; stores the connection.
+def finish_connect(provider: OAuthProvider, *, code: str | None, state: str, cipher,
+                   end_others: Callable[[int, int], object] | None = None,
+                   tenant: str | None = None) -> ConnectionInfo:
+    """Complete a connect flow from the callback's code and state (an admin-consent flow:
+    the consented `tenant` instead of a code); stores the connection.
     `end_others(org_id, new_connection_id)` ends the org's other connections to the vendor
     (revoking them there); without it they are marked replaced here."""
     from core.oauth import consume_state, exchange_code
 
     with session_scope() as session:
         consumed = consume_state(session, provider, state, cipher)
-    tokens = exchange_code(provider, code, consumed)
+    if provider.flow == "admin_consent":
+        tenant = consented_tenant(provider.name, consumed.org_id, tenant)
+        tokens, auth_kind = provider.app_token(tenant), "app_only"
+    else:
+        if not code:
+            from core.errors import InputError
+
+            raise InputError("the callback carries no code: start the connection again")
+        tokens, auth_kind = exchange_code(provider, code, consumed), "oauth"
     if not tokens.account_ref and provider.identify is not None:
         from dataclasses import replace
 
         tokens = replace(tokens, account_ref=provider.identify(tokens.access_token))
     with session_scope() as session:
         connection = save_connection(session, org_id=consumed.org_id, provider=provider.name,
-                                     tokens=tokens, cipher=cipher,
+                                     tokens=tokens, cipher=cipher, auth_kind=auth_kind,
                                      end_others=end_others is None)
         connection_id = connection.id
     if end_others is not None:
         end_others(consumed.org_id, connection_id)
+    _after_connect(provider.name, connection_id)
     with session_scope() as session:
         return next(c for c in list_connections(session, consumed.org_id)
                     if c.id == connection_id)
+
+
+def _after_connect(provider: str, connection_id: int) -> None:
+    """The vendor's own follow-up to a new connection (Teams: its push subscriptions). Its
+    failure is logged and recorded by the vendor, never undoes the connection."""
+    import logging
+
+    from core.settings import get_settings
+    from core.vendors import vendors
+
+    found = vendors().get(provider)
+    if found is None or found.on_connect is None:
+        return
+    try:
+        found.load("on_connect")(connection_id, get_settings())
+    except Exception:  # noqa: BLE001 - the connection stands; the poll retries the follow-up
+        logging.getLogger("coachloop.connections").warning(
+            "%s connection %s: follow-up after connecting failed", provider, connection_id,
+            exc_info=True)
+
+
+TENANT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def consented_tenant(provider: str, org_id: int, tenant: str | None) -> str:
+    """The tenant an admin-consent callback names, if this org may have it. The callback's
+    `tenant` is not signed by the vendor, so a tenant another org here already connected is
+    refused: consenting to the same app elsewhere must not hand one org another's calls."""
+    from core.errors import InputError
+
+    tenant = (tenant or "").strip().lower()
+    if not TENANT_ID.match(tenant):
+        raise InputError("the consent callback names no tenant id: start the connection again",
+                         field="tenant")
+    with session_scope() as session:
+        taken = session.exec(select(Connection.id).where(
+            Connection.provider == provider, Connection.account_ref == tenant,
+            Connection.org_id != org_id, Connection.status.not_in(ENDED))).first()
+    if taken is not None:
+        raise InputError(f"tenant {tenant} is already connected to another organization here",
+                         field="tenant")
+    return tenant
 
 
 def read_cursor(connection_id: int, stream: str) -> str | None:

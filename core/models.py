@@ -333,6 +333,26 @@ class SyncCursor(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class PushSubscription(SQLModel, table=True):
+    """A subscription we hold at a vendor so it pushes us changes (Graph change
+    notifications): its id there, what it watches, until when, and the hash of the secret
+    the vendor echoes in every notification (`clientState`)."""
+
+    __table_args__ = (UniqueConstraint("provider", "external_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    connection_id: int = Field(foreign_key="connection.id", index=True)
+    provider: str
+    external_id: str  # the vendor's subscription id
+    resource: str
+    secret_hash: str  # sha256 of the clientState; the secret itself is not kept
+    expires_at: datetime
+    status: str = "active"  # active | reauthorize | removed | ended
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class WebhookEvent(SQLModel, table=True):
     """A verified webhook delivery, stored before we answer 2xx; deduplicated by key."""
 

@@ -57,6 +57,10 @@ class OAuthProvider:
     revoke_with_client: bool = False  # the revocation request carries client id and secret
     # Asked for but not required (HubSpot's `optional_scope`): granted where the account can.
     optional_scopes: tuple[str, ...] = ()
+    # "admin_consent" (Microsoft Entra): the callback names a consented tenant instead of a
+    # code, and `app_token(tenant)` mints app-only tokens for it (no refresh token).
+    flow: str = "authorization_code"
+    app_token: Callable[[str], TokenSet] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -91,12 +95,14 @@ def start_authorization(session: Session, provider: OAuthProvider, *, org_id: in
     """The vendor's authorize URL for a new flow; remembers state and PKCE verifier."""
     purge_states(session)
     state = secrets.token_urlsafe(32)
-    verifier, challenge = pkce_pair() if provider.pkce else (None, None)
+    verifier, challenge = pkce_pair() if provider.pkce and provider.flow == \
+        "authorization_code" else (None, None)
     session.add(OAuthState(state_hash=digest(state), org_id=org_id, provider=provider.name,
                            redirect_uri=redirect_uri,
                            verifier_ciphertext=cipher.encrypt({"v": verifier}) if verifier else None))
-    params = {"response_type": "code", "client_id": provider.client_id,
-              "redirect_uri": redirect_uri, "state": state}
+    params = {"client_id": provider.client_id, "redirect_uri": redirect_uri, "state": state}
+    if provider.flow == "authorization_code":
+        params["response_type"] = "code"
     if provider.scopes:
         params["scope"] = " ".join(provider.scopes)
     if provider.optional_scopes:

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 ENTRY_POINT_GROUP = "coachloop.vendors"
 _REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -41,9 +42,17 @@ class OAuthSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    flow: Literal["authorization_code", "admin_consent"] = Field(
+        "authorization_code", description="authorization_code: a user grants and we exchange "
+        "the code (then refresh); admin_consent: a tenant admin consents for the whole tenant "
+        "and the app mints its own tokens (`app_token`), no refresh token")
     authorize_url: str
     token_url: str
+    app_token: str | None = Field(None, description="(tenant, settings) -> TokenSet: an "
+                                  "app-only token for a consented tenant (admin_consent flow)")
     revoke_url: str | None = None
+    revoke_hint: str = Field("", description="how an admin ends the grant at the vendor when "
+                             "it offers no revocation call")
     revoke_token: Literal["access_token", "refresh_token"] = "refresh_token"
     revoke_with_client: bool = Field(False, description="the revocation request carries the "
                                      "client id and secret in its body")
@@ -60,10 +69,17 @@ class OAuthSpec(BaseModel):
     credentials_hint: str = Field("", description="where an admin finds the client id and "
                                   "secret, for the 'not configured' message")
 
-    @field_validator("identify")
+    @field_validator("identify", "app_token")
     @classmethod
     def _check_identify(cls, value: str | None) -> str | None:
         return _reference(value)
+
+    @model_validator(mode="after")
+    def _check_flow(self) -> OAuthSpec:
+        if (self.flow == "admin_consent") != (self.app_token is not None):
+            raise ValueError("app_token is what an admin_consent flow mints tokens with: give "
+                             "both or neither")
+        return self
 
 
 class Vendor(BaseModel):
@@ -88,8 +104,13 @@ class Vendor(BaseModel):
     setup: str | None = Field(None, description="(org_id, settings, *, apply) -> what the "
                               "CRM needs before write-back (fields, objects), created when "
                               "an admin approves")
+    on_connect: str | None = Field(None, description="(connection_id, settings) -> None: "
+                                   "what follows a new connection (push subscriptions)")
+    on_disconnect: str | None = Field(None, description="(connection_id, settings) -> None: "
+                                      "what goes before a connection's tokens are dropped")
 
-    @field_validator("settings", "source", "writer", "webhooks", "poll", "probe", "setup")
+    @field_validator("settings", "source", "writer", "webhooks", "poll", "probe", "setup",
+                     "on_connect", "on_disconnect")
     @classmethod
     def _check_references(cls, value: str | None) -> str | None:
         return _reference(value)

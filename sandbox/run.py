@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox import hubspot as hubspot_box
+from sandbox.graph import GraphSandbox, teams_demo_calls
 from sandbox.hubspot import HubSpotSandbox
 from sandbox.salesforce import (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SalesforceSandbox)
 from sandbox.salesforce import demo_seed as seed_salesforce
@@ -23,7 +24,7 @@ from sandbox.zoom import demo_seed as seed_zoom
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 DEMO_CRM = "salesforce"  # where `coachloop demo` writes back unless told another CRM
-SANDBOX_PORTS = {"zoom": 8710, "salesforce": 8711, "hubspot": 8712}
+SANDBOX_PORTS = {"zoom": 8710, "salesforce": 8711, "hubspot": 8712, "graph": 8713}
 
 
 @dataclass
@@ -37,8 +38,11 @@ class Sandboxes:
     zoom_server: RunningServer
     salesforce_server: RunningServer
     hubspot_server: RunningServer
+    graph: GraphSandbox
+    graph_server: RunningServer
     webhook_secret: str
     zoom_meetings: dict[str, str] = field(default_factory=dict)  # demo external id → uuid
+    teams_calls: frozenset[str] = frozenset()  # demo calls Teams delivers (seeded later)
     salesforce_ids: dict[str, dict[str, str]] = field(default_factory=dict)
     hubspot_ids: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -57,6 +61,10 @@ class Sandboxes:
             "COACHLOOP_HUBSPOT__CLIENT_SECRET": hubspot_box.DEFAULT_CLIENT_SECRET,
             "COACHLOOP_HUBSPOT__APP_BASE": self.hubspot_server.url,
             "COACHLOOP_HUBSPOT__API_BASE": self.hubspot_server.url,
+            "COACHLOOP_TEAMS__CLIENT_ID": self.graph.client_id,
+            "COACHLOOP_TEAMS__CLIENT_SECRET": self.graph.client_secret,
+            "COACHLOOP_TEAMS__AUTHORITY_BASE": self.graph_server.url,
+            "COACHLOOP_TEAMS__GRAPH_BASE": f"{self.graph_server.url}/v1.0",
             "COACHLOOP_CA_BUNDLE": str(self.tls.ca_path),
         }
 
@@ -69,7 +77,9 @@ class Sandboxes:
                 f"Salesforce sandbox: {self.salesforce_server.url}  "
                 f"({len(self.salesforce_ids.get('opportunities', {}))} demo opportunities)",
                 f"HubSpot sandbox:    {self.hubspot_server.url}  "
-                f"({len(self.hubspot_ids.get('deals', {}))} demo deals)"]
+                f"({len(self.hubspot_ids.get('deals', {}))} demo deals)",
+                f"Graph sandbox:      {self.graph_server.url}  (Microsoft Entra ID and "
+                "Teams)"]
 
     def deliver_meetings(self, api_url: str) -> str:
         """The meeting platform's webhooks for every demo call, to coachloop's API at
@@ -88,6 +98,24 @@ class Sandboxes:
                 status = response.json().get("status", str(response.status_code))
                 answers[status] = answers.get(status, 0) + 1
         return (f"Zoom validated the webhook endpoint {url}\nwebhook deliveries: "
+                + ", ".join(f"{n} {k}" for k, n in sorted(answers.items())))
+
+    def deliver_teams(self) -> str:
+        """Seed the Teams demo calls (after coachloop subscribed: Graph notifies only
+        subscriptions older than the transcript) and send Graph's change notifications;
+        says how they were answered."""
+        from sandbox.graph import demo_seed as seed_teams
+
+        seeded = seed_teams(self.graph, DEMO_DIR / "calls", self.teams_calls)
+        answers: dict[str, int] = {}
+        for response in self.graph.deliver_notifications():
+            try:
+                status = response.json().get("status", str(response.status_code))
+            except ValueError:
+                status = str(response.status_code)
+            answers[status] = answers.get(status, 0) + 1
+        return (f"Teams: {len(seeded)} meetings transcribed; Graph sent change notifications "
+                "for their transcripts and recordings: "
                 + ", ".join(f"{n} {k}" for k, n in sorted(answers.items())))
 
     def deal_names(self, crm: str) -> dict[str, str]:
@@ -135,16 +163,18 @@ class Sandboxes:
         return deal["id"]
 
     def stop(self) -> None:
+        self.graph_server.stop()
         self.zoom_server.stop()
         self.salesforce_server.stop()
         self.hubspot_server.stop()
 
 
 def start_sandboxes(work_dir: str | Path, *, demo: bool = True,
-                    ports: dict[str, int] | None = None) -> Sandboxes:
+                    ports: dict[str, int] | None = None, teams: bool = False) -> Sandboxes:
     """Generate a local CA under `work_dir`, start the emulators, seed the demo org.
     `ports`: by vendor (absent or 0: any free port; `coachloop sandbox` uses
-    `SANDBOX_PORTS`)."""
+    `SANDBOX_PORTS`). With `teams`, the demo calls with a WebVTT transcript are Teams
+    meetings instead of Zoom ones (seeded by `deliver_teams`, once coachloop subscribes)."""
     ports = ports or {}
     work_dir = Path(work_dir)
     tls = local_tls(work_dir / "tls")
@@ -152,13 +182,17 @@ def start_sandboxes(work_dir: str | Path, *, demo: bool = True,
     salesforce = SalesforceSandbox()
     hubspot = HubSpotSandbox()
     zoom_meetings, salesforce_ids, hubspot_ids = {}, {}, {}
+    teams_calls = teams_demo_calls(DEMO_DIR / "calls") if demo and teams else frozenset()
     if demo:
-        zoom_meetings = seed_zoom(zoom, DEMO_DIR / "calls", work_dir / "zoom-files")
+        zoom_meetings = seed_zoom(zoom, DEMO_DIR / "calls", work_dir / "zoom-files",
+                                  skip=teams_calls)
         salesforce_ids = seed_salesforce(salesforce, DEMO_DIR)
         hubspot_ids = hubspot_box.demo_seed(hubspot, DEMO_DIR)
     zoom_server = zoom.start(tls, port=ports.get("zoom", 0))
     salesforce_server = serve(salesforce.create_app(), tls, port=ports.get("salesforce", 0))
     hubspot_server = hubspot.start(tls, port=ports.get("hubspot", 0))
+    graph = GraphSandbox(stable_ids=True)
+    graph_server = graph.start(tls, port=ports.get("graph", 0))
     return Sandboxes(tls, zoom, salesforce, hubspot, zoom_server, salesforce_server,
-                     hubspot_server, secrets.token_urlsafe(24), zoom_meetings, salesforce_ids,
-                     hubspot_ids)
+                     hubspot_server, graph, graph_server, secrets.token_urlsafe(24),
+                     zoom_meetings, teams_calls, salesforce_ids, hubspot_ids)

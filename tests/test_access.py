@@ -16,7 +16,7 @@ PUBLIC = {  # route → why it may be called without signing in
     ("POST", "/auth/login"), ("POST", "/auth/accept"), ("GET", "/openapi.json"),
     ("GET", "/auth/oidc/login"), ("GET", "/auth/oidc/callback"),
     ("GET", "/docs"), ("GET", "/docs/assets/{name}"),
-    ("GET", "/"), ("GET", "/static/{name}"), ("GET", "/app/sign-in"), ("POST", "/app/sign-in"),
+    ("GET", "/"), ("GET", "/static/{name:path}"), ("GET", "/app/sign-in"), ("POST", "/app/sign-in"),
 }
 
 
@@ -55,13 +55,13 @@ NAMES = ("admin", "manager", "rep1", "rep2", "other_admin", "other_rep")
 
 
 @pytest.fixture
-def world(database):
+def world(database, tmp_path):
     """Org A: an admin, a manager over rep1, rep1, rep2 (not the manager's); org B: an admin
     and a rep. Each rep hosts one scored meeting and owns one deal with pending CRM values."""
     from core.auth import create_token, invite, start_session
     from core.db import session_scope
-    from core.models import (CallScore, CrmProposal, Deal, Meeting, Org, Rubric, SkillSnapshot,
-                             User)
+    from core.models import (CallScore, CrmProposal, Deal, MediaAsset, Meeting, Org, Rubric,
+                             SkillSnapshot, User)
 
     ids, secrets = {}, {}
     now = datetime(2026, 11, 10, tzinfo=timezone.utc)
@@ -92,6 +92,10 @@ def world(database):
                 s.add(meeting)
                 s.flush()
                 ids[f"meeting_{person}"] = meeting.id
+                recording = tmp_path / f"{person}.ogg"
+                recording.write_bytes(b"OggS" + bytes(2000))
+                s.add(MediaAsset(org_id=org.id, meeting_id=meeting.id, kind="audio",
+                                 remote_ref=str(recording), local_path=str(recording)))
                 s.add(CallScore(org_id=org.id, meeting_id=meeting.id, rubric_id=rubric.id,
                                 rep_id=ids[person], scorer="builtin", scorer_version="1",
                                 overall=50.0))
@@ -143,11 +147,17 @@ def client_for(world: World, who: str | None) -> TestClient:
 PRINCIPALS = (None, *NAMES, "token_read", "token_review", "token_admin")
 
 
-def expect(allowed: set[str], hidden: set[str] = frozenset(), ok: int = 200):
+def expect(allowed: set[str], hidden: set[str] = frozenset(), ok: int = 200,
+           anonymous: int = 401):
     """Expected status per principal: `ok` for `allowed`, 404 for `hidden` (another org's or
-    out-of-scope object), 401 anonymous, 403 for everyone else."""
-    return {who: 401 if who is None else ok if who in allowed else 404 if who in hidden
+    out-of-scope object), 401 anonymous (a page: 303 to the sign-in form), 403 for everyone
+    else."""
+    return {who: anonymous if who is None else ok if who in allowed else 404 if who in hidden
             else 403 for who in PRINCIPALS}
+
+
+def page(allowed: set[str], hidden: set[str] = frozenset(), ok: int = 200):
+    return expect(allowed, hidden, ok, anonymous=303)
 
 
 MEMBERS = {"admin", "manager", "rep1", "rep2", "other_admin", "other_rep", "token_read",
@@ -186,6 +196,23 @@ def cases(w: World):
     for who in PRINCIPALS:
         yield ("POST", f"/crm/review/{next(proposals)}/reject", None,
                {who: expect(rep1_reviewers, rep1_hidden)[who]})
+    team_readers = {"admin", "manager", "other_admin", "token_read", "token_admin"}
+    yield "GET", "/app", None, page(MEMBERS, ok=303)
+    yield "GET", "/app/team", None, page(team_readers)
+    yield "GET", "/app/reps/rep1@a.example", None, page(sees_rep1, rep1_hidden)
+    yield "GET", f"/app/meetings/{i['meeting_rep1']}", None, page(sees_rep1, rep1_hidden)
+    yield "GET", f"/app/meetings/{i['meeting_rep1']}/audio", None, page(sees_rep1, rep1_hidden)
+    yield "GET", "/app/review", None, page(REVIEWERS)
+    yield "POST", "/app/review", None, page(REVIEWERS, ok=400)  # allowed; no action given
+    yield "GET", "/app/connections", None, page({"admin", "other_admin", "token_read",
+                                                  "token_admin"})
+    yield "GET", "/app/outcomes", None, page(team_readers)
+    yield "GET", "/app/settings", None, page({"admin", "other_admin", "token_read",
+                                               "token_admin"})
+    # allowed, but no number of days given
+    yield "POST", "/app/connections/zoom/backfill", None, page(ADMINS, ok=400)
+    for form in ("rubrics", "people", "tokens"):  # allowed, but the form is empty
+        yield "POST", f"/app/settings/{form}", None, page(ADMINS, ok=400)
     yield "GET", "/auth/me", None, expect(MEMBERS | {"token_review"})
     yield "GET", "/auth/tokens", None, expect(ADMINS)
     yield ("POST", "/auth/tokens", {"name": "bi", "scopes": ["read"]}, expect(ADMINS, ok=201))
@@ -199,7 +226,8 @@ def test_route_role_org_matrix(world):
     checked = 0
     for method, path, body, expected in cases(world):
         for who, status in expected.items():
-            response = client_for(world, who).request(method, path, json=body)
+            response = client_for(world, who).request(method, path, json=body,
+                                                      follow_redirects=False)
             checked += 1
             if response.status_code != status:
                 failures.append(f"{method} {path} as {who or 'anonymous'}: "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -99,8 +100,12 @@ def test_demo_runs_end_to_end(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "connected zoom" in out and "connected salesforce" in out
+    assert "15 Zoom and Microsoft Teams calls" in out and "connected teams" in out
     assert "Zoom validated the webhook endpoint" in out
-    assert "15 accepted, 15 duplicate" in out  # every webhook delivered twice, kept once
+    assert "9 accepted, 9 duplicate" in out  # every webhook delivered twice, kept once
+    # Teams: six calls, a transcript and a recording each, notified once each.
+    assert "Graph validated" in out and "holds 2 subscriptions" in out
+    assert "Teams: 6 meetings transcribed" in out and "12 accepted" in out
     for rep in ("Maya Chen", "Jordan Brooks", "Tyler Reed"):
         assert rep in out
     assert "Scorecard" in out and "Strengths" in out and '"' in out  # quotes as evidence
@@ -113,6 +118,9 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "Association, not proof" in out
     assert "History Rep" not in out.split("Skills against won and lost deals")[0]
     assert "coachloop users invite" in out and "/auth/oidc/login" in out  # how to sign in
+    assert "Open the web app" in out and "http://127.0.0.1:8000/app" in out
+    assert "admin@acme-analytics.example" in out and "priya.nair@acme-analytics.example" in out
+    assert re.search(r"/app/meetings/\d+\?t=\d+", out)  # the agenda links to the call page
     assert "failed" not in out
     # Again, as `make demo` twice: this run's sandboxes are new (other ports, empty
     # Salesforce); the earlier run's connections point at stopped ones and must not be used.
@@ -133,3 +141,40 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "pulled 7 deal(s) from hubspot" in out
     assert "coachloop verified it and pulled the deal: won" in out
     assert "failed" not in out and "cannot reach" not in out
+
+
+def test_serve_puts_the_app_on_the_public_url(tmp_path):
+    """`coachloop serve`: the pages and the API on the public URL's loopback port."""
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COACHLOOP_")}
+    env.update(COACHLOOP_DATA_DIR=str(tmp_path / "data"),
+               COACHLOOP_PUBLIC_URL=f"http://127.0.0.1:{port}")
+    server = subprocess.Popen([sys.executable, "-m", "cli", "serve"], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/app/sign-in", timeout=5)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, \
+                    server.stdout.read() if server.poll() is not None else "no answer"
+                time.sleep(0.3)
+        assert page.status_code == 200 and "Sign in" in page.text
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    taken = subprocess.run([sys.executable, "-m", "cli", "serve"], cwd=tmp_path, env={
+        **env, "COACHLOOP_PUBLIC_URL": "https://coachloop.example"}, capture_output=True,
+        text=True, timeout=120)
+    assert taken.returncode == 1 and "TLS proxy" in taken.stdout + taken.stderr

@@ -230,7 +230,7 @@ def test_demo_connections_twice_with_fresh_sandboxes(tmp_path, monkeypatch):
         boxes = start_sandboxes(tmp_path / f"sandbox-{run}", demo=False)
         try:
             point_at(boxes, monkeypatch)
-            replaced = _demo_connect(org_id, get_settings(), "zoom", "salesforce")
+            replaced = _demo_connect(org_id, get_settings(), ["zoom"], "salesforce")
             assert replaced == (set() if run == 1 else {"zoom", "salesforce"})
             writer = writer_for_org(org_id, get_settings())
             try:
@@ -255,7 +255,7 @@ def test_demo_connections_twice_with_fresh_sandboxes(tmp_path, monkeypatch):
     boxes = start_sandboxes(tmp_path / "sandbox-3", demo=False)
     try:
         point_at(boxes, monkeypatch)
-        assert _demo_connect(org_id, get_settings(), "zoom", "hubspot") == {"zoom",
+        assert _demo_connect(org_id, get_settings(), ["zoom"], "hubspot") == {"zoom",
                                                                              "salesforce"}
     finally:
         boxes.stop()

@@ -470,8 +470,8 @@ def test_vendors_come_from_pyproject_when_coachloop_is_not_installed(monkeypatch
     registry.vendors.cache_clear()
     try:
         assert sorted(registry.vendors()) == sorted(declared) == ["files", "hubspot", "salesforce",
-                                                              "zoom"]
-        assert connectors.available_sources() == ["files", "zoom"]
+                                                              "teams", "zoom"]
+        assert connectors.available_sources() == ["files", "teams", "zoom"]
     finally:
         registry.vendors.cache_clear()
 

@@ -3,11 +3,15 @@ pages, HTML errors, and no asset from outside the app."""
 
 from __future__ import annotations
 
+import html
 import re
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
+
+from core.rubrics import builtin_rubric
 
 
 @pytest.fixture
@@ -96,6 +100,17 @@ def test_every_asset_is_served_by_the_app(people):
     css = client.get("/static/app.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert client.get("/static/nope.js").status_code == 404
+    assert client.get("/static/../api.py").status_code == 404
+    # The charting library is the npm release pinned in vendor.json, licence beside it.
+    from web.vendor import mismatches
+    assert mismatches() == []
+    chart = client.get("/static/vendor/uplot/uPlot.iife.min.js")
+    assert chart.status_code == 200 and "javascript" in chart.headers["content-type"]
+    assert "MIT" in client.get("/static/vendor/uplot/LICENSE").text
+    # Pages run only their own scripts and post forms only to the app.
+    policy = client.get("/app/team").headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "form-action 'self'" in policy
+    assert "unsafe-inline" not in policy.split("style-src-attr")[0]
 
 
 def test_a_call_page_links_each_quote_into_the_transcript(people):
@@ -118,6 +133,13 @@ def test_a_call_page_links_each_quote_into_the_transcript(people):
     ids = set(re.findall(r'<p id="(s\d+)"', page.text))
     assert anchors and anchors <= ids  # every quote's link lands on a transcript line
     assert 'class="quoted"' in page.text
+    # Each score says what its level means on the rubric's scale.
+    meddic_levels = builtin_rubric("meddic").scale.levels
+    said = re.findall(r'>(\d+(?:\.\d+)?)/4<br><small class="muted">([^<]+)</small>', page.text)
+    assert said
+    for score, words in said:
+        assert html.unescape(words) == meddic_levels[round(float(score))]
+    assert "Rep&#39;s share of the talking" in page.text or "Rep's share of the talking" in page.text
     assert client.get(f"/app/meetings/{theirs}").status_code == 404  # not hers to see
     # The agenda's moments link to call pages of this app.
     rep_page = client.get(f"/app/reps/{people['rep']}").text
@@ -181,3 +203,197 @@ def test_the_connections_page_is_for_admins(people):
     client = browser()
     sign_in(client, people["manager"])
     assert client.get("/app/connections").status_code == 403
+
+
+@pytest.fixture
+def crm(sqlite_database, tls, tmp_path, monkeypatch):
+    from tests.test_crm_writeback import make_crm, sync
+
+    made = make_crm(tmp_path / "calls", tls, monkeypatch)
+    sync(made.org_id)  # the mapping's review-mode values now wait for a person
+    yield made
+    made.server.stop()
+
+
+def page_client(email: str, role: str) -> TestClient:
+    """Signed in like a browser: cookies only, no CSRF header (forms carry the token)."""
+    from tests.conftest import sign_in as sign_in_api
+
+    client = browser()
+    sign_in_api(client, email, role=role)
+    del client.headers["X-CSRF-Token"]
+    return client
+
+
+def form_fields(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+
+
+def test_an_approved_value_on_the_review_page_lands_in_salesforce(crm):
+    client = page_client("ana@acme-analytics.example", "admin")
+    page = client.get("/app/review")
+    assert page.status_code == 200, page.text
+    ids = re.findall(r'name="ids" value="(\d+)"', page.text)
+    assert ids and "Approve selected" in page.text and "History" in page.text
+    from core.db import session_scope
+    from core.review import queue
+    with session_scope() as session:
+        pending = {p.id: p for p in queue(session, crm.org_id)}
+    target = next(p for p in pending.values() if p.field != "Identify_Pain__c")
+    assert target.proposed in page.text and (target.quote or "") in page.text
+    hidden = form_fields(page.text)
+    forged = client.post("/app/review", data={"one": f"approve:{target.id}"})
+    assert forged.status_code == 403 and "CSRF" in forged.text  # no token: refused
+    done = client.post("/app/review", data={**hidden, "one": f"edit:{target.id}",
+                                            f"value_{target.id}": "Dana Ruiz, COO"})
+    assert done.status_code == 303 and "Written%20to%20the%20CRM" in done.headers["location"]
+    assert crm.box.get("Opportunity", target.record_id)[target.field] == "Dana Ruiz, COO"
+    after = client.get(done.headers["location"])
+    assert "Edited and approved 1 value(s)" in after.text
+    assert f'value="{target.id}"' not in after.text  # no longer pending
+    assert "ana@acme-analytics.example" in after.text and "Dana Ruiz, COO" in after.text
+    rest = [i for i in map(int, re.findall(r'name="ids" value="(\d+)"', after.text))][:2]
+    bulk = client.post("/app/review", data={**form_fields(after.text), "bulk": "reject",
+                                            "ids": [str(i) for i in rest]})
+    assert bulk.status_code == 303 and "Rejected%202%20value" in bulk.headers["location"]
+    again = client.post("/app/review", data={**hidden, "one": f"approve:{target.id}"})
+    assert again.status_code == 404 and "no pending proposal" in again.text
+
+
+def test_a_rep_reviews_only_their_own_deals(crm):
+    from connectors.crm_sync import pull_outcomes
+    from connectors.salesforce import writer_for_org
+    from core.db import session_scope
+    from core.settings import get_settings
+
+    writer = writer_for_org(crm.org_id, get_settings())
+    try:
+        pull_outcomes(crm.org_id, writer)  # who owns which deal comes from the CRM
+    finally:
+        writer.close()
+    from core.models import Deal, User
+    from core.review import queue
+
+    with session_scope() as session:
+        owners = {p.record_id: session.exec(select(User.email).join(
+            Deal, Deal.owner_id == User.id).where(Deal.external_id == p.record_id)).first()
+            for p in queue(session, crm.org_id)}
+        theirs = {p.id for p in queue(session, crm.org_id)
+                  if owners[p.record_id] == "maya.chen@acme-analytics.example"}
+        others = {p.id for p in queue(session, crm.org_id)} - theirs
+    assert theirs and others, owners
+    client = page_client("maya.chen@acme-analytics.example", "rep")
+    page = client.get("/app/review")
+    shown = set(map(int, re.findall(r'name="ids" value="(\d+)"', page.text)))
+    assert shown == theirs
+    stolen = client.post("/app/review", data={**form_fields(page.text),
+                                              "one": f"approve:{min(others)}"})
+    assert stolen.status_code == 404
+
+
+def test_the_recording_plays_in_ranges_for_those_who_may_see_the_call(people):
+    from core.db import session_scope
+    from core.models import CallScore, MediaAsset, User
+
+    with session_scope() as session:
+        maya = session.exec(select(User).where(User.email == people["rep"])).one()
+        mine = session.exec(select(CallScore.meeting_id).where(
+            CallScore.rep_id == maya.id)).all()
+        audio = session.exec(select(MediaAsset).where(MediaAsset.kind == "audio")).all()
+        ours = next(a for a in audio if a.meeting_id in mine)
+        theirs = next(a for a in audio if a.meeting_id not in mine)
+        size = Path(ours.local_path).stat().st_size
+    client = browser()
+    assert client.get(f"/app/meetings/{ours.meeting_id}/audio").status_code == 303
+    sign_in(client, people["rep"])
+    whole = client.get(f"/app/meetings/{ours.meeting_id}/audio")
+    assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
+    assert whole.headers["content-type"] == "audio/ogg" and len(whole.content) == size
+    part = client.get(f"/app/meetings/{ours.meeting_id}/audio", headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == whole.content[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{size}"
+    assert client.get(f"/app/meetings/{theirs.meeting_id}/audio").status_code == 404
+    page = client.get(f"/app/meetings/{ours.meeting_id}?t=30")
+    assert f'src="/app/meetings/{ours.meeting_id}/audio"' in page.text
+    assert 'data-start="30"' in page.text and 'class="play' in page.text
+
+
+def test_settings_validate_a_rubric_by_line_and_keep_a_good_one(people, tmp_path, monkeypatch):
+    from core.settings import get_settings
+
+    monkeypatch.setenv("COACHLOOP_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    client = page_client("ana@acme-analytics.example", "admin")
+    page = client.get("/app/settings")
+    assert page.status_code == 200
+    for text in ("meddic", "BANT", "Opportunity", "review", "priya.nair@acme-analytics.example",
+                 "New token"):
+        assert text in page.text
+    token = form_fields(page.text)["csrf_token"]
+    broken = "key: broken\nname: Broken\ndescription: x\ncriteria:\n  - key: a\n    name: A\n" \
+             "    skill: no_such_skill\n    weight: 1\n"
+    bad = client.post("/app/settings/rubrics", data={"csrf_token": token},
+                      files={"file": ("broken.yaml", broken.encode(), "text/yaml")})
+    assert bad.status_code == 400 and 'role="alert"' in bad.text
+    error = re.search(r'id="rubric-error">([^<]+)<', bad.text).group(1)
+    assert "broken.yaml:5 [criteria[0].good]: Field required" in error, error  # its line
+    good = "extends: bant\nkey: bant_lite\nname: BANT lite\n"
+    saved = client.post("/app/settings/rubrics", data={"csrf_token": token, "text": good})
+    assert saved.status_code == 303, saved.text
+    listed = client.get(saved.headers["location"]).text
+    assert "Rubric bant_lite (BANT lite) saved" in listed and "uploaded here" in listed
+    assert (tmp_path / "data" / "rubrics" / "bant_lite.yaml").read_text() == good
+
+
+def test_settings_invite_once_and_tokens_shown_once(people):
+    client = page_client("ana@acme-analytics.example", "admin")
+    token = form_fields(client.get("/app/settings").text)["csrf_token"]
+    invited = client.post("/app/settings/people", data={
+        "csrf_token": token, "email": "new.rep@acme-analytics.example", "role": "rep",
+        "action": "invite"})
+    assert invited.status_code == 200 and "/auth/accept#" in invited.text
+    made = client.post("/app/settings/tokens", data={"csrf_token": token, "name": "BI export",
+                                                     "scopes": ["read"]})
+    secret = re.search(r'id="new-token">([^<]+)<', made.text).group(1)
+    reader = TestClient(browser().app, base_url="https://testserver")
+    assert reader.get("/meetings", headers={"Authorization": f"Bearer {secret}"}
+                      ).status_code == 200
+    again = client.get("/app/settings").text
+    assert secret not in again and "BI export" in again  # shown once, then only its prefix
+    row = re.search(r'name="revoke" value="(\d+)"', again).group(1)
+    revoked = client.post("/app/settings/tokens", data={"csrf_token": token, "revoke": row})
+    assert revoked.status_code == 303
+    assert reader.get("/meetings", headers={"Authorization": f"Bearer {secret}"}
+                      ).status_code == 401
+    bad = client.post("/app/settings/tokens", data={"csrf_token": token, "name": "x"})
+    assert bad.status_code == 400 and "scopes" in bad.text
+    gone = client.post("/app/settings/people", data={
+        "csrf_token": token, "email": "new.rep@acme-analytics.example", "action": "disable"})
+    assert gone.status_code == 303
+    manager = browser()
+    sign_in(manager, people["manager"])
+    assert manager.get("/app/settings").status_code == 403
+
+
+def test_a_trend_ends_at_the_scorecards_estimate_and_moves_with_the_window(people):
+    """Each point is the snapshot estimator as of that week: the last is the scorecard's."""
+    from core import reports
+    from core.db import session_scope
+
+    with session_scope() as session:
+        for window in (30, 90):
+            card = reports.rep_scorecard(session, 1, people["rep"], window_days=window)
+            trend = reports.skill_trend(session, 1, people["rep"], as_of=card.as_of,
+                                        window_days=window)
+            assert trend
+            for s in card.skills:
+                if s.skill not in trend:
+                    assert not s.n_calls
+                    continue
+                last = trend[s.skill][-1]
+                assert (last.shrunk, last.interval_low, last.interval_high, last.n_calls,
+                        last.state) == (s.shrunk, s.interval_low, s.interval_high,
+                                        s.n_calls, s.state), s.skill
+            points = next(iter(trend.values()))
+            assert len(points) == 12 and points[-1].as_of == card.as_of
+            assert [p.as_of for p in points] == sorted(p.as_of for p in points)

@@ -30,10 +30,12 @@ class Delivery:
     payload: dict[str, Any] = field(repr=False)
     # Secrets the body carried (Zoom's download_token): stored encrypted, apart from the body.
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    # The payload is the body less what must not be stored (Graph's clientStates): store it.
+    scrubbed: bool = False
 
     def body_to_store(self, raw_body: bytes) -> bytes:
         """The body without its secrets (as received when it had none)."""
-        if not self.secrets:
+        if not self.secrets and not self.scrubbed:
             return raw_body
         return json.dumps({k: v for k, v in self.payload.items() if k not in self.secrets},
                           separators=(",", ":")).encode()
@@ -54,7 +56,11 @@ class WebhookReceiver(Protocol):
         """The answer to a validation handshake, or None for an ordinary event."""
 
     def parse(self, raw_body: bytes) -> Delivery:
-        """Parse a verified body; malformed → `WebhookRejected(400)`."""
+        """Parse a verified body; malformed → `WebhookRejected(400)`.
+
+        A receiver may also have `handshake(query, raw_body) -> str | None`: the plain-text
+        answer to a validation request that carries nothing to verify (Graph's
+        `validationToken`), asked before `verify`."""
 
 
 # Headers worth keeping with any stored event (never Authorization or cookies); a receiver

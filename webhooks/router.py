@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from core.db import session_scope
@@ -45,8 +45,14 @@ def make_router(enqueue: Callable[[int], None],
         raw = await request.body()  # capped while it streams (core.http_guards.BodyLimit)
         if len(raw) > MAX_BODY_BYTES:
             raise WebhookRejected(413, "body larger than 1 MiB")
+        handshake = getattr(receiver, "handshake", None)
+        echo = handshake(request.query_params, raw) if handshake else None
+        if echo is not None:  # the vendor checks that this URL is ours (Graph: validationToken)
+            return PlainTextResponse(echo)
         headers = {k.lower(): v for k, v in request.headers.items()}
-        receiver.verify(raw, headers, method=request.method, url=str(request.url))
+        # Off the event loop: a receiver may look its secrets up in the database.
+        await run_in_threadpool(receiver.verify, raw, headers, method=request.method,
+                                url=str(request.url))
         delivery = receiver.parse(raw)
         answer = receiver.challenge(delivery)
         if answer is not None:

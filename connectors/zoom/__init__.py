@@ -58,28 +58,9 @@ def account_of(access_token: str, settings: Settings) -> str:
 
 def poll(org_id: int, *, since=None, progress=None, on_item=None) -> list[int]:
     """Ingest the org's Zoom recordings since the last sync (or `since`); returns the ids of
-    meetings created or updated (to transcribe). `on_item(item, result)` sees every record or
-    problem as it goes (result None for problems)."""
-    from connectors.base import SourceProblem
+    meetings created or updated (to transcribe)."""
+    from connectors import poll_source
     from connectors.zoom.source import ZoomSource
-    from core.db import session_scope
-    from core.ingest import ingest_record
-    from core.models import Org
 
-    source = ZoomSource.for_org(org_id)
-    started = []
-    try:
-        for item in source.list_meetings(since, progress=progress):
-            if isinstance(item, SourceProblem):
-                if on_item:
-                    on_item(item, None)
-                continue
-            with session_scope() as session:
-                result = ingest_record(session, session.get(Org, org_id), item)
-            if result.outcome in ("created", "updated"):
-                started.append(result.meeting_id)
-            if on_item:
-                on_item(item, result)
-    finally:
-        source.close()
-    return started
+    return poll_source(ZoomSource.for_org(org_id), org_id, since=since, progress=progress,
+                       on_item=on_item)

@@ -26,10 +26,22 @@ class OAuthKit:
 @dataclass(frozen=True)
 class WebhookKit:
     """`event(boxes)`: a raw body of a real event; `sign(boxes, body, at)`: the headers the
-    vendor sends with it at epoch second `at`."""
+    vendor sends with it at epoch second `at`; `forgeries(boxes, body)`: (what, body,
+    headers) deliveries that only look like the vendor's, each to be refused with a 401."""
 
     event: Callable
     sign: Callable
+    forgeries: Callable
+
+
+def signature_forgeries(kit_sign: Callable) -> Callable:
+    """For vendors that sign the body: a changed body, a stale signature, none at all."""
+    def forgeries(boxes, body: bytes) -> list[tuple[str, bytes, dict]]:
+        tampered = body[:-1] + b" " + body[-1:]  # one byte more, the JSON as valid as before
+        return [("a changed body", tampered, kit_sign(boxes, body, now())),
+                ("a stale signature", body, kit_sign(boxes, body, now() - 3600)),
+                ("no signature", body, {"content-type": "application/json"})]
+    return forgeries
 
 
 def _zoom_event(boxes) -> bytes:
@@ -69,19 +81,20 @@ def _hubspot_sign(boxes, body: bytes, at: int) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class SourceKit:
-    """For a remote meeting source: `seed(boxes, n)` records n meetings for the connected
-    user in the last days; `small_pages(source, n)` makes it list n per page;
+    """For a remote meeting source: `seed(boxes, org_id, n)` records n meetings of a rep of
+    the org in the last days; `small_pages(source, n)` makes it list n per page;
     `fail_next(boxes, status, retry_after)` has the listing endpoint refuse once;
-    `listings(boxes)` counts listing requests; `cursor_stream` names its sync cursor."""
+    `listings(boxes)` counts listing requests; `cursor_stream(boxes)` names the sync cursor
+    the seeded meetings move."""
 
     seed: Callable
     small_pages: Callable
     fail_next: Callable
     listings: Callable
-    cursor_stream: str
+    cursor_stream: Callable
 
 
-def _zoom_seed(boxes, n: int) -> list[str]:
+def _zoom_seed(boxes, org_id: int, n: int) -> list[str]:
     from datetime import UTC, datetime, timedelta
 
     owner = boxes.zoom.owner_email
@@ -94,6 +107,35 @@ def _zoom_seed(boxes, n: int) -> list[str]:
 
 ZOOM_LISTING = "GET /v2/users/{userId}/recordings"
 
+TEAMS_REP = "maya.chen@acme-analytics.example"
+TEAMS_LISTING = "GET /v1.0/users/{userId}/onlineMeetings/getAllTranscripts"
+
+
+def _teams_seed(boxes, org_id: int, n: int) -> list[str]:
+    """n transcribed Teams meetings a rep of the org organized, with a guest from outside."""
+    from datetime import UTC, datetime, timedelta
+
+    from core.db import session_scope
+    from core.domain import TeamMember
+    from core.ingest import apply_team
+    from core.models import Org
+
+    with session_scope() as session:
+        apply_team(session, session.get(Org, org_id), [TeamMember("Maya Chen", TEAMS_REP)])
+    today = datetime.now(UTC).replace(hour=15, minute=0, second=0, microsecond=0)
+    made = []
+    for i in range(n):
+        meeting = boxes.graph.add_meeting(
+            f"Contract call {i}", today - timedelta(days=1 + i % 9, minutes=i), TEAMS_REP,
+            external_attendees=[("Sam Buyer", "sam@northwind.example")],
+            transcript_vtt="WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n<v Maya Chen>call "
+                           f"{i}</v>\n")
+        made.append(meeting)
+    listed = boxes.graph.transcripts_of(TEAMS_REP)
+    return [f"{t['meetingId']}:{t.get('contentCorrelationId') or t['id']}" for t in listed
+            if t["meetingId"] in made]
+
+
 SOURCES: dict[str, SourceKit] = {
     "zoom": SourceKit(
         seed=_zoom_seed,
@@ -101,7 +143,14 @@ SOURCES: dict[str, SourceKit] = {
         fail_next=lambda boxes, status, retry_after=None: boxes.zoom.fail_next(
             ZOOM_LISTING, status, retry_after=retry_after),
         listings=lambda boxes: boxes.zoom.requests[ZOOM_LISTING],
-        cursor_stream="recordings"),
+        cursor_stream=lambda boxes: "recordings"),
+    "teams": SourceKit(
+        seed=_teams_seed,
+        small_pages=lambda source, n: setattr(source.api, "page_size", n),
+        fail_next=lambda boxes, status, retry_after=None: boxes.graph.fail_next(
+            TEAMS_LISTING, status, retry_after=retry_after),
+        listings=lambda boxes: boxes.graph.requests[TEAMS_LISTING],
+        cursor_stream=lambda boxes: f"meetings:{boxes.graph.user_id(TEAMS_REP)}"),
 }
 
 @dataclass(frozen=True)
@@ -140,13 +189,75 @@ WRITERS: dict[str, WriterKit] = {
 
 OAUTH: dict[str, OAuthKit] = {
     "zoom": OAuthKit(revoke_everything=lambda boxes: boxes.zoom.revoke_tokens()),
+    "teams": OAuthKit(revoke_everything=lambda boxes: boxes.graph.revoke_consent()),
     "salesforce": OAuthKit(revoke_everything=lambda boxes: boxes.salesforce.revoke_all_tokens()),
     "hubspot": OAuthKit(revoke_everything=lambda boxes: boxes.hubspot.revoke_all_tokens()),
 }
 
+TEAMS_CLIENT_STATE = "contract-suite-client-state-0123456789abcdef"
+
+
+def _teams_subscription(boxes) -> str:
+    """A subscription we hold for the sandbox tenant (as if created on connect), with a
+    clientState the suite knows; its id."""
+    from sqlmodel import select
+
+    from connectors.teams.webhooks import secret_hash
+    from core.db import session_scope
+    from core.models import Connection, Org, PushSubscription, utcnow
+
+    tenant = boxes.graph.tenant_id
+    with session_scope() as session:
+        held = session.exec(select(PushSubscription).where(
+            PushSubscription.external_id == "contract-subscription")).first()
+        if held is None:
+            org_id = session.exec(select(Org.id)).first()
+            connection = Connection(org_id=org_id, provider="teams", account_ref=tenant,
+                                    auth_kind="app_only")
+            session.add(connection)
+            session.flush()
+            session.add(PushSubscription(
+                org_id=org_id, connection_id=connection.id, provider="teams",
+                external_id="contract-subscription",
+                resource="communications/onlineMeetings/getAllTranscripts",
+                secret_hash=secret_hash(TEAMS_CLIENT_STATE), expires_at=utcnow()))
+    return "contract-subscription"
+
+
+def _teams_notification(boxes, **changes) -> dict:
+    item = {"subscriptionId": _teams_subscription(boxes), "changeType": "created",
+            "clientState": TEAMS_CLIENT_STATE, "tenantId": boxes.graph.tenant_id,
+            "subscriptionExpirationDateTime": "2026-12-04T11:00:00+00:00",
+            "resource": "communications/onlineMeetings('m1')/transcripts('t1')",
+            "resourceData": {"id": "t1", "@odata.type": "#Microsoft.Graph.callTranscript",
+                             "@odata.id": "communications/onlineMeetings('m1')/transcripts('t1')"}}
+    return {"value": [{k: v for k, v in {**item, **changes}.items() if v is not None}]}
+
+
+def _teams_event(boxes) -> bytes:
+    return json.dumps(_teams_notification(boxes)).encode()
+
+
+def _teams_forgeries(boxes, body: bytes) -> list[tuple[str, bytes, dict]]:
+    """Graph signs nothing: what a forger can get wrong is the clientState, the subscription
+    or the tenant."""
+    plain = {"content-type": "application/json"}
+    forged = [("a wrong clientState", {"clientState": "guessed"}),
+              ("no clientState", {"clientState": None}),
+              ("a subscription we do not hold", {"subscriptionId": "not-ours"}),
+              ("another tenant", {"tenantId": "00000000-0000-0000-0000-000000000000"})]
+    return [(what, json.dumps(_teams_notification(boxes, **change)).encode(), plain)
+            for what, change in forged]
+
+
 WEBHOOKS: dict[str, WebhookKit] = {
-    "zoom": WebhookKit(event=_zoom_event, sign=_zoom_sign),
-    "hubspot": WebhookKit(event=_hubspot_event, sign=_hubspot_sign),
+    "zoom": WebhookKit(event=_zoom_event, sign=_zoom_sign,
+                       forgeries=signature_forgeries(_zoom_sign)),
+    "hubspot": WebhookKit(event=_hubspot_event, sign=_hubspot_sign,
+                          forgeries=signature_forgeries(_hubspot_sign)),
+    "teams": WebhookKit(event=_teams_event,
+                        sign=lambda boxes, body, at: {"content-type": "application/json"},
+                        forgeries=_teams_forgeries),
 }
 
 # A local folder has no paging, limits or outages (tests/test_files_source.py covers it).

@@ -46,7 +46,7 @@ def sync(org_id: int, vendor: str, page_size: int = 2, stop_after: int | None = 
 @pytest.mark.parametrize("connected", VENDORS, indirect=True)
 def test_listing_pages_to_the_end(connected):
     running, org_id, vendor, _ = connected
-    seeded = SOURCES[vendor].seed(running, 7)
+    seeded = SOURCES[vendor].seed(running, org_id, 7)
     before = SOURCES[vendor].listings(running)
     found = sync(org_id, vendor, page_size=2)
     assert sorted(found) == sorted(seeded) and len(found) == len(set(found))
@@ -56,7 +56,7 @@ def test_listing_pages_to_the_end(connected):
 @pytest.mark.parametrize("connected", VENDORS, indirect=True)
 def test_a_sync_that_dies_midway_loses_nothing(connected):
     running, org_id, vendor, connection_id = connected
-    seeded = SOURCES[vendor].seed(running, 7)
+    seeded = SOURCES[vendor].seed(running, org_id, 7)
     first = sync(org_id, vendor, stop_after=3)
     assert len(first) == 3
     again = sync(org_id, vendor)
@@ -67,8 +67,8 @@ def test_a_sync_that_dies_midway_loses_nothing(connected):
 @pytest.mark.parametrize("status", [429, 503])
 def test_limits_and_outages_are_transient_and_hold_the_cursor(connected, status):
     running, org_id, vendor, connection_id = connected
-    seeded = SOURCES[vendor].seed(running, 5)
-    stream = SOURCES[vendor].cursor_stream
+    seeded = SOURCES[vendor].seed(running, org_id, 5)
+    stream = SOURCES[vendor].cursor_stream(running)
     cursor = read_cursor(connection_id, stream)
     SOURCES[vendor].fail_next(running, status, retry_after=120)
     with pytest.raises(TransientError) as caught:

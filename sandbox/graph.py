@@ -391,10 +391,10 @@ class GraphSandbox:
 
         `attendees` are tenant users (added if unknown); `external_attendees` are guests and
         appear only on the calendar event. The transcript (WebVTT; "Name: text" cues become
-        `<v Name>` spans) and recording are available when the meeting ends (created at its start): start + duration,
-        the duration taken from the last cue when not given, else 30 minutes. With `notify`,
-        live subscriptions covering them get a change notification, sent by
-        `deliver_notifications()`.
+        `<v Name>` spans) and recording are created at its start and available when it ends:
+        start + duration, the duration taken from the last cue when not given, else 30
+        minutes. With `notify`, live subscriptions covering them get a change notification,
+        sent by `deliver_notifications()`.
         """
         attendees, external = list(attendees), list(external_attendees)
         organizer_name = next((n for n, e in attendees if e.lower() == organizer_email.lower()),
@@ -1484,7 +1484,7 @@ class GraphSandbox:
 
     def _participant(self, user: _User, role: str) -> dict:
         return {"upn": user.email, "role": role, "identity": {
-            "application": None, "device": None, "phone": None, "user": {
+            "application": None, "device": None, "user": {
                 "id": user.id, "displayName": user.name, "tenantId": self.tenant_id,
                 "identityProvider": "AAD"}}}
 
@@ -1498,15 +1498,13 @@ class GraphSandbox:
         return {
             "id": meeting.id, "creationDateTime": _iso(meeting.created),
             "startDateTime": _iso(meeting.start), "endDateTime": _iso(meeting.end),
-            "joinUrl": self._join_url(meeting), "joinWebUrl": self._join_url(meeting),
-            "meetingCode": meeting.join_id, "subject": meeting.subject,
-            "isBroadcast": False, "autoAdmittedUsers": "everyoneInCompany",
-            "outerMeetingAutoAdmittedUsers": None, "isEntryExitAnnounced": True,
+            "joinWebUrl": self._join_url(meeting), "subject": meeting.subject,
+            "isBroadcast": False, "isEntryExitAnnounced": True,
             "allowedPresenters": "everyone", "allowMeetingChat": "enabled",
             "allowTeamworkReactions": True, "allowAttendeeToEnableMic": True,
             "allowAttendeeToEnableCamera": True, "recordAutomatically": False,
             "allowTranscription": True, "allowRecording": True,
-            "externalId": None, "iCalUId": None, "meetingType": None, "videoTeleconferenceId": None,
+            "externalId": None, "videoTeleconferenceId": None,
             "joinMeetingIdSettings": {"isPasscodeRequired": True,
                                       "joinMeetingId": meeting.join_id,
                                       "passcode": meeting.passcode},
@@ -1720,7 +1718,7 @@ class GraphSandbox:
             "expirationDateTime": _iso(sub.expires), "creatorId": self.service_principal_id,
             "includeResourceData": False, "latestSupportedTlsVersion": sub.latest_tls,
             "encryptionCertificate": None, "encryptionCertificateId": None,
-            "notificationUrlAppId": None, "notificationContentType": None})
+            "notificationUrlAppId": None})
         return body
 
     # ------------------------------------------------------------------ misc

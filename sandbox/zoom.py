@@ -652,7 +652,8 @@ class ZoomSandbox:
                 client_id, _, client_secret = base64.b64decode(
                     authorization[6:].strip()).decode().partition(":")
             except ValueError:
-                raise _oauth_error(401, "invalid_client", "Invalid client_id or client_secret")
+                raise _oauth_error(401, "invalid_client",
+                                   "Invalid client_id or client_secret") from None
         if not client_id or not client_secret:
             raise _oauth_error(401, "invalid_client", "Client ID or client secret is missing.")
         if not (hmac.compare_digest(client_id, self.client_id)

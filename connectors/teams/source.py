@@ -27,19 +27,19 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
-from connectors.base import HostAllowList, LocalMediaSource, SourceProblem
-from core.connections import ConnectionBroken, active_connection_id, read_cursor, save_cursor
+from connectors.base import HostAllowList, SourceProblem
+from connectors.connected import ConnectedSource
+from core.connections import ConnectionBroken, read_cursor, save_cursor
 from core.domain import AudioTrack, MeetingRecord, ParticipantInfo
 from core.errors import (
     CoachloopError,
-    ConfigError,
     ErrorRule,
     ErrorTable,
     InputError,
     NotFound,
     TransientError,
 )
-from core.settings import Settings, get_settings
+from core.settings import Settings
 
 PAGE_SIZE = 100
 MAX_BATCH = 20  # requests in one JSON batch (Graph's limit)
@@ -363,59 +363,22 @@ def occurrences(organizer_id: str, transcripts: list[dict], recordings: list[dic
     return sorted(found, key=lambda o: (o.created or datetime.max.replace(tzinfo=UTC), o.key))
 
 
-class TeamsSource(LocalMediaSource):
+class TeamsSource(ConnectedSource):
     """The Teams meetings of one org's consented tenant. `origin` is
     "teams:<connection id>:<organizer id>:<meeting id>:<occurrence key>"."""
 
     name = "teams"
+    label = "Teams"
+    delivery = "notification"
+    delivered_from = "a tenant"
 
     def __init__(self, settings: Settings, org_id: int, connection_id: int, vault: Any, *,
                  clock: Callable[[], datetime] | None = None):
-        self.settings = settings
-        self.org_id = org_id
-        self.connection_id = connection_id
-        self.vault = vault
-        self._clock = clock or (lambda: datetime.now(UTC))
+        super().__init__(settings, org_id, connection_id, vault, clock=clock)
         self.api = GraphApi(settings.teams.graph_base, self._token,
                             verify=settings.ca_bundle or True)
-        self.media_dir = Path(settings.data_dir).resolve() / "media" / "teams" / str(org_id)
-
-    def _token(self, rejected: str | None) -> str:
-        return self.vault.access_token(self.connection_id, rejected=rejected).access_token
 
     # Construction ----------------------------------------------------------
-
-    @classmethod
-    def for_connection(cls, connection_id: int, settings: Settings | None = None
-                       ) -> TeamsSource:
-        from connectors.oauth_apps import token_vault
-        from core.db import session_scope
-        from core.models import Connection
-
-        settings = settings or get_settings()
-        with session_scope() as session:
-            connection = session.get(Connection, connection_id)
-            if connection is None or connection.provider != "teams":
-                raise ConfigError(f"Teams connection {connection_id} does not exist: connect "
-                                  "one with `coachloop connect teams`")
-            if connection.status != "active":
-                raise ConnectionBroken(f"the Teams connection is {connection.status} "
-                                       f"({connection.last_error}); reconnect it with "
-                                       "`coachloop connect teams`")
-            org_id = connection.org_id
-        return cls(settings, org_id, connection_id, token_vault(settings))
-
-    @classmethod
-    def for_org(cls, org_id: int, settings: Settings | None = None) -> TeamsSource:
-        return cls.for_connection(active_connection_id(org_id, "teams"), settings)
-
-    @classmethod
-    def for_webhook(cls, org_id: int | None) -> TeamsSource:
-        if org_id is None:
-            raise ConfigError("this Teams notification came from a tenant that no active "
-                              "Teams connection is for: connect it with `coachloop connect "
-                              "teams` (the notification is kept)")
-        return cls.for_org(org_id)
 
     @classmethod
     def record_for(cls, origin: str) -> MeetingRecord:
@@ -434,9 +397,6 @@ class TeamsSource(LocalMediaSource):
     def origin(self, occurrence: Occurrence) -> str:
         return (f"{self.name}:{self.connection_id}:{occurrence.organizer_id}:"
                 f"{occurrence.meeting_id}:{occurrence.key}")
-
-    def close(self) -> None:
-        self.api.close()
 
     # Operations ------------------------------------------------------------
 

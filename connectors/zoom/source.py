@@ -26,24 +26,23 @@ from zoomus.components.past_meeting import PastMeetingComponentV2
 from zoomus.components.recording import RecordingComponentV2
 from zoomus.util import API_VERSION_2
 
-from connectors.base import HostAllowList, LocalMediaSource, SourceProblem
+from connectors.base import HostAllowList, SourceProblem
+from connectors.connected import ConnectedSource
 from core.connections import (
     ConnectionBroken,
-    active_connection_id,
     read_cursor,
     save_cursor,
 )
 from core.domain import AudioTrack, MeetingRecord, ParticipantInfo
 from core.errors import (
     CoachloopError,
-    ConfigError,
     ErrorRule,
     ErrorTable,
     InputError,
     NotFound,
     TransientError,
 )
-from core.settings import Settings, get_settings
+from core.settings import Settings
 
 STREAM = "recordings"  # the SyncCursor stream; its cursor is an ISO date (see list_meetings)
 RECORDING_EVENTS = ("recording.completed", "recording.transcript_completed")
@@ -336,7 +335,7 @@ def _path(url: str) -> str:
 # ---------------------------------------------------------------------- source ----
 
 
-class ZoomSource(LocalMediaSource):
+class ZoomSource(ConnectedSource):
     """The cloud recordings of one org's Zoom connection.
 
     Each meeting becomes a `MeetingRecord` with local files: the platform transcript (VTT)
@@ -345,61 +344,18 @@ class ZoomSource(LocalMediaSource):
     """
 
     name = "zoom"
+    label = "Zoom"
 
     def __init__(self, settings: Settings, org_id: int, connection_id: int, vault: Any, *,
                  clock: Callable[[], datetime] | None = None):
-        self.settings = settings
-        self.org_id = org_id
-        self.connection_id = connection_id
-        self.vault = vault
-        self._clock = clock or (lambda: datetime.now(UTC))
+        super().__init__(settings, org_id, connection_id, vault, clock=clock)
         zoom = settings.zoom
         self.api = ZoomApi(zoom.api_base.rstrip("/"), self._token,
                            verify=settings.ca_bundle or True,
                            hosts=HostAllowList.of([zoom.api_base, zoom.oauth_base],
                                                   zoom.download_domains))
-        self.media_dir = Path(settings.data_dir).resolve() / "media" / "zoom" / str(org_id)
-
-    def _token(self, rejected: str | None) -> str:
-        return self.vault.access_token(self.connection_id, rejected=rejected).access_token
 
     # Construction ----------------------------------------------------------
-
-    @classmethod
-    def for_connection(cls, connection_id: int, settings: Settings | None = None) -> ZoomSource:
-        """The source for one stored Zoom connection."""
-        from connectors.oauth_apps import token_vault
-        from core.db import session_scope
-        from core.models import Connection
-
-        settings = settings or get_settings()
-        with session_scope() as session:
-            connection = session.get(Connection, connection_id)
-            if connection is None or connection.provider != "zoom":
-                raise ConfigError(f"Zoom connection {connection_id} does not exist: connect "
-                                  "one with `coachloop connect zoom`")
-            if connection.status != "active":
-                raise ConnectionBroken(f"the Zoom connection is {connection.status} "
-                                       f"({connection.last_error}); reconnect it with "
-                                       "`coachloop connect zoom`")
-            org_id = connection.org_id
-        return cls(settings, org_id, connection_id, token_vault(settings))
-
-    @classmethod
-    def for_org(cls, org_id: int, settings: Settings | None = None) -> ZoomSource:
-        """The source for the org's active Zoom connection (ConfigError if it has none,
-        ConnectionBroken if it needs reconnecting)."""
-        return cls.for_connection(active_connection_id(org_id, "zoom"), settings)
-
-    @classmethod
-    def for_webhook(cls, org_id: int | None) -> ZoomSource:
-        """The source for a webhook event's org (`webhooks/router.py` resolved it from the
-        event's Zoom account; None when no connection has that account)."""
-        if org_id is None:
-            raise ConfigError("this Zoom event came from an account that no active Zoom "
-                              "connection is for: connect that account with `coachloop "
-                              "connect zoom` (the event is kept)")
-        return cls.for_org(org_id)
 
     @classmethod
     def record_for(cls, origin: str) -> MeetingRecord:
@@ -418,10 +374,6 @@ class ZoomSource(LocalMediaSource):
     def origin(self, uuid: str) -> str:
         """What `record_for` takes to re-read this meeting."""
         return f"{self.name}:{self.connection_id}:{uuid}"
-
-    def close(self) -> None:
-        """Release the HTTP session."""
-        self.api.close()
 
     # Operations ------------------------------------------------------------
 

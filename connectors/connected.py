@@ -1,0 +1,75 @@
+"""A meeting source bound to one stored OAuth connection: how it is found (by connection,
+by org, by a webhook's org), where its media goes, and the access token it sends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from connectors.base import LocalMediaSource
+from core.connections import ConnectionBroken, active_connection_id
+from core.errors import ConfigError
+from core.settings import Settings, get_settings
+
+
+class ConnectedSource(LocalMediaSource):
+    """Subclasses set `name` (the vendor), `label` (its name for people) and what a webhook
+    delivery is called and comes from (`delivery`, `delivered_from`); they build `self.api`."""
+
+    label: ClassVar[str]
+    delivery: ClassVar[str] = "event"
+    delivered_from: ClassVar[str] = "an account"
+    api: Any
+
+    def __init__(self, settings: Settings, org_id: int, connection_id: int, vault: Any, *,
+                 clock: Callable[[], datetime] | None = None):
+        self.settings = settings
+        self.org_id = org_id
+        self.connection_id = connection_id
+        self.vault = vault
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.media_dir = Path(settings.data_dir).resolve() / "media" / self.name / str(org_id)
+
+    def _token(self, rejected: str | None) -> str:
+        return self.vault.access_token(self.connection_id, rejected=rejected).access_token
+
+    @classmethod
+    def for_connection(cls, connection_id: int, settings: Settings | None = None) -> Self:
+        """The source for one stored connection of this vendor."""
+        from connectors.oauth_apps import token_vault
+        from core.db import session_scope
+        from core.models import Connection
+
+        settings = settings or get_settings()
+        connect = f"`coachloop connect {cls.name}`"
+        with session_scope() as session:
+            connection = session.get(Connection, connection_id)
+            if connection is None or connection.provider != cls.name:
+                raise ConfigError(f"{cls.label} connection {connection_id} does not exist: "
+                                  f"connect one with {connect}")
+            if connection.status != "active":
+                raise ConnectionBroken(f"the {cls.label} connection is {connection.status} "
+                                       f"({connection.last_error}); reconnect it with {connect}")
+            org_id = connection.org_id
+        return cls(settings, org_id, connection_id, token_vault(settings))
+
+    @classmethod
+    def for_org(cls, org_id: int, settings: Settings | None = None) -> Self:
+        """The source for the org's active connection (ConfigError if it has none,
+        ConnectionBroken if it needs reconnecting)."""
+        return cls.for_connection(active_connection_id(org_id, cls.name), settings)
+
+    @classmethod
+    def for_webhook(cls, org_id: int | None) -> Self:
+        """The source for a webhook delivery's org (`webhooks/router.py` resolved it from
+        the delivery; None when no connection is for where it came from)."""
+        if org_id is None:
+            raise ConfigError(f"this {cls.label} {cls.delivery} came from {cls.delivered_from} "
+                              f"that no active {cls.label} connection is for: connect it with "
+                              f"`coachloop connect {cls.name}` (the {cls.delivery} is kept)")
+        return cls.for_org(org_id)
+
+    def close(self) -> None:
+        self.api.close()

@@ -1175,15 +1175,24 @@ def crm_pull(full: bool = typer.Option(False, help="pull every deal, not only ch
 
 
 def _connect(provider: str, callback_url: str | None, follow: bool, yes: bool) -> None:
-    from connectors.oauth_apps import label as label_of, oauth_provider, replace_connection, start_connect
+    from connectors.oauth_apps import (
+        end_connections,
+        label as label_of,
+        oauth_provider,
+        replace_connection,
+        start_connect,
+    )
     from core.connections import ENDED, list_connections
     from core.db import session_scope
     from core.ingest import current_org
     from core.settings import get_settings
+    from core.vendors import vendor as vendor_of
 
     settings = get_settings()
     _migrate()
-    oauth_provider(provider, settings)  # unknown or unconfigured: say so before asking
+    direct = vendor_of(provider).connects_directly(settings)
+    if not direct:
+        oauth_provider(provider, settings)  # unknown or unconfigured: say so before asking
     with session_scope() as session:
         org_id = current_org(session, settings.org.name).id
         existing = [c for c in list_connections(session, org_id, provider)
@@ -1197,17 +1206,19 @@ def _connect(provider: str, callback_url: str | None, follow: bool, yes: bool) -
                              default=False):
             console.print("nothing changed")
             raise typer.Exit(1)
-    if not follow and not callback_url:
-        url = start_connect(provider, org_id, settings)
-        console.print(f"Open this URL, approve, then paste the address you land on:\n{url}")
-        callback_url = typer.prompt("redirected URL")
-    info, ended = replace_connection(provider, org_id, settings, callback_url)
+    if direct:  # no consent to ask for (a Google service account)
+        ended = end_connections(org_id, provider, settings, status="replaced")
+        info = vendor_of(provider).load("direct_connect")(org_id, settings)
+    else:
+        if not follow and not callback_url:
+            url = start_connect(provider, org_id, settings)
+            console.print(f"Open this URL, approve, then paste the address you land on:\n{url}")
+            callback_url = typer.prompt("redirected URL")
+        info, ended = replace_connection(provider, org_id, settings, callback_url)
     _print_ended(ended, "replaced")
     console.print(escape(f"connected {provider} (connection {info.id}, account "
                          f"{info.account_ref or '—'})"), highlight=False)
     _replay(org_id, provider, info.account_ref or None, failed=False)
-    from core.vendors import vendor as vendor_of
-
     if vendor_of(provider).setup is not None:  # what write-back needs there, on approval
         _offer_setup(vendor_of(provider), org_id, apply=True, yes=yes)
 

@@ -14,6 +14,18 @@ from core.errors import ConfigError
 from core.settings import Settings, get_settings
 
 
+def rep_emails(org_id: int) -> list[str]:
+    """The org's reps' e-mails, sorted: whose meetings a source reads."""
+    from sqlmodel import select
+
+    from core.db import session_scope
+    from core.models import User
+
+    with session_scope() as session:
+        return list(session.exec(select(User.email).where(
+            User.org_id == org_id, User.role == "rep").order_by(User.email)).all())
+
+
 class ConnectedSource(LocalMediaSource):
     """Subclasses set `name` (the vendor), `label` (its name for people) and what a webhook
     delivery is called and comes from (`delivery`, `delivered_from`); they build `self.api`."""
@@ -70,6 +82,9 @@ class ConnectedSource(LocalMediaSource):
                               f"that no active {cls.label} connection is for: connect it with "
                               f"`coachloop connect {cls.name}` (the {cls.delivery} is kept)")
         return cls.for_org(org_id)
+
+    def rep_emails(self) -> list[str]:
+        return rep_emails(self.org_id)
 
     def close(self) -> None:
         self.api.close()

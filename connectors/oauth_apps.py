@@ -57,6 +57,7 @@ def oauth_provider(name: str, settings: Settings) -> OAuthProvider:
         verify=settings.ca_bundle or True, identify=identify,
         revoke_url=found.expand(spec.revoke_url, settings) if spec.revoke_url else None,
         revoke_token=spec.revoke_token, revoke_with_client=spec.revoke_with_client,
+        authorize_params=tuple(spec.authorize_params.items()),
         optional_scopes=tuple(getattr(own, spec.optional_scopes_setting))
         if spec.optional_scopes_setting else ())
 

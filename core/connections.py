@@ -319,17 +319,25 @@ def finish_connect(provider: OAuthProvider, *, code: str | None, state: str, cip
         from dataclasses import replace
 
         tokens = replace(tokens, account_ref=provider.identify(tokens.access_token))
+    return store_connection(provider.name, consumed.org_id, tokens, cipher, auth_kind,
+                            end_others)
+
+
+def store_connection(provider: str, org_id: int, tokens: TokenSet, cipher, auth_kind: str,
+                     end_others: Callable[[int, int], object] | None = None
+                     ) -> ConnectionInfo:
+    """Save a new connection (from a consent, or made without one: a Google service
+    account), end the org's others to the vendor, and run the vendor's follow-up."""
     with session_scope() as session:
-        connection = save_connection(session, org_id=consumed.org_id, provider=provider.name,
+        connection = save_connection(session, org_id=org_id, provider=provider,
                                      tokens=tokens, cipher=cipher, auth_kind=auth_kind,
                                      end_others=end_others is None)
         connection_id = connection.id
     if end_others is not None:
-        end_others(consumed.org_id, connection_id)
-    _after_connect(provider.name, connection_id)
+        end_others(org_id, connection_id)
+    _after_connect(provider, connection_id)
     with session_scope() as session:
-        return next(c for c in list_connections(session, consumed.org_id)
-                    if c.id == connection_id)
+        return next(c for c in list_connections(session, org_id) if c.id == connection_id)
 
 
 def _after_connect(provider: str, connection_id: int) -> None:

@@ -57,6 +57,7 @@ class OAuthProvider:
     revoke_with_client: bool = False  # the revocation request carries client id and secret
     # Asked for but not required (HubSpot's `optional_scope`): granted where the account can.
     optional_scopes: tuple[str, ...] = ()
+    authorize_params: tuple[tuple[str, str], ...] = ()  # more query parameters to authorize
     # "admin_consent" (Microsoft Entra): the callback names a consented tenant instead of a
     # code, and `app_token(tenant)` mints app-only tokens for it (no refresh token).
     flow: str = "authorization_code"
@@ -109,6 +110,7 @@ def start_authorization(session: Session, provider: OAuthProvider, *, org_id: in
         params["optional_scope"] = " ".join(provider.optional_scopes)
     if challenge:
         params.update(code_challenge=challenge, code_challenge_method="S256")
+    params.update(provider.authorize_params)
     return f"{provider.authorize_url}?{urlencode(params)}"
 
 

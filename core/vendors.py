@@ -56,6 +56,9 @@ class OAuthSpec(BaseModel):
     revoke_token: Literal["access_token", "refresh_token"] = "refresh_token"
     revoke_with_client: bool = Field(False, description="the revocation request carries the "
                                      "client id and secret in its body")
+    authorize_params: dict[str, str] = Field(default_factory=dict, description="more query "
+                                             "parameters of the authorize URL (Google: "
+                                             "access_type=offline for a refresh token)")
     optional_scopes_setting: str | None = Field(None, description="the setting that lists "
                                                 "scopes asked for but not required")
     client_auth: Literal["basic", "body"] = "body"
@@ -108,9 +111,15 @@ class Vendor(BaseModel):
                                    "what follows a new connection (push subscriptions)")
     on_disconnect: str | None = Field(None, description="(connection_id, settings) -> None: "
                                       "what goes before a connection's tokens are dropped")
+    direct_connect: str | None = Field(None, description="(org_id, settings) -> "
+                                       "ConnectionInfo: connect without anyone's consent "
+                                       "(Google: a service account with domain-wide "
+                                       "delegation), used while `direct_connect_setting` "
+                                       "is set")
+    direct_connect_setting: str | None = None
 
     @field_validator("settings", "source", "writer", "webhooks", "poll", "probe", "setup",
-                     "on_connect", "on_disconnect")
+                     "on_connect", "on_disconnect", "direct_connect")
     @classmethod
     def _check_references(cls, value: str | None) -> str | None:
         return _reference(value)
@@ -123,6 +132,11 @@ class Vendor(BaseModel):
             return cls.model_validate(yaml.safe_load(path.read_text()))
         except (OSError, yaml.YAMLError, ValidationError) as exc:
             raise RuntimeError(f"vendor descriptor {path} is invalid: {exc}") from exc
+
+    def connects_directly(self, settings) -> bool:
+        """Whether connecting needs no consent here (its `direct_connect_setting` is set)."""
+        return bool(self.direct_connect and self.direct_connect_setting and
+                    getattr(self.settings_of(settings), self.direct_connect_setting, None))
 
     def load(self, what: str) -> Any:
         """The object one of the descriptor's references names (e.g. `load("source")`)."""

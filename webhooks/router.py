@@ -53,7 +53,7 @@ def make_router(enqueue: Callable[[int], None],
         # Off the event loop: a receiver may look its secrets up in the database.
         await run_in_threadpool(receiver.verify, raw, headers, method=request.method,
                                 url=str(request.url))
-        delivery = receiver.parse(raw)
+        delivery = await run_in_threadpool(receiver.parse, raw)  # it may read the database
         answer = receiver.challenge(delivery)
         if answer is not None:
             return JSONResponse(answer)

@@ -409,15 +409,7 @@ class TeamsSource(ConnectedSource):
 
     def organizers(self) -> Iterator[tuple[str, dict | None]]:
         """The org's reps as (e-mail, tenant user or None when the tenant has none)."""
-        from sqlmodel import select
-
-        from core.db import session_scope
-        from core.models import User
-
-        with session_scope() as session:
-            reps = list(session.exec(select(User.email).where(User.org_id == self.org_id,
-                                                              User.role == "rep")
-                                     .order_by(User.email)).all())
+        reps = self.rep_emails()
         found = self.api.users_by_email(reps) if reps else {}
         for email in reps:
             yield email, found[email]

@@ -486,16 +486,7 @@ class ZoomSource(ConnectedSource):
     def _hosts(self) -> list[str]:
         """Whose recordings to list: the connected user, and every rep on the roster (an
         admin-managed Zoom app may read any user's recordings by e-mail)."""
-        from sqlmodel import select
-
-        from core.db import session_scope
-        from core.models import User
-
-        with session_scope() as session:
-            reps = session.exec(select(User.email).where(User.org_id == self.org_id,
-                                                         User.role == "rep")
-                                .order_by(User.email)).all()
-        return ["me", *reps]
+        return ["me", *self.rep_emails()]
 
     def read_meeting(self, uuid: str, *, download_token: str | None = None) -> MeetingRecord:
         """The meeting as Zoom has it now, files downloaded; `TransientError` while Zoom is

@@ -15,6 +15,7 @@ from pathlib import Path
 from sandbox import hubspot as hubspot_box
 from sandbox.graph import GraphSandbox, teams_demo_calls
 from sandbox.hubspot import HubSpotSandbox
+from sandbox.meet import MeetSandbox, meet_demo_calls
 from sandbox.salesforce import (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SalesforceSandbox)
 from sandbox.salesforce import demo_seed as seed_salesforce
 from sandbox.server import RunningServer, serve
@@ -24,7 +25,10 @@ from sandbox.zoom import demo_seed as seed_zoom
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 DEMO_CRM = "salesforce"  # where `coachloop demo` writes back unless told another CRM
-SANDBOX_PORTS = {"zoom": 8710, "salesforce": 8711, "hubspot": 8712, "graph": 8713}
+SANDBOX_PORTS = {"zoom": 8710, "salesforce": 8711, "hubspot": 8712, "graph": 8713,
+                 "meet": 8714}
+MEET_TOPIC = "projects/coachloop-sandbox/topics/coachloop-meet"
+MEET_PUSH_ACCOUNT = "coachloop-push@coachloop-sandbox.iam.gserviceaccount.com"
 
 
 @dataclass
@@ -40,9 +44,13 @@ class Sandboxes:
     hubspot_server: RunningServer
     graph: GraphSandbox
     graph_server: RunningServer
+    meet: MeetSandbox
+    meet_server: RunningServer
     webhook_secret: str
     zoom_meetings: dict[str, str] = field(default_factory=dict)  # demo external id → uuid
     teams_calls: frozenset[str] = frozenset()  # demo calls Teams delivers (seeded later)
+    meet_calls: frozenset[str] = frozenset()  # demo calls Google Meet delivers (seeded later)
+    meet_key_file: Path | None = None  # a service account with domain-wide delegation
     salesforce_ids: dict[str, dict[str, str]] = field(default_factory=dict)
     hubspot_ids: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -65,6 +73,16 @@ class Sandboxes:
             "COACHLOOP_TEAMS__CLIENT_SECRET": self.graph.client_secret,
             "COACHLOOP_TEAMS__AUTHORITY_BASE": self.graph_server.url,
             "COACHLOOP_TEAMS__GRAPH_BASE": f"{self.graph_server.url}/v1.0",
+            "COACHLOOP_MEET__CLIENT_ID": self.meet.client_id,
+            "COACHLOOP_MEET__CLIENT_SECRET": self.meet.client_secret,
+            "COACHLOOP_MEET__ACCOUNTS_BASE": self.meet_server.url,
+            "COACHLOOP_MEET__OAUTH2_BASE": self.meet_server.url,
+            "COACHLOOP_MEET__API_ROOT": self.meet_server.url,
+            "COACHLOOP_MEET__JWKS_URL": f"{self.meet_server.url}/oauth2/v3/certs",
+            "COACHLOOP_MEET__PUBSUB_TOPIC": MEET_TOPIC,
+            "COACHLOOP_MEET__PUSH_SERVICE_ACCOUNT": MEET_PUSH_ACCOUNT,
+            **({"COACHLOOP_MEET__SERVICE_ACCOUNT_FILE": str(self.meet_key_file)}
+               if self.meet_key_file else {}),
             "COACHLOOP_CA_BUNDLE": str(self.tls.ca_path),
         }
 
@@ -79,7 +97,9 @@ class Sandboxes:
                 f"HubSpot sandbox:    {self.hubspot_server.url}  "
                 f"({len(self.hubspot_ids.get('deals', {}))} demo deals)",
                 f"Graph sandbox:      {self.graph_server.url}  (Microsoft Entra ID and "
-                "Teams)"]
+                "Teams)",
+                f"Google sandbox:     {self.meet_server.url}  (Google accounts, Meet, Drive, "
+                "Calendar, People, Workspace Events and Pub/Sub push)"]
 
     def deliver_meetings(self, api_url: str) -> str:
         """The meeting platform's webhooks for every demo call, to coachloop's API at
@@ -117,6 +137,22 @@ class Sandboxes:
         return (f"Teams: {len(seeded)} meetings transcribed; Graph sent change notifications "
                 "for their transcripts and recordings: "
                 + ", ".join(f"{n} {k}" for k, n in sorted(answers.items())))
+
+    def deliver_meet(self, api_url: str, audience: str) -> str:
+        """Seed the Google Meet demo calls (after coachloop subscribed to the reps' events)
+        and push the Workspace Events to coachloop's API at `api_url` through Pub/Sub, with
+        Google-signed tokens for `audience`; says how they were answered."""
+        from sandbox.meet import demo_seed as seed_meet
+
+        self.meet.configure_push(MEET_TOPIC, f"{api_url}/webhooks/meet", audience=audience,
+                                 service_account_email=MEET_PUSH_ACCOUNT)
+        seeded = seed_meet(self.meet, DEMO_DIR / "calls", self.meet_calls)
+        answers: dict[str, int] = {}
+        for status, _ in self.meet.deliver_events():
+            answers[str(status)] = answers.get(str(status), 0) + 1
+        return (f"Google Meet: {len(seeded)} conferences transcribed; Pub/Sub pushed their "
+                "Workspace Events (HTTP " + ", ".join(f"{k}: {n}" for k, n in
+                                                      sorted(answers.items())) + ")")
 
     def deal_names(self, crm: str) -> dict[str, str]:
         """The CRM sandbox's deals by id: their names."""
@@ -163,6 +199,7 @@ class Sandboxes:
         return deal["id"]
 
     def stop(self) -> None:
+        self.meet_server.stop()
         self.graph_server.stop()
         self.zoom_server.stop()
         self.salesforce_server.stop()
@@ -170,11 +207,14 @@ class Sandboxes:
 
 
 def start_sandboxes(work_dir: str | Path, *, demo: bool = True,
-                    ports: dict[str, int] | None = None, teams: bool = False) -> Sandboxes:
+                    ports: dict[str, int] | None = None, teams: bool = False,
+                    meet: bool = False) -> Sandboxes:
     """Generate a local CA under `work_dir`, start the emulators, seed the demo org.
     `ports`: by vendor (absent or 0: any free port; `coachloop sandbox` uses
     `SANDBOX_PORTS`). With `teams`, the demo calls with a WebVTT transcript are Teams
-    meetings instead of Zoom ones (seeded by `deliver_teams`, once coachloop subscribes)."""
+    meetings instead of Zoom ones (seeded by `deliver_teams`, once coachloop subscribes);
+    with `meet`, those with an SRT transcript are Google Meet conferences (`deliver_meet`),
+    read through a service account with domain-wide delegation."""
     ports = ports or {}
     work_dir = Path(work_dir)
     tls = local_tls(work_dir / "tls")
@@ -183,9 +223,10 @@ def start_sandboxes(work_dir: str | Path, *, demo: bool = True,
     hubspot = HubSpotSandbox()
     zoom_meetings, salesforce_ids, hubspot_ids = {}, {}, {}
     teams_calls = teams_demo_calls(DEMO_DIR / "calls") if demo and teams else frozenset()
+    meet_calls = meet_demo_calls(DEMO_DIR / "calls") if demo and meet else frozenset()
     if demo:
         zoom_meetings = seed_zoom(zoom, DEMO_DIR / "calls", work_dir / "zoom-files",
-                                  skip=teams_calls)
+                                  skip=teams_calls | meet_calls)
         salesforce_ids = seed_salesforce(salesforce, DEMO_DIR)
         hubspot_ids = hubspot_box.demo_seed(hubspot, DEMO_DIR)
     zoom_server = zoom.start(tls, port=ports.get("zoom", 0))
@@ -193,6 +234,42 @@ def start_sandboxes(work_dir: str | Path, *, demo: bool = True,
     hubspot_server = hubspot.start(tls, port=ports.get("hubspot", 0))
     graph = GraphSandbox(stable_ids=True)
     graph_server = graph.start(tls, port=ports.get("graph", 0))
+    # The demo's calls are months old: Meet's 30-day deletion of records would leave none.
+    google = MeetSandbox(stable_ids=True, retention=None)
+    if demo:
+        _meet_workspace(google)
+    meet_server = google.start(tls, port=ports.get("meet", 0))
+    key_file = None
+    if meet:
+        key_file = _meet_service_account(google, work_dir / "meet-service-account.json")
     return Sandboxes(tls, zoom, salesforce, hubspot, zoom_server, salesforce_server,
-                     hubspot_server, graph, graph_server, secrets.token_urlsafe(24),
-                     zoom_meetings, teams_calls, salesforce_ids, hubspot_ids)
+                     hubspot_server, graph, graph_server, google, meet_server,
+                     secrets.token_urlsafe(24), zoom_meetings, teams_calls, meet_calls,
+                     key_file, salesforce_ids, hubspot_ids)
+
+
+def _meet_workspace(google: MeetSandbox) -> None:
+    """The demo org's Google Workspace: its team as users (the first signs in to consent)."""
+    import yaml
+
+    team = yaml.safe_load((DEMO_DIR / "team.yaml").read_text(encoding="utf-8")) or {}
+    for user in team.get("users", []):
+        if user["email"].rsplit("@", 1)[-1].lower() == google.domain:
+            google.add_user(user["email"], user.get("name", ""))
+
+
+def _meet_service_account(google: MeetSandbox, path: Path) -> Path:
+    """A service account whose key is written to `path` (owner-only), delegated the
+    connector's read scopes by the Workspace admin."""
+    import json
+    import os
+
+    from connectors.meet.settings import READ_SCOPES
+
+    key = google.add_service_account()
+    google.grant_delegation(key["client_id"], READ_SCOPES)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(key, out)
+    return path

@@ -469,9 +469,9 @@ def test_vendors_come_from_pyproject_when_coachloop_is_not_installed(monkeypatch
     monkeypatch.setattr(registry, "entry_points", lambda group: [])
     registry.vendors.cache_clear()
     try:
-        assert sorted(registry.vendors()) == sorted(declared) == ["files", "hubspot", "salesforce",
-                                                              "teams", "zoom"]
-        assert connectors.available_sources() == ["files", "teams", "zoom"]
+        assert sorted(registry.vendors()) == sorted(declared) == ["files", "hubspot", "meet",
+                                                              "salesforce", "teams", "zoom"]
+        assert connectors.available_sources() == ["files", "meet", "teams", "zoom"]
     finally:
         registry.vendors.cache_clear()
 

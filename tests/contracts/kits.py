@@ -136,6 +136,30 @@ def _teams_seed(boxes, org_id: int, n: int) -> list[str]:
             if t["meetingId"] in made]
 
 
+MEET_LISTING = "GET /v2/conferenceRecords"
+
+
+def _meet_seed(boxes, org_id: int, n: int) -> list[str]:
+    """n transcribed conferences of the connected Google account, with a buyer from outside
+    who is only on the invite; their conference record ids."""
+    from datetime import UTC, datetime, timedelta
+
+    import yaml
+
+    from sandbox.run import DEMO_DIR
+
+    me = boxes.meet.signed_in
+    team = yaml.safe_load((DEMO_DIR / "team.yaml").read_text(encoding="utf-8"))
+    name = next(u["name"] for u in team["users"] if u["email"].lower() == me.lower())
+    today = datetime.now(UTC).replace(hour=15, minute=0, second=0, microsecond=0)
+    return [boxes.meet.add_conference(
+        me, today - timedelta(days=1 + i % 9, minutes=i), title=f"Contract call {i}",
+        duration_s=600, participants=[(name, me)],
+        external_attendees=[("Sam Buyer", "sam@northwind.example")],
+        transcript=[(name, 1.0, 3.0, f"call {i}")]).rsplit("/", 1)[-1]
+        for i in range(n)]
+
+
 SOURCES: dict[str, SourceKit] = {
     "zoom": SourceKit(
         seed=_zoom_seed,
@@ -151,6 +175,13 @@ SOURCES: dict[str, SourceKit] = {
             TEAMS_LISTING, status, retry_after=retry_after),
         listings=lambda boxes: boxes.graph.requests[TEAMS_LISTING],
         cursor_stream=lambda boxes: f"meetings:{boxes.graph.user_id(TEAMS_REP)}"),
+    "meet": SourceKit(
+        seed=_meet_seed,
+        small_pages=lambda source, n: setattr(source, "page_size", n),
+        fail_next=lambda boxes, status, retry_after=None: boxes.meet.fail_next(
+            MEET_LISTING, status, retry_after=retry_after),
+        listings=lambda boxes: boxes.meet.requests[MEET_LISTING],
+        cursor_stream=lambda boxes: f"conferences:{boxes.meet.signed_in.lower()}"),
 }
 
 @dataclass(frozen=True)
@@ -192,6 +223,8 @@ OAUTH: dict[str, OAuthKit] = {
     "teams": OAuthKit(revoke_everything=lambda boxes: boxes.graph.revoke_consent()),
     "salesforce": OAuthKit(revoke_everything=lambda boxes: boxes.salesforce.revoke_all_tokens()),
     "hubspot": OAuthKit(revoke_everything=lambda boxes: boxes.hubspot.revoke_all_tokens()),
+    "meet": OAuthKit(revoke_everything=lambda boxes: boxes.meet.revoke_consent(
+        boxes.meet.signed_in)),
 }
 
 TEAMS_CLIENT_STATE = "contract-suite-client-state-0123456789abcdef"
@@ -250,6 +283,75 @@ def _teams_forgeries(boxes, body: bytes) -> list[tuple[str, bytes, dict]]:
             for what, change in forged]
 
 
+MEET_SUBSCRIPTION = "subscriptions/contract-subscription"
+
+
+def _meet_event(boxes) -> bytes:
+    """A Pub/Sub push of a Workspace Events CloudEvent: a generated transcript, through a
+    subscription a connection of the org holds."""
+    import base64
+
+    from sqlmodel import select
+
+    from core.db import session_scope
+    from core.models import Connection, Org, PushSubscription, utcnow
+
+    with session_scope() as session:
+        if session.exec(select(PushSubscription).where(
+                PushSubscription.external_id == MEET_SUBSCRIPTION)).first() is None:
+            org_id = session.exec(select(Org.id)).first()
+            connection = Connection(org_id=org_id, provider="meet",
+                                    account_ref="acme-analytics.example", auth_kind="delegated")
+            session.add(connection)
+            session.flush()
+            session.add(PushSubscription(
+                org_id=org_id, connection_id=connection.id, provider="meet",
+                external_id=MEET_SUBSCRIPTION, resource="maya.chen@acme-analytics.example",
+                secret_hash="", expires_at=utcnow()))
+    data = {"transcript": {"name": "conferenceRecords/c-1/transcripts/t-1"}}
+    return json.dumps({"message": {
+        "attributes": {"ce-id": "e-1", "ce-specversion": "1.0",
+                       "ce-source": f"//workspaceevents.googleapis.com/{MEET_SUBSCRIPTION}",
+                       "ce-subject": "//cloudidentity.googleapis.com/users/1",
+                       "ce-time": "2026-12-01T10:00:00Z",
+                       "ce-type": "google.workspace.meet.transcript.v2.fileGenerated",
+                       "ce-datacontenttype": "application/json"},
+        "data": base64.b64encode(json.dumps(data).encode()).decode(),
+        "messageId": "1700000000001", "publishTime": "2026-12-01T10:00:01Z"},
+        "subscription": "projects/coachloop-sandbox/subscriptions/coachloop-push"}).encode()
+
+
+MEET_AUDIENCE = "https://coachloop.example/webhooks/meet"  # the suite's public URL
+
+
+def _meet_sign(boxes, body: bytes, at: int) -> dict[str, str]:
+    """Pub/Sub signs nothing in the body: the push carries Google's OIDC token."""
+    from sandbox.run import MEET_PUSH_ACCOUNT
+
+    token = boxes.meet.push_token(MEET_AUDIENCE, email=MEET_PUSH_ACCOUNT)
+    return {"authorization": f"Bearer {token}", "content-type": "application/json"}
+
+
+def _meet_forgeries(boxes, body: bytes) -> list[tuple[str, bytes, dict]]:
+    from sandbox.run import MEET_PUSH_ACCOUNT
+
+    def bearer(token: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {token}", "content-type": "application/json"}
+
+    meet = boxes.meet
+    return [("no token", body, {"content-type": "application/json"}),
+            ("a token signed by a key not Google's", body, bearer(meet.push_token(
+                MEET_AUDIENCE, email=MEET_PUSH_ACCOUNT, foreign_key=True))),
+            ("an expired token", body, bearer(meet.push_token(
+                MEET_AUDIENCE, email=MEET_PUSH_ACCOUNT, expired=True))),
+            ("a token for another audience", body, bearer(meet.push_token(
+                "https://elsewhere.example/push", email=MEET_PUSH_ACCOUNT))),
+            ("a token for another service account", body, bearer(meet.push_token(
+                MEET_AUDIENCE, email="someone@evil-project.iam.gserviceaccount.com"))),
+            ("a token from another issuer", body, bearer(meet.push_token(
+                MEET_AUDIENCE, email=MEET_PUSH_ACCOUNT, issuer="https://evil.example")))]
+
+
 WEBHOOKS: dict[str, WebhookKit] = {
     "zoom": WebhookKit(event=_zoom_event, sign=_zoom_sign,
                        forgeries=signature_forgeries(_zoom_sign)),
@@ -258,6 +360,7 @@ WEBHOOKS: dict[str, WebhookKit] = {
     "teams": WebhookKit(event=_teams_event,
                         sign=lambda boxes, body, at: {"content-type": "application/json"},
                         forgeries=_teams_forgeries),
+    "meet": WebhookKit(event=_meet_event, sign=_meet_sign, forgeries=_meet_forgeries),
 }
 
 # A local folder has no paging, limits or outages (tests/test_files_source.py covers it).

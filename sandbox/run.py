@@ -16,7 +16,7 @@ from sandbox import hubspot as hubspot_box
 from sandbox.graph import GraphSandbox, teams_demo_calls
 from sandbox.hubspot import HubSpotSandbox
 from sandbox.meet import MeetSandbox, meet_demo_calls
-from sandbox.salesforce import (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SalesforceSandbox)
+from sandbox.salesforce import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SalesforceSandbox
 from sandbox.salesforce import demo_seed as seed_salesforce
 from sandbox.server import RunningServer, serve
 from sandbox.tls import SandboxTLS, local_tls

@@ -1385,11 +1385,13 @@ def _demo(fresh: bool, rep: str | None, crm: str, serve: bool = False) -> None:
             Path(f"{db}{suffix}").unlink(missing_ok=True)
         from core.db import engine_for
         engine_for.cache_clear()
-    boxes = start_sandboxes(settings.data_dir / "sandbox", teams=True)
-    calls = len(boxes.zoom_meetings) + len(boxes.teams_calls)
-    platforms = [boxes.source] + (["teams"] if boxes.teams_calls else [])
+    boxes = start_sandboxes(settings.data_dir / "sandbox", teams=True, meet=True)
+    calls = len(boxes.zoom_meetings) + len(boxes.teams_calls) + len(boxes.meet_calls)
+    platforms = [boxes.source] + (["teams"] if boxes.teams_calls else []) + (
+        ["meet"] if boxes.meet_calls else [])
+    labels = [vendor_of(p).label for p in platforms]
     console.rule(f"coachloop demo: {calls} "
-                 + " and ".join(vendor_of(p).label for p in platforms)
+                 + (", ".join(labels[:-1]) + " and " if len(labels) > 1 else "") + labels[-1]
                  + f" calls → scores and skills → {label}")
     os.environ.update(boxes.settings())
     get_settings.cache_clear()
@@ -1409,6 +1411,7 @@ def _demo(fresh: bool, rep: str | None, crm: str, serve: bool = False) -> None:
                           highlight=False)
         for line in boxes.describe():
             console.print(line, highlight=False)
+        boxes.add_workspace_users(org_id)  # the history's reps are the Workspace's too
         replaced = _demo_connect(org_id, settings, platforms, crm)
         if vendor_of(crm).setup is not None:  # the demo's admin approves what it creates
             done = vendor_of(crm).load("setup")(org_id, settings, apply=True)
@@ -1418,6 +1421,11 @@ def _demo(fresh: bool, rep: str | None, crm: str, serve: bool = False) -> None:
         console.print(boxes.deliver_meetings(api_server.url), highlight=False)
         if boxes.teams_calls:
             console.print(_demo_teams(org_id, boxes, settings, api_server.url),
+                          highlight=False)
+        if boxes.meet_calls:
+            from connectors.meet.webhooks import push_audience
+
+            console.print(boxes.deliver_meet(api_server.url, push_audience(settings)),
                           highlight=False)
         _wait_for_calls(calls)
         with session_scope() as session:
@@ -1598,7 +1606,7 @@ def _demo_connect(org_id: int, settings, sources: list[str], crm: str) -> set[st
     so the org keeps one active connection per vendor and every call goes to this run's
     sandboxes; an org writes to one CRM, so another CRM's connection is ended."""
     from connectors.oauth_apps import end_connections, replace_connection
-    from core.vendors import with_a
+    from core.vendors import vendor as vendor_of, with_a
 
     replaced = set()
     for other in with_a("writer"):
@@ -1606,13 +1614,19 @@ def _demo_connect(org_id: int, settings, sources: list[str], crm: str) -> set[st
                                                  status="replaced"):
             replaced.add(other.name)  # the calls it was sent are due again in this CRM
     for provider in (*sources, crm):
-        info, ended = replace_connection(provider, org_id, settings)
+        how = "with OAuth"
+        if vendor_of(provider).connects_directly(settings):  # Google: a service account
+            ended = end_connections(org_id, provider, settings, status="replaced")
+            info = vendor_of(provider).load("direct_connect")(org_id, settings)
+            how = "through a service account with domain-wide delegation"
+        else:
+            info, ended = replace_connection(provider, org_id, settings)
         note = ""
         if ended:
             replaced.add(provider)
             note = (f" [dim](an earlier run's sandbox has stopped: connection "
                     f"{', '.join(str(e.id) for e in ended)} replaced)[/dim]")
-        console.print(f"connected {provider} with OAuth (connection {info.id}){note}")
+        console.print(f"connected {provider} {how} (connection {info.id}){note}")
     return replaced
 
 

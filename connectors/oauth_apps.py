@@ -230,7 +230,10 @@ def end_connections(org_id: int, provider: str, settings: Settings, *,
         tokens = stored_tokens(info.id, cipher)
         revoked, note = False, "it held no tokens"
         spec = vendor(provider).oauth
-        if tokens is not None and spec is not None and spec.revoke_url is None:
+        if info.auth_kind == "delegated":  # no grant of ours to revoke: an admin's delegation
+            note = ("a service account's access ends when an admin removes its domain-wide "
+                    f"delegation in {vendor_label}'s admin console")
+        elif tokens is not None and spec is not None and spec.revoke_url is None:
             note = f"{vendor_label} offers no revocation call" + (
                 f": {spec.revoke_hint}" if spec.revoke_hint else "")
         elif tokens is not None:

@@ -154,6 +154,21 @@ class Sandboxes:
                 "Workspace Events (HTTP " + ", ".join(f"{k}: {n}" for k, n in
                                                       sorted(answers.items())) + ")")
 
+    def add_workspace_users(self, org_id: int) -> None:
+        """Every person of the org on the org's domain becomes a user of the Google sandbox's
+        Workspace (the demo's seeded history adds reps after the sandbox started)."""
+        from sqlmodel import select
+
+        from core.db import session_scope
+        from core.models import User
+
+        with session_scope() as session:
+            people = session.exec(select(User.email, User.name).where(
+                User.org_id == org_id)).all()
+        for email, name in people:
+            if email.rsplit("@", 1)[-1].lower() == self.meet.domain.lower():
+                self.meet.add_user(email, name)
+
     def deal_names(self, crm: str) -> dict[str, str]:
         """The CRM sandbox's deals by id: their names."""
         if crm == "hubspot":

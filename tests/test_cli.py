@@ -100,12 +100,15 @@ def test_demo_runs_end_to_end(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "connected zoom" in out and "connected salesforce" in out
-    assert "15 Zoom and Microsoft Teams calls" in out and "connected teams" in out
+    assert "15 Zoom, Microsoft Teams and Google Meet calls" in out and "connected teams" in out
+    assert "connected meet through a service account" in out
     assert "Zoom validated the webhook endpoint" in out
-    assert "9 accepted, 9 duplicate" in out  # every webhook delivered twice, kept once
+    assert "7 accepted, 7 duplicate" in out  # every webhook delivered twice, kept once
     # Teams: six calls, a transcript and a recording each, notified once each.
     assert "Graph validated" in out and "holds 2 subscriptions" in out
     assert "Teams: 6 meetings transcribed" in out and "12 accepted" in out
+    # Meet: two calls, their transcripts and recordings pushed by Pub/Sub with Google's token.
+    assert "Google Meet: 2 conferences transcribed" in out and "(HTTP 200: 4)" in out
     for rep in ("Maya Chen", "Jordan Brooks", "Tyler Reed"):
         assert rep in out
     assert "Scorecard" in out and "Strengths" in out and '"' in out  # quotes as evidence

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 VENDOR = Vendor.from_file(__file__)
+PROOF_TRIES = 5  # reps tried when proving a delegation: a roster may name non-users
 
 
 def account_of(access_token: str, settings: Settings) -> str:
@@ -44,8 +45,9 @@ def account_of(access_token: str, settings: Settings) -> str:
 
 def connect_delegated(org_id: int, settings: Settings) -> ConnectionInfo:
     """Connect the org's Workspace through the configured service account: a token is
-    minted as the org's first rep to prove the delegation covers the scopes, then the
-    connection (account: the reps' domain) is stored. No one signs in."""
+    minted as one of the org's reps (the first that is a user there) to prove the
+    delegation covers the scopes, then the connection (account: the reps' domain) is
+    stored. No one signs in."""
     from datetime import UTC
 
     from google.auth.exceptions import GoogleAuthError
@@ -63,12 +65,18 @@ def connect_delegated(org_id: int, settings: Settings) -> ConnectionInfo:
     if not reps:
         raise ConfigError("the org has no reps yet: add them (`coachloop team import`) so "
                           "coachloop knows whom to read through the service account")
-    credentials = delegated_credentials(settings, reps[0], READ_SCOPES)
-    try:
-        credentials.refresh(_token_request(settings))
-    except GoogleAuthError as exc:
-        raise refresh_error(exc, reps[0]) from None
-    domain = reps[0].rsplit("@", 1)[-1].lower()
+    for rep in reps[:PROOF_TRIES]:
+        credentials = delegated_credentials(settings, rep, READ_SCOPES)
+        try:
+            credentials.refresh(_token_request(settings))
+            break
+        except GoogleAuthError as exc:
+            refused = refresh_error(exc, rep)
+            if "invalid_grant" not in refused.message:
+                raise refused from None  # the delegation itself: no other rep will do
+    else:
+        raise refused from None  # none of them is a user of the Workspace
+    domain = rep.rsplit("@", 1)[-1].lower()
     expires = credentials.expiry.replace(tzinfo=UTC) if credentials.expiry else None
     tokens = TokenSet(credentials.token, None, expires, tuple(READ_SCOPES), None, domain)
     return store_connection("meet", org_id, tokens, cipher_from_settings(settings),

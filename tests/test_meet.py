@@ -325,3 +325,40 @@ def test_disconnect_deletes_the_subscriptions_at_google(served):
     assert ended.id == info.id
     assert box.subscriptions() == []
     assert live(info.id) == {}
+
+
+def test_an_admin_connects_the_workspace_from_the_connections_page(google):
+    from core.auth import set_password
+    from core.db import session_scope
+    from core.domain import TeamMember
+    from core.ingest import apply_team
+    from core.models import Org, User
+    from tests.test_pages import browser, form_fields, sign_in
+
+    box, running, org_id, key = google
+    admin = "admin@acme-analytics.example"
+    with session_scope() as session:
+        apply_team(session, session.get(Org, org_id), [TeamMember("Ada Admin", admin,
+                                                                  role="admin")])
+        for email in (admin, MANAGER):
+            user = session.exec(select(User).where(User.email == email)).one()
+            set_password(user, "correct horse battery")
+            session.add(user)
+    manager = browser()
+    sign_in(manager, MANAGER)
+    assert manager.get("/app/connections").status_code == 403
+
+    client = browser()
+    sign_in(client, admin)
+    page = client.get("/app/connections")
+    assert page.status_code == 200
+    assert 'action="/app/connections/meet/connect"' in page.text
+    assert "through the service account (no sign-in)" in page.text
+    token = form_fields(page.text)["csrf_token"]
+    assert client.post("/app/connections/meet/connect", data={}).status_code in (400, 403)
+    done = client.post("/app/connections/meet/connect", data={"csrf_token": token})
+    assert done.status_code == 303 and done.headers["location"] == \
+        "/app/connections?connected=meet"
+    shown = client.get("/app/connections?connected=meet").text
+    assert "Connected meet" in shown and "acme-analytics.example" in shown
+    assert "through a service account (2 reps impersonated)" in shown

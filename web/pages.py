@@ -468,14 +468,15 @@ def install(app: FastAPI, *, require: Callable, session_dependency: Callable,
         pollable = {v.name for v in with_a("poll")}
         vendors = []
         for vendor in with_a("oauth"):
-            problem = None
+            problem, direct = None, vendor.connects_directly(settings)
             try:
-                oauth_provider(vendor.name, settings)
+                if not direct:
+                    oauth_provider(vendor.name, settings)
             except CoachloopError as exc:
                 problem = user_message(exc)
             vendors.append({"name": vendor.name, "label": vendor.label,
                             "health": health.get(vendor.name), "problem": problem,
-                            "backfills": vendor.name in pollable})
+                            "backfills": vendor.name in pollable, "direct": direct})
         receivers = configured_receivers(settings)
         base = settings.public_url.rstrip("/")
         hooks = [{"label": v.label, "url": f"{base}/webhooks/{v.name}",
@@ -494,15 +495,24 @@ def install(app: FastAPI, *, require: Callable, session_dependency: Callable,
                           session: Session = Depends(session_dependency),
                           access=Depends(page(policies.ADMIN, form=True))):
         """`disconnect`: revoke at the vendor and delete the tokens here. `backfill`: fetch
-        the last `days` of recordings (7, 30 or 90) in the background, then score them."""
+        the last `days` of recordings (7, 30 or 90) in the background, then score them.
+        `connect`: connect (or replace) without consent, where the vendor's settings allow
+        it (a Google service account)."""
         from connectors.oauth_apps import end_connections, label
         from core.settings import get_settings
         from core.vendors import with_a
 
-        oauth = {v.name for v in with_a("oauth")}
+        oauth = {v.name: v for v in with_a("oauth")}
         try:
-            if vendor not in oauth or action not in ("disconnect", "backfill"):
+            if vendor not in oauth or action not in ("disconnect", "backfill", "connect"):
                 raise NotFound(f"no {action!r} for {vendor!r} here")
+            if action == "connect":
+                if not oauth[vendor].connects_directly(get_settings()):
+                    raise InputError(f"{label(vendor)} connects through its sign-in page")
+                end_connections(access.org_id, vendor, get_settings(), status="replaced")
+                oauth[vendor].load("direct_connect")(access.org_id, get_settings())
+                return RedirectResponse(f"/app/connections?connected={vendor}",
+                                        status_code=303)
             if action == "disconnect":
                 ended = end_connections(access.org_id, vendor, get_settings(),
                                         status="disconnected")

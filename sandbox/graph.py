@@ -37,19 +37,19 @@ AAD codes for a bad client assertion.
 import base64
 import hashlib
 import json
-import math
 import random
 import re
 import secrets
-import threading
 import time
 import uuid as uuid_lib
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from sandbox.emulator import Emulator
 
 DEFAULT_TENANT_ID = "5f7f4a5e-0c3a-4b1e-9a43-2b9d1c0e7a11"
 DEFAULT_ROLES = ("OnlineMeetingTranscript.Read.All", "OnlineMeetingRecording.Read.All",
@@ -300,7 +300,7 @@ class _Certificate:
     sha256: str
 
 
-class GraphSandbox:
+class GraphSandbox(Emulator):
     """In-memory Entra tenant + Graph for one app: users, Teams meetings with transcripts and
     recordings, calendars, subscriptions; faults and counters for tests.
 
@@ -311,27 +311,24 @@ class GraphSandbox:
     `advance(seconds)` moves it on.
     """
 
+    endpoints, unscriptable, rate_window_s = ENDPOINTS, (ADMIN_CONSENT,), RATE_WINDOW_S
+
     def __init__(self, *, client_id: str = "sandbox-graph-client-id",
                  client_secret: str = "sandbox-graph-secret",
                  tenant_id: str = DEFAULT_TENANT_ID, roles: Iterable[str] = DEFAULT_ROLES,
                  clock: Callable[[], float] = time.time, consented: bool = False,
                  tenant_domain: str = "acme-analytics.onmicrosoft.com",
                  app_name: str = "coachloop", stable_ids: bool = False):
+        self._init_emulator(clock)
         self.client_id, self.client_secret, self.tenant_id = client_id, client_secret, tenant_id
         # Ids drawn from what was seeded instead of at random: the same demo calls get the
         # same ids in every run, as a real tenant's meetings keep theirs.
         self.stable_ids = stable_ids
         self.tenant_domain, self.app_name = tenant_domain, app_name
         self.roles: tuple[str, ...] = tuple(roles)
-        self.clock = clock
-        self.requests: Counter[str] = Counter()
         self.content_calls: Counter[str] = Counter()   # metered: artifact id -> downloads
         self.notification_log: list[tuple[str, dict, int | None]] = []
-        self.base_url: str | None = None
-        self.receiver_ca: str | Path | bool = True     # how the emulator trusts webhooks
         self.service_principal_id = str(uuid_lib.uuid4())
-        self._lock = threading.RLock()
-        self._offset = 0.0
         self._key = secrets.token_bytes(32)
         self._consented = consented
         self._declines = False
@@ -343,23 +340,6 @@ class GraphSandbox:
         self._pending: list[tuple[str, str, str]] = []   # (subscription, kind, artifact id)
         self._tokens: dict[str, float] = {}               # jti -> expiry (epoch)
         self._certificates: list[_Certificate] = []
-        self._scripted: dict[str, deque] = {}
-        self._rate_limits: dict[str, int] = {}
-        self._hits: dict[str, deque] = {}
-
-    # --------------------------------------------------------------------- clock
-
-    def now(self) -> datetime:
-        """The emulator's current time."""
-        return datetime.fromtimestamp(self._epoch(), UTC)
-
-    def advance(self, seconds: float) -> None:
-        """Move the emulator's clock forward (token and subscription expiry)."""
-        with self._lock:
-            self._offset += seconds
-
-    def _epoch(self) -> float:
-        return self.clock() + self._offset
 
     # ------------------------------------------------------------------- seeding
 
@@ -529,28 +509,6 @@ class GraphSandbox:
         with self._lock:
             self._transcripts_disabled = disabled
 
-    def fail_next(self, endpoint: str, status: int, times: int = 1,
-                  retry_after: int | None = None) -> None:
-        """The next `times` requests to `endpoint` (a key of `requests`) fail with `status`,
-        in Graph's envelope (the token endpoint: Entra's shape); 429 and 503 carry
-        Retry-After (seconds) when `retry_after` is given."""
-        if endpoint not in ENDPOINTS or endpoint == ADMIN_CONSENT:
-            raise ValueError(f"unknown endpoint {endpoint!r}; one of {ENDPOINTS}")
-        with self._lock:
-            self._scripted.setdefault(endpoint, deque()).extend([(status, retry_after)] * times)
-
-    def set_rate_limit(self, endpoint: str, per_10s: int | None) -> None:
-        """At most `per_10s` requests to `endpoint` per 10 s of emulator time (None: off);
-        beyond it 429 TooManyRequests with Retry-After."""
-        if endpoint not in ENDPOINTS:
-            raise ValueError(f"unknown endpoint {endpoint!r}")
-        with self._lock:
-            if per_10s is None:
-                self._rate_limits.pop(endpoint, None)
-            else:
-                self._rate_limits[endpoint] = max(0, int(per_10s))
-            self._hits.pop(endpoint, None)
-
     # ------------------------------------------------------------- notifications
 
     def deliver_notifications(self) -> list:
@@ -650,17 +608,6 @@ class GraphSandbox:
         return {"value": [item]}
 
     # ------------------------------------------------------------------ serving
-
-    def start(self, tls, *, port: int = 0):
-        """Serve over HTTPS on loopback; remembers the base URL, and trusts `tls`'s CA when
-        calling webhook receivers."""
-        from sandbox.server import serve
-
-        running = serve(self.create_app(), tls, port=port)
-        self.base_url = running.url
-        if tls is not None and self.receiver_ca is True:
-            self.receiver_ca = tls.ca_path
-        return running
 
     def create_app(self):
         """The FastAPI app emulating login.microsoftonline.com and graph.microsoft.com."""
@@ -1072,22 +1019,9 @@ class GraphSandbox:
 
     async def _gate(self, endpoint: str, *, faults: bool = True, aad: bool = False) -> None:
         """Count the request, then apply the rate limit and scripted faults."""
-        with self._lock:
-            self.requests[endpoint] += 1
-            limit = self._rate_limits.get(endpoint)
-            if limit is not None:
-                now = self._epoch()
-                hits = self._hits.setdefault(endpoint, deque())
-                while hits and hits[0] <= now - RATE_WINDOW_S:
-                    hits.popleft()
-                if len(hits) >= limit:
-                    wait = max(1, math.ceil((hits[0] + RATE_WINDOW_S - now) if hits else 1))
-                    raise self._fault(429, wait, aad)
-                hits.append(now)
-            scripted = self._scripted.get(endpoint)
-            if faults and scripted:
-                status, retry_after = scripted.popleft()
-                raise self._fault(status, retry_after, aad)
+        due = self._due_fault(endpoint, faults=faults)
+        if due is not None:
+            raise self._fault(*due, aad)
 
     @staticmethod
     def _fault(status: int, retry_after: int | None, aad: bool) -> Exception:

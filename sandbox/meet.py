@@ -77,16 +77,16 @@ import json
 import math
 import random
 import re
-import threading
 import time
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+from sandbox.emulator import Emulator
 from sandbox.meet_events import Happening, WorkspaceEvents
 from sandbox.meet_oauth import AccessToken, GoogleAccounts, Person
 from sandbox.meet_wire import (
@@ -430,7 +430,7 @@ def _ranged(data: bytes, media_type: str, header: str | None):
                              "Accept-Ranges": "bytes"})
 
 
-class MeetSandbox(WorkspaceEvents, GoogleAccounts):
+class MeetSandbox(WorkspaceEvents, GoogleAccounts, Emulator):
     """In-memory Google Workspace for one OAuth client: people, conferences with their
     artifacts, calendars, Drive files, event subscriptions; faults and counters for tests.
 
@@ -440,6 +440,9 @@ class MeetSandbox(WorkspaceEvents, GoogleAccounts):
     how long conference records live after their end (None: for ever; Google: 30 days).
     """
 
+    endpoints, rate_window_s = ENDPOINTS, RATE_WINDOW_S
+    rate_limit_says_wait = False  # Google's quota errors carry no Retry-After
+
     def __init__(self, *, client_id: str = "sandbox-meet-client.apps.googleusercontent.com",
                  client_secret: str = "sandbox-meet-secret",
                  domain: str = "acme-analytics.example", project_id: str = "coachloop-sandbox",
@@ -447,40 +450,19 @@ class MeetSandbox(WorkspaceEvents, GoogleAccounts):
                  redirect_uris: Iterable[str] | None = None,
                  retention: timedelta | None = RECORD_RETENTION,
                  wall_clock: Callable[[], float] = time.time):
+        self._init_emulator(clock)
         self.domain, self.project_id = domain, project_id
-        self.clock, self.wall_clock = clock, wall_clock
+        self.wall_clock = wall_clock
         # Ids drawn from what was seeded instead of at random: the same demo calls get the
         # same ids in every run.
         self.stable_ids = stable_ids
         self.retention = retention
-        self.requests: Counter[str] = Counter()
         self.downloads: Counter[str] = Counter()      # Drive file id -> media/export calls
-        self.base_url: str | None = None
-        self.receiver_ca: str | Path | bool = True   # how the emulator trusts push endpoints
-        self._lock = threading.RLock()
-        self._offset = 0.0
         self._conferences: dict[str, _Conference] = {}
         self._files: dict[str, _DriveFile] = {}
         self._folders: dict[str, str] = {}            # person id -> "Meet Recordings" folder
-        self._scripted: dict[str, deque] = {}
-        self._rate_limits: dict[str, int] = {}
-        self._hits: dict[str, deque] = {}
         self._init_accounts(client_id, client_secret, redirect_uris)
         self._init_events()
-
-    # -------------------------------------------------------------------- clock
-
-    def now(self) -> datetime:
-        """The emulator's current time."""
-        return datetime.fromtimestamp(self._epoch(), UTC)
-
-    def advance(self, seconds: float) -> None:
-        """Move the emulator's clock forward."""
-        with self._lock:
-            self._offset += seconds
-
-    def _epoch(self) -> float:
-        return self.clock() + self._offset
 
     # ------------------------------------------------------------------ seeding
 
@@ -656,46 +638,12 @@ class MeetSandbox(WorkspaceEvents, GoogleAccounts):
 
     # ---------------------------------------------------------------- faults
 
-    def fail_next(self, endpoint: str, status: int, times: int = 1,
-                  retry_after: int | None = None) -> None:
-        """The next `times` requests to `endpoint` (a key of `requests`) fail with `status`
-        in Google's envelope (429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE, 500 INTERNAL; the
-        token endpoint: OAuth's shape), with Retry-After (seconds) when given."""
-        if endpoint not in ENDPOINTS:
-            raise ValueError(f"unknown endpoint {endpoint!r}; one of {ENDPOINTS}")
-        with self._lock:
-            self._scripted.setdefault(endpoint, deque()).extend([(status, retry_after)] * times)
-
-    def set_rate_limit(self, endpoint: str, per_minute: int | None) -> None:
-        """At most `per_minute` requests to `endpoint` per 60 s of emulator time (None: off);
-        beyond it 429 RESOURCE_EXHAUSTED, without Retry-After (Google's quota errors carry
-        none)."""
-        if endpoint not in ENDPOINTS:
-            raise ValueError(f"unknown endpoint {endpoint!r}")
-        with self._lock:
-            if per_minute is None:
-                self._rate_limits.pop(endpoint, None)
-            else:
-                self._rate_limits[endpoint] = max(0, int(per_minute))
-            self._hits.pop(endpoint, None)
-
     def _gate(self, endpoint: str) -> None:
-        """Count the request, then apply the rate limit and scripted faults."""
-        with self._lock:
-            self.requests[endpoint] += 1
-            limit = self._rate_limits.get(endpoint)
-            if limit is not None:
-                now = self._epoch()
-                hits = self._hits.setdefault(endpoint, deque())
-                while hits and hits[0] <= now - RATE_WINDOW_S:
-                    hits.popleft()
-                if len(hits) >= limit:
-                    raise self._fault(endpoint, 429, None)
-                hits.append(now)
-            scripted = self._scripted.get(endpoint)
-            if scripted:
-                status, retry_after = scripted.popleft()
-                raise self._fault(endpoint, status, retry_after)
+        """Count the request, then apply the rate limit (Google's quota errors say no
+        Retry-After) and scripted faults."""
+        due = self._due_fault(endpoint)
+        if due is not None:
+            raise self._fault(endpoint, *due)
 
     def _fault(self, endpoint: str, status: int, retry_after: int | None) -> Exception:
         headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else {}
@@ -735,17 +683,6 @@ class MeetSandbox(WorkspaceEvents, GoogleAccounts):
         return str(int(hashlib.sha256(self.project_id.encode()).hexdigest(), 16))[:12]
 
     # ------------------------------------------------------------------ serving
-
-    def start(self, tls, *, port: int = 0):
-        """Serve over HTTPS on loopback; remembers the base URL, and trusts `tls`'s CA when
-        pushing to receivers."""
-        from sandbox.server import serve
-
-        running = serve(self.create_app(), tls, port=port)
-        self.base_url = running.url
-        if tls is not None and self.receiver_ca is True:
-            self.receiver_ca = tls.ca_path
-        return running
 
     def create_app(self):
         """The FastAPI app emulating the Google hosts on one origin."""
@@ -1180,7 +1117,10 @@ class MeetSandbox(WorkspaceEvents, GoogleAccounts):
         if len(seg) == 3:
             return self._artifact_json(conference, artifact, now), None
         entries = artifact.entries if self._state(artifact, now) == "FILE_GENERATED" else []
-        render = lambda e: self._entry_json(conference, artifact, e)
+
+        def render(e):
+            return self._entry_json(conference, artifact, e)
+
         if len(seg) == 4:
             return self._paged(call, "transcriptEntries", artifact.id, entries, render, 10,
                                100), None

@@ -1673,14 +1673,9 @@ class GraphSandbox(Emulator):
 def teams_demo_calls(demo_dir: str | Path) -> frozenset[str]:
     """The demo calls Teams delivers in `coachloop demo`: those with a WebVTT transcript (the
     format Teams makes); Zoom delivers the others."""
-    import yaml
+    from sandbox.demo_calls import calls_with_transcript
 
-    stems = set()
-    for manifest in Path(demo_dir).glob("*.yaml"):
-        call = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
-        if str(call.get("transcript") or "").endswith(".vtt") and call.get("participants"):
-            stems.add(manifest.stem)
-    return frozenset(stems)
+    return calls_with_transcript(demo_dir, ".vtt")
 
 
 def demo_seed(sandbox: GraphSandbox, demo_dir: str | Path, stems: frozenset[str]
@@ -1691,23 +1686,19 @@ def demo_seed(sandbox: GraphSandbox, demo_dir: str | Path, stems: frozenset[str]
     {external_id: meeting id}."""
     import yaml
 
+    from sandbox.demo_calls import demo_team
+
     demo_dir = Path(demo_dir)
-    team = {}
-    for team_file in (demo_dir / "team.yaml", demo_dir.parent / "team.yaml"):
-        if team_file.is_file():
-            team = yaml.safe_load(team_file.read_text(encoding="utf-8")) or {}
-            break
-    domains = {d.lower() for d in (team.get("org") or {}).get("domains") or ()}
-    reps = {u["email"].lower() for u in team.get("users", []) if u.get("role") == "rep"}
-    for user in team.get("users", []):
+    team = demo_team(demo_dir)
+    for user in team.users:
         sandbox.add_user(user["email"], user.get("name", ""))
     seeded = {}
     for stem in sorted(stems):
         call = yaml.safe_load((demo_dir / f"{stem}.yaml").read_text(encoding="utf-8")) or {}
         people = [(p["name"], p["email"]) for p in call["participants"]]
-        host = next((e for _, e in people if e.lower() in reps), people[0][1])
-        ours = [(n, e) for n, e in people if e.split("@")[-1].lower() in domains]
-        guests = [(n, e) for n, e in people if e.split("@")[-1].lower() not in domains]
+        host = next((e for _, e in people if e.lower() in team.reps), people[0][1])
+        ours = [(n, e) for n, e in people if team.ours(e)]
+        guests = [(n, e) for n, e in people if not team.ours(e)]
         recording = demo_dir / call["recording"] if call.get("recording") else None
         seeded[call.get("external_id", stem)] = sandbox.add_meeting(
             call.get("title", stem), str(call["started_at"]), host, attendees=ours,

@@ -1516,14 +1516,9 @@ class MeetSandbox(WorkspaceEvents, GoogleAccounts, Emulator):
 def meet_demo_calls(demo_dir: str | Path) -> frozenset[str]:
     """The demo calls Google Meet delivers in `coachloop demo`: those whose transcript is SRT
     (the demo's other formats belong to Teams and Zoom)."""
-    import yaml
+    from sandbox.demo_calls import calls_with_transcript
 
-    stems = set()
-    for manifest in Path(demo_dir).glob("*.yaml"):
-        call = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
-        if str(call.get("transcript") or "").endswith(".srt") and call.get("participants"):
-            stems.add(manifest.stem)
-    return frozenset(stems)
+    return calls_with_transcript(demo_dir, ".srt")
 
 
 def demo_seed(sandbox: MeetSandbox, demo_dir: str | Path, stems: frozenset[str]
@@ -1535,23 +1530,19 @@ def demo_seed(sandbox: MeetSandbox, demo_dir: str | Path, stems: frozenset[str]
     {external_id: conference record name}."""
     import yaml
 
+    from sandbox.demo_calls import demo_team
+
     demo_dir = Path(demo_dir)
-    team = {}
-    for team_file in (demo_dir / "team.yaml", demo_dir.parent / "team.yaml"):
-        if team_file.is_file():
-            team = yaml.safe_load(team_file.read_text(encoding="utf-8")) or {}
-            break
-    domains = {d.lower() for d in (team.get("org") or {}).get("domains") or ()}
-    reps = {u["email"].lower() for u in team.get("users", []) if u.get("role") == "rep"}
-    for user in team.get("users", []):
+    team = demo_team(demo_dir)
+    for user in team.users:
         if user["email"].split("@")[-1].lower() == sandbox.domain.lower():
             sandbox.add_user(user["email"], user.get("name", ""))
     seeded = {}
     for stem in sorted(stems):
         call = yaml.safe_load((demo_dir / f"{stem}.yaml").read_text(encoding="utf-8")) or {}
         people = [(p["name"], p["email"]) for p in call["participants"]]
-        host = next((e for _, e in people if e.lower() in reps), people[0][1])
-        buyers = [(n, e) for n, e in people if e.split("@")[-1].lower() not in domains]
+        host = next((e for _, e in people if e.lower() in team.reps), people[0][1])
+        buyers = [(n, e) for n, e in people if not team.ours(e)]
         transcript = demo_dir / call["transcript"]
         cues = parse_cues(transcript.read_text(encoding="utf-8"))
         recording = demo_dir / call["recording"] if call.get("recording") else None

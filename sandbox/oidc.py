@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode
 
 from cryptography.hazmat.primitives import hashes
-from fastapi import Request  # at module level: the routes' annotations are strings
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from fastapi import Request  # at module level: the routes' annotations are strings
 
 CODE_TTL_S = 60
 ID_TOKEN_TTL_S = 3600

@@ -265,10 +265,9 @@ def start_sandboxes(work_dir: str | Path, *, demo: bool = True,
 
 def _meet_workspace(google: MeetSandbox) -> None:
     """The demo org's Google Workspace: its team as users (the first signs in to consent)."""
-    import yaml
+    from sandbox.demo_calls import demo_team
 
-    team = yaml.safe_load((DEMO_DIR / "team.yaml").read_text(encoding="utf-8")) or {}
-    for user in team.get("users", []):
+    for user in demo_team(DEMO_DIR).users:
         if user["email"].rsplit("@", 1)[-1].lower() == google.domain:
             google.add_user(user["email"], user.get("name", ""))
 

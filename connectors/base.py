@@ -8,8 +8,11 @@ folder, bad credentials) raise from `check()` or `list_meetings()`.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -86,6 +89,22 @@ class MeetingSource(ABC):
         return NotImplementedError(
             f"the '{getattr(self, 'name', type(self).__name__)}' meeting source "
             f"({type(self).__qualname__}) does not support {operation}")
+
+
+@contextmanager
+def written_into_place(dest: Path, mode: str = "wb", **open_args) -> Iterator[Any]:
+    """A file to write `dest` through: a temp file beside it, renamed into place when the
+    block ends and removed when it raises, so a crash never leaves a partial file under the
+    final name (a later read trusts a file that is there)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, mode, **open_args) as out:
+            yield out
+        os.replace(temp, dest)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 class LocalMediaSource(MeetingSource):

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
 from collections import defaultdict
 from dataclasses import asdict, astuple, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
@@ -25,12 +25,28 @@ from core.deal_facts import CallFact, merge_deal
 from core.domain import CallForCrm
 from core.errors import TransientError
 from core.models import CrmWrite, Deal, utcnow
-from core.vendors import Vendor, with_a
 from core.review import APPROVED, approved_waiting, consent_for, evidence_key, mark_written, propose
-from core.writeback import (SkillRow, audit, calls_due, latest_skill_rows, link_deal,
-                            mark_sync_failed, mark_synced)
-from mappings import (CallFindings, FieldDecision, FoundValue, Mapping, MappingError,
-                      ObjectInfo, Policy, check_against, plan_record)
+from core.vendors import Vendor, with_a
+from core.writeback import (
+    SkillRow,
+    audit,
+    calls_due,
+    latest_skill_rows,
+    link_deal,
+    mark_sync_failed,
+    mark_synced,
+)
+from mappings import (
+    CallFindings,
+    FieldDecision,
+    FoundValue,
+    Mapping,
+    MappingError,
+    ObjectInfo,
+    Policy,
+    check_against,
+    plan_record,
+)
 
 PULL_OVERLAP = timedelta(seconds=60)
 SKILLS_STREAM = "skill-scores"

@@ -207,8 +207,7 @@ def end_connections(org_id: int, provider: str, settings: Settings, *,
     """Revoke each live connection of the org to `provider` (but `keep`) at the vendor (best
     effort), then delete its tokens and mark it `status` (disconnected | replaced), keeping
     the row."""
-    from core.connections import ENDED, TokenVault, end_connection, list_connections, \
-        stored_tokens
+    from core.connections import ENDED, TokenVault, end_connection, list_connections, stored_tokens
     from core.crypto import cipher_from_settings
     from core.db import session_scope
     from core.errors import CoachloopError, user_message

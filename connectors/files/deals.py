@@ -22,9 +22,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.domain import DealRecord
 from connectors.files.document import Document, FieldError, input_error, single_file
 from connectors.files.fields import CalendarDate, Email, ExternalId, Text
+from core.domain import DealRecord
 
 DEALS_FILE_NAMES = ("deals.yaml", "deals.yml")
 

@@ -17,9 +17,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from core.domain import TeamMember
 from connectors.files.document import Document, FieldError, input_error, single_file
 from connectors.files.fields import Email, Text
+from core.domain import TeamMember
 
 TEAM_FILE_NAMES = ("team.yaml", "team.yml")
 

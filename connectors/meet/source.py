@@ -20,18 +20,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import re
 import socket
 import ssl
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from connectors.base import SourceProblem
+from connectors.base import SourceProblem, written_into_place
 from connectors.connected import ConnectedSource
 from connectors.meet.settings import READ_SCOPES
 from core.connections import ConnectionBroken, read_cursor, save_cursor
@@ -257,10 +255,8 @@ class GoogleApis:
         if dest.is_file():
             return dest
         request = self.service("drive").files().get_media(fileId=file_id)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out:
+            with written_into_place(dest) as out:
                 download = MediaIoBaseDownload(out, request, chunksize=CHUNK)
                 done = False
                 while not done:
@@ -273,14 +269,9 @@ class GoogleApis:
                     if (total or 0) > max_bytes or out.tell() > max_bytes:
                         raise InputError(f"the Meet {what} is over {max_bytes} bytes, more "
                                          "than the limit (COACHLOOP_MAX_MEDIA_BYTES)")
-            os.replace(temp, dest)
         except (OSError, socket.timeout, ssl.SSLError) as exc:
-            Path(temp).unlink(missing_ok=True)
             raise TransientError(f"the Meet {what} download failed ({type(exc).__name__})"
                                  ) from None
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
         return dest
 
 
@@ -584,7 +575,7 @@ class MeetSource(ConnectedSource):
         if dest.is_file():
             return dest
         lines = ["WEBVTT", ""]
-        written = 0
+        written = size = 0
         for entry in apis.entries(transcript):
             begin, end = _time(entry.get("startTime")), _time(entry.get("endTime"))
             text = " ".join(str(entry.get("text") or "").split())
@@ -592,19 +583,18 @@ class MeetSource(ConnectedSource):
                 continue
             speaker = speakers.get(str(entry.get("participant") or ""), "unknown")
             voice = emails.get(speaker) or speaker
-            lines += [f"{_cue(begin - started)} --> {_cue(max(end, begin) - started)}",
-                      f"<v {voice}>{text}</v>", ""]
+            cue = [f"{_cue(begin - started)} --> {_cue(max(end, begin) - started)}",
+                   f"<v {voice}>{text}</v>", ""]
+            lines += cue
             written += 1
-            if written * 200 > self.settings.max_transcript_bytes:
+            size += sum(len(line.encode()) + 1 for line in cue)
+            if size > self.settings.max_transcript_bytes:
                 raise InputError("the Meet transcript is larger than the limit "
                                  "(COACHLOOP_MAX_TRANSCRIPT_BYTES)")
         if not written:
             raise InputError(f"the Meet transcript {transcript} has no entries")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
+        with written_into_place(dest, "w", encoding="utf-8") as out:
             out.write("\n".join(lines))
-        os.replace(temp, dest)
         return dest
 
 

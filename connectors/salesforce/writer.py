@@ -10,15 +10,15 @@ decides what happens next.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import defaultdict
 from datetime import datetime
-import re
 from typing import Any
 
 import requests
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import (SalesforceError, SalesforceExpiredSession)
+from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 
 from connectors.base import CallForCrm, CrmWriter, DealMatch, RecordWrite, WriteResult
 from connectors.deal_matching import CrmContact, CrmDeal, by_name, match_call, name_key

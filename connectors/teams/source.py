@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +25,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
-from connectors.base import HostAllowList, SourceProblem
+from connectors.base import HostAllowList, SourceProblem, written_into_place
 from connectors.connected import ConnectedSource
 from core.connections import ConnectionBroken, read_cursor, save_cursor
 from core.domain import AudioTrack, MeetingRecord, ParticipantInfo
@@ -302,24 +300,17 @@ class GraphApi:
         if announced and announced.isdigit() and int(announced) > max_bytes:
             response.close()
             raise _too_big(what, int(announced), max_bytes)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         written = 0
         try:
-            with os.fdopen(fd, "wb") as out:
+            with written_into_place(dest) as out:
                 for chunk in response.iter_bytes(_CHUNK):
                     written += len(chunk)
                     if written > max_bytes:
                         raise _too_big(what, written, max_bytes)
                     out.write(chunk)
-            os.replace(temp, dest)
         except httpx.HTTPError as exc:
-            Path(temp).unlink(missing_ok=True)
             raise TransientError(f"the Teams {what} download failed ({type(exc).__name__})"
                                  ) from None
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
         finally:
             response.close()
         return dest

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -26,7 +24,7 @@ from zoomus.components.past_meeting import PastMeetingComponentV2
 from zoomus.components.recording import RecordingComponentV2
 from zoomus.util import API_VERSION_2
 
-from connectors.base import HostAllowList, SourceProblem
+from connectors.base import HostAllowList, SourceProblem, written_into_place
 from connectors.connected import ConnectedSource
 from core.connections import (
     ConnectionBroken,
@@ -239,26 +237,19 @@ class ZoomApi:
         if announced and announced.isdigit() and int(announced) > max_bytes:
             response.close()
             raise _too_big(what, int(announced), max_bytes)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         written = 0
         try:
-            with os.fdopen(fd, "wb") as out, response:
+            with written_into_place(dest) as out, response:
                 for chunk in response.iter_content(_CHUNK):
                     written += len(chunk)
                     if written > max_bytes:
                         raise _too_big(what, written, max_bytes, at_least=True)
                     out.write(chunk)
-            if size is not None and written != size:
-                raise TransientError(f"the {what} download stopped early ({written} of "
-                                     f"{size} bytes)")
-            os.replace(temp, dest)
+                if size is not None and written != size:
+                    raise TransientError(f"the {what} download stopped early ({written} of "
+                                         f"{size} bytes)")
         except requests.RequestException as exc:
-            Path(temp).unlink(missing_ok=True)
             raise TransientError(f"the {what} download failed ({type(exc).__name__})") from None
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
         return dest
 
 

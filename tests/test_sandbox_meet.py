@@ -275,6 +275,33 @@ def test_code_flow_with_pkce_offline_access_refresh_and_an_id_token(meet, tls, h
     assert meet.requests[TOKEN] >= 10
 
 
+def test_googles_own_oauth_library_completes_a_consent(meet, tls, http, monkeypatch):
+    """google-auth-oauthlib's Flow (Google's client for the installed-app and web flows:
+    PKCE, offline access) gets a refresh token from the emulator, and google-auth refreshes
+    it: the emulator answers as Google's own libraries expect."""
+    from google_auth_oauthlib.flow import Flow
+
+    # Google reports `email` as userinfo.email; oauthlib would call that a changed scope.
+    monkeypatch.setenv("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
+    flow = Flow.from_client_config(
+        {"web": {"client_id": meet.client_id, "client_secret": meet.client_secret,
+                 "auth_uri": f"{meet.base_url}/o/oauth2/v2/auth",
+                 "token_uri": f"{meet.base_url}/token", "redirect_uris": [REDIRECT]}},
+        scopes=ALL_SCOPES, redirect_uri=REDIRECT)
+    url, state = flow.authorization_url(access_type="offline", prompt="consent",
+                                        login_hint=MAYA)
+    assert "code_challenge=" in url
+    back = urlsplit(http.get(url).headers["location"])
+    query = parse_qs(back.query)
+    assert query["state"] == [state]
+    flow.fetch_token(code=query["code"][0], verify=str(tls.ca_path))
+    credentials = flow.credentials
+    assert credentials.token and credentials.refresh_token
+    first = credentials.token
+    credentials.refresh(auth_request(tls))
+    assert credentials.token != first and credentials.valid
+
+
 def test_consent_refusals_revocation_and_the_revoke_endpoint(meet, tls, http):
     meet.decline_consent()
     declined = authorize(meet, http, state="s-9")

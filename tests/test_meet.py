@@ -69,6 +69,18 @@ def google(sqlite_database, tls, tmp_path, monkeypatch):
     running.stop()
 
 
+def only_checked_methods_were_called(box) -> None:
+    """Every Google method the connector called is one the discovery-document test walks
+    (tests/test_sandbox_meet.py), so none of them can drift from Google's schema."""
+    from sandbox.meet import METHODS, OAUTH_ENDPOINTS
+    from tests.test_sandbox_meet import USED_METHODS
+
+    called = {key for key, count in box.requests.items() if count and key not in OAUTH_ENDPOINTS}
+    assert called, "the connector called no Google method"
+    assert {(METHODS[k].api, METHODS[k].version, METHODS[k].method) for k in called} <= \
+        set(USED_METHODS)
+
+
 def yesterday(hour: int = 15) -> datetime:
     return (datetime.now(UTC) - timedelta(days=1)).replace(hour=hour, minute=0, second=0,
                                                            microsecond=0)
@@ -162,6 +174,7 @@ def test_each_reps_conferences_are_read_with_speakers_and_guests(google):
              if not isinstance(r, SourceProblem)}
     assert again == {r.external_id: r.content_hash for r in found}
     assert box.requests["GET /drive/v3/files/{fileId}?alt=media"] == downloads
+    only_checked_methods_were_called(box)
 
 
 def test_a_transcript_still_being_generated_holds_the_cursor(google):
@@ -312,6 +325,7 @@ def test_subscriptions_are_created_pushed_renewed_suspended_expired_and_adopted(
         source.close()
     assert live(info.id)[OTHER_REP] == subscriptions[OTHER_REP]
     assert len(box.subscriptions()) == 2
+    only_checked_methods_were_called(box)
 
 
 def test_disconnect_deletes_the_subscriptions_at_google(served):

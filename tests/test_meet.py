@@ -376,3 +376,29 @@ def test_an_admin_connects_the_workspace_from_the_connections_page(google):
     shown = client.get("/app/connections?connected=meet").text
     assert "Connected meet" in shown and "acme-analytics.example" in shown
     assert "through a service account (2 reps impersonated)" in shown
+
+
+def test_a_rep_who_is_not_a_workspace_user_is_named_and_the_others_are_read(google):
+    from connectors.base import SourceProblem
+    from connectors.meet import connect_delegated
+    from connectors.oauth_apps import check_connections
+    from core.db import session_scope
+    from core.domain import TeamMember
+    from core.ingest import apply_team
+    from core.models import Org
+
+    box, running, org_id, key = google
+    stranger = "aaron.stranger@acme-analytics.example"  # first in the roster, unknown there
+    with session_scope() as session:
+        apply_team(session, session.get(Org, org_id), [TeamMember("Aaron Stranger", stranger)])
+    box.add_conference(REP, yesterday(15), title="Discovery - Northwind",
+                       participants=[("Maya Chen", REP)], transcript=ENTRIES[:1])
+    info = connect_delegated(org_id, get_settings())
+    [health] = [h for h in check_connections(org_id, get_settings()) if h.id == info.id]
+    assert health.status == "active", health.problem
+    found = sync(org_id)
+    problems = [f for f in found if isinstance(f, SourceProblem)]
+    assert [p.origin for p in problems] == [f"meet:{stranger}"]
+    assert "invalid_grant" in problems[0].message
+    assert [r.title for r in found if not isinstance(r, SourceProblem)] == [
+        "Discovery - Northwind"]

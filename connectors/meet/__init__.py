@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 VENDOR = Vendor.from_file(__file__)
-PROOF_TRIES = 5  # reps tried when proving a delegation: a roster may name non-users
 
 
 def account_of(access_token: str, settings: Settings) -> str:
@@ -55,6 +54,7 @@ def connect_delegated(org_id: int, settings: Settings) -> ConnectionInfo:
     from connectors.connected import rep_emails
     from connectors.meet.auth import delegated_credentials, refresh_error, service_account_info
     from connectors.meet.settings import READ_SCOPES
+    from connectors.meet.source import PROOF_TRIES
     from core.connections import store_connection
     from core.crypto import cipher_from_settings
     from core.errors import ConfigError

@@ -46,6 +46,7 @@ from core.errors import (
 from core.settings import Settings
 
 PAGE_SIZE = 100          # conference records, participants, entries: the APIs' maximum
+PROOF_TRIES = 5          # reps tried to prove a delegation: a roster may name non-users
 CHUNK = 8 * 1024 * 1024  # Drive media is fetched in ranged chunks of this size
 TIMEOUT_S = 120
 Progress = Callable[[float, str], None]
@@ -301,11 +302,6 @@ class MeetSource(ConnectedSource):
         self._people: dict[str, str | None] = {}
         self.page_size = PAGE_SIZE
 
-    @property
-    def api(self) -> GoogleApis:
-        """The connected identity's clients (the first rep's, with delegation)."""
-        return self.apis_for(next(iter(self.identities()), self.account))
-
     def apis_for(self, who: str) -> GoogleApis:
         if who not in self._apis:
             if self.delegated:
@@ -348,12 +344,23 @@ class MeetSource(ConnectedSource):
     # Operations ------------------------------------------------------------
 
     def check(self) -> None:
-        """Raise unless Meet lists conferences for the connection's (first) identity."""
-        now = self._clock()
-        apis = self.api
-        apis.call(apis.service("meet").conferenceRecords().list(
-            pageSize=1, filter=f'start_time>="{rfc3339(now - timedelta(days=1))}"'),
-            "GET conferenceRecords")
+        """Raise unless Meet lists conferences for the connection's identity (with a
+        delegation: for the first of the reps that Google knows as a Workspace user, since a
+        roster may name people who are not)."""
+        since = rfc3339(self._clock() - timedelta(days=1))
+        refused = None
+        for who in (self.identities() or [self.account])[:PROOF_TRIES]:
+            apis = self.apis_for(who)
+            try:
+                apis.call(apis.service("meet").conferenceRecords().list(
+                    pageSize=1, filter=f'start_time>="{since}"'), "GET conferenceRecords")
+                return
+            except ConnectionBroken as exc:
+                if not self.delegated or "invalid_grant" not in exc.message:
+                    raise
+                refused = exc  # not a user there: try the next rep
+        if refused is not None:
+            raise refused
 
     def identities(self) -> list[str]:
         """Whose conferences are read: the org's reps (delegation) or the connected

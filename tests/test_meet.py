@@ -402,3 +402,10 @@ def test_a_rep_who_is_not_a_workspace_user_is_named_and_the_others_are_read(goog
     assert "invalid_grant" in problems[0].message
     assert [r.title for r in found if not isinstance(r, SourceProblem)] == [
         "Discovery - Northwind"]
+
+    # The delegation itself withdrawn is the whole connection's problem, not one rep's.
+    from core.connections import ConnectionBroken
+
+    box.revoke_delegation(key["client_id"])
+    with pytest.raises(ConnectionBroken, match="unauthorized_client"):
+        sync(org_id)

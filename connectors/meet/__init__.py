@@ -52,7 +52,12 @@ def connect_delegated(org_id: int, settings: Settings) -> ConnectionInfo:
     from google.auth.exceptions import GoogleAuthError
 
     from connectors.connected import rep_emails
-    from connectors.meet.auth import delegated_credentials, refresh_error, service_account_info
+    from connectors.meet.auth import (
+        UnknownUser,
+        delegated_credentials,
+        refresh_error,
+        service_account_info,
+    )
     from connectors.meet.settings import READ_SCOPES
     from connectors.meet.source import PROOF_TRIES
     from core.connections import store_connection
@@ -72,7 +77,7 @@ def connect_delegated(org_id: int, settings: Settings) -> ConnectionInfo:
             break
         except GoogleAuthError as exc:
             refused = refresh_error(exc, rep)
-            if "invalid_grant" not in refused.message:
+            if not isinstance(refused, UnknownUser):
                 raise refused from None  # the delegation itself: no other rep will do
     else:
         raise refused from None  # none of them is a user of the Workspace

@@ -26,6 +26,9 @@ from core.errors import ConfigError, TransientError
 if TYPE_CHECKING:
     from core.settings import Settings
 
+# What Google's token endpoint says when a delegated subject is not a user of the domain.
+UNKNOWN_USER = "Invalid email or User ID"
+
 
 class VaultCredentials(google.auth.credentials.Credentials):
     """A user connection's OAuth token, kept and refreshed by the token vault."""
@@ -77,18 +80,25 @@ def delegated_credentials(settings: Settings, subject: str, scopes: tuple[str, .
                           f"cannot be used ({type(exc).__name__})") from None
 
 
+class UnknownUser(ConnectionBroken):
+    """Google has no such user in the Workspace: one rep of the roster, not the connection."""
+
+
 def refresh_error(exc: Exception, who: str) -> Exception:
-    """What a failed token request means: Google refused the grant (delegation or consent
-    withdrawn, a deleted key) needs an admin; anything else is worth trying again."""
+    """What a failed token request means: no such user (that rep only); Google refused the
+    grant (delegation or consent withdrawn, a deleted key: an admin must act); anything else
+    is worth trying again."""
     if isinstance(exc, google_errors.RefreshError) and getattr(exc, "retryable", False):
         return TransientError(f"Google's token endpoint is busy ({who}); trying again later")
     if isinstance(exc, google_errors.RefreshError):
-        said = exc.args[0] if exc.args else "no reason"
-        said = str(said).split(":", 1)[0] if isinstance(said, str) else "refused"
+        said = str(exc.args[0] if exc.args else "no reason").splitlines()[0][:200]
+        if UNKNOWN_USER in said:
+            return UnknownUser(f"Google knows no Workspace user {who} ({said}): the roster "
+                               "names someone who is not a user of the Workspace")
         return ConnectionBroken(
             f"Google refused a token for {who} ({said}): check the service account's "
             "domain-wide delegation in the Admin console (Security → API controls → "
             "Domain-wide delegation) lists its client id with the scopes in the README, and "
-            "that the user exists")
+            "that its key has not been deleted")
     return TransientError(f"Google's token endpoint could not be reached "
                           f"({type(exc).__name__})")

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from connectors.base import SourceProblem, written_into_place
 from connectors.connected import ConnectedSource
+from connectors.meet.auth import UnknownUser
 from connectors.meet.settings import READ_SCOPES
 from core.connections import ConnectionBroken, read_cursor, save_cursor
 from core.domain import AudioTrack, MeetingRecord, ParticipantInfo
@@ -355,9 +356,7 @@ class MeetSource(ConnectedSource):
                 apis.call(apis.service("meet").conferenceRecords().list(
                     pageSize=1, filter=f'start_time>="{since}"'), "GET conferenceRecords")
                 return
-            except ConnectionBroken as exc:
-                if not self.delegated or "invalid_grant" not in exc.message:
-                    raise
+            except UnknownUser as exc:
                 refused = exc  # not a user there: try the next rep
         if refused is not None:
             raise refused
@@ -389,9 +388,7 @@ class MeetSource(ConnectedSource):
             apis = self.apis_for(who)
             try:
                 records = list(apis.conference_records(start, now))
-            except ConnectionBroken as exc:
-                if not self.delegated:
-                    raise
+            except UnknownUser as exc:
                 yield SourceProblem(f"meet:{who}", None, exc.message)  # this rep only
                 continue
             records.sort(key=lambda r: (r.get("startTime") or "", r.get("name") or ""))

@@ -1176,10 +1176,10 @@ def crm_pull(full: bool = typer.Option(False, help="pull every deal, not only ch
 
 def _connect(provider: str, callback_url: str | None, follow: bool, yes: bool) -> None:
     from connectors.oauth_apps import (
-        end_connections,
         label as label_of,
         oauth_provider,
         replace_connection,
+        replace_directly,
         start_connect,
     )
     from core.connections import ENDED, list_connections
@@ -1207,8 +1207,7 @@ def _connect(provider: str, callback_url: str | None, follow: bool, yes: bool) -
             console.print("nothing changed")
             raise typer.Exit(1)
     if direct:  # no consent to ask for (a Google service account)
-        ended = end_connections(org_id, provider, settings, status="replaced")
-        info = vendor_of(provider).load("direct_connect")(org_id, settings)
+        info, ended = replace_directly(provider, org_id, settings)
     else:
         if not follow and not callback_url:
             url = start_connect(provider, org_id, settings)
@@ -1605,7 +1604,7 @@ def _demo_connect(org_id: int, settings, sources: list[str], crm: str) -> set[st
     sandboxes that stopped with it (random ports, tokens held in memory): they are replaced,
     so the org keeps one active connection per vendor and every call goes to this run's
     sandboxes; an org writes to one CRM, so another CRM's connection is ended."""
-    from connectors.oauth_apps import end_connections, replace_connection
+    from connectors.oauth_apps import end_connections, replace_connection, replace_directly
     from core.vendors import vendor as vendor_of, with_a
 
     replaced = set()
@@ -1616,8 +1615,7 @@ def _demo_connect(org_id: int, settings, sources: list[str], crm: str) -> set[st
     for provider in (*sources, crm):
         how = "with OAuth"
         if vendor_of(provider).connects_directly(settings):  # Google: a service account
-            ended = end_connections(org_id, provider, settings, status="replaced")
-            info = vendor_of(provider).load("direct_connect")(org_id, settings)
+            info, ended = replace_directly(provider, org_id, settings)
             how = "through a service account with domain-wide delegation"
         else:
             info, ended = replace_connection(provider, org_id, settings)

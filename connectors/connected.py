@@ -4,13 +4,14 @@ by org, by a webhook's org), where its media goes, and the access token it sends
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from connectors.base import LocalMediaSource
-from core.connections import ConnectionBroken, active_connection_id
-from core.errors import ConfigError
+from connectors.base import LocalMediaSource, SourceProblem
+from core.connections import ConnectionBroken, active_connection_id, read_cursor
+from core.domain import MeetingRecord
+from core.errors import CoachloopError, ConfigError, TransientError
 from core.settings import Settings, get_settings
 
 
@@ -85,6 +86,35 @@ class ConnectedSource(LocalMediaSource):
 
     def rep_emails(self) -> list[str]:
         return rep_emails(self.org_id)
+
+    def window_start(self, stream: str, since: datetime | None, now: datetime) -> datetime:
+        """Where a sync of cursor `stream` starts: `since` when given; else where the last
+        one stopped, less the vendor's `lookback_days`; the first time, its `backfill_days`
+        ago."""
+        own = getattr(self.settings, self.name)
+        if since is not None:
+            return since if since.tzinfo else since.replace(tzinfo=UTC)
+        if saved := read_cursor(self.connection_id, stream):
+            return datetime.fromisoformat(saved) - timedelta(days=own.lookback_days)
+        return now - timedelta(days=own.backfill_days)
+
+    def read_one(self, origin: str, read: Callable[[], MeetingRecord | None],
+                 held_at: datetime | None
+                 ) -> tuple[MeetingRecord | SourceProblem | None, datetime | None]:
+        """One listed meeting read into a record, or the problem that stopped it and where
+        its stream's cursor must wait: a transient failure holds it at `held_at`; a throttle
+        with the vendor's wait stops the whole sync (the cursor stays where it was)."""
+        try:
+            return read(), None
+        except TransientError as exc:
+            if exc.retry_after is not None:
+                raise
+            return SourceProblem(origin, None, f"{exc.message}; a later sync retries"), held_at
+        except CoachloopError as exc:
+            return SourceProblem(origin, None, exc.message), None
+        except (KeyError, TypeError, ValueError) as exc:
+            return SourceProblem(origin, None, f"unexpected {self.label} object "
+                                 f"({type(exc).__name__}: {exc})"), None
 
     def close(self) -> None:
         self.api.close()

@@ -254,6 +254,20 @@ def end_connections(org_id: int, provider: str, settings: Settings, *,
     return ended
 
 
+def replace_directly(provider: str, org_id: int, settings: Settings
+                     ) -> tuple[ConnectionInfo, list[Ended]]:
+    """Connect `provider` without anyone's consent (its descriptor's `direct_connect`, while
+    its settings allow it: a Google service account) as the org's only connection to that
+    vendor, ending whatever it had first."""
+    from core.errors import InputError
+
+    found = vendor(provider)
+    if not found.connects_directly(settings):
+        raise InputError(f"{found.label} connects through its sign-in page")
+    ended = end_connections(org_id, provider, settings, status="replaced")
+    return found.load("direct_connect")(org_id, settings), ended
+
+
 def replace_connection(provider: str, org_id: int, settings: Settings,
                        callback_url: str | None = None) -> tuple[ConnectionInfo, list[Ended]]:
     """Connect `provider` for the org as its only connection to that vendor: end (revoke,

@@ -5,6 +5,7 @@ over HTTPS on loopback. Each emulator turns a due fault into its vendor's own er
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections import Counter, deque
 from collections.abc import Callable
@@ -108,3 +109,24 @@ class Emulator:
         if tls is not None and self.receiver_ca is True:
             self.receiver_ca = tls.ca_path
         return running
+
+
+def ranged(data: bytes, media_type: str, header: str | None):
+    """A download honouring one `Range: bytes=` range (206, or 416 when unsatisfiable), as
+    the vendors' content endpoints do."""
+    from fastapi.responses import Response
+
+    size = len(data)
+    found = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header or "")
+    if not found or (found.group(1) == "" and found.group(2) == ""):
+        return Response(data, media_type=media_type, headers={"Accept-Ranges": "bytes"})
+    first, last = found.groups()
+    if first == "":
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        start, end = int(first), min(size - 1, int(last) if last else size - 1)
+    if start >= size or start > end:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    return Response(data[start:end + 1], status_code=206, media_type=media_type,
+                    headers={"Content-Range": f"bytes {start}-{end}/{size}",
+                             "Accept-Ranges": "bytes"})

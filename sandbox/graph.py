@@ -49,7 +49,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from sandbox.emulator import Emulator
+from sandbox.emulator import Emulator, ranged
 
 DEFAULT_TENANT_ID = "5f7f4a5e-0c3a-4b1e-9a43-2b9d1c0e7a11"
 DEFAULT_ROLES = ("OnlineMeetingTranscript.Read.All", "OnlineMeetingRecording.Read.All",
@@ -1368,28 +1368,7 @@ class GraphSandbox(Emulator):
                 raise GraphError(400, "BadRequest", f"The requested format '{wanted}' is not "
                                  "supported; transcripts are available as text/vtt.")
             return Response(artifact.data, media_type="text/vtt")
-        return self._ranged(artifact, request.headers.get("range"))
-
-    @staticmethod
-    def _ranged(artifact: _Artifact, header: str | None):
-        from fastapi.responses import Response
-
-        size = len(artifact.data)
-        found = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header or "")
-        if not found or (found.group(1) == "" and found.group(2) == ""):
-            return Response(artifact.data, media_type=artifact.media_type,
-                            headers={"Accept-Ranges": "bytes"})
-        first, last = found.groups()
-        if first == "":
-            start, end = max(0, size - int(last)), size - 1
-        else:
-            start, end = int(first), min(size - 1, int(last) if last else size - 1)
-        if start >= size or start > end:
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-        return Response(artifact.data[start:end + 1], status_code=206,
-                        media_type=artifact.media_type,
-                        headers={"Content-Range": f"bytes {start}-{end}/{size}",
-                                 "Accept-Ranges": "bytes"})
+        return ranged(artifact.data, artifact.media_type, request.headers.get("range"))
 
     def _artifact(self, kind: str, artifact_id: str) -> _Artifact | None:
         for meeting in self._meetings.values():

@@ -76,7 +76,6 @@ import hashlib
 import json
 import math
 import random
-import re
 import time
 import uuid
 from collections import Counter
@@ -86,7 +85,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from sandbox.emulator import Emulator
+from sandbox.emulator import Emulator, ranged
 from sandbox.meet_events import Happening, WorkspaceEvents
 from sandbox.meet_oauth import AccessToken, GoogleAccounts, Person
 from sandbox.meet_wire import (
@@ -408,26 +407,6 @@ def _transcript_cues(transcript) -> list[Cue] | None:
             return parse_cues(transcript)
         return parse_cues(Path(transcript).read_text(encoding="utf-8"))
     return [Cue(str(s), float(a), float(b), str(t)) for s, a, b, t in transcript]
-
-
-def _ranged(data: bytes, media_type: str, header: str | None):
-    """A download honouring one `Range: bytes=` range (206, or 416 when unsatisfiable)."""
-    from fastapi.responses import Response
-
-    size = len(data)
-    found = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header or "")
-    if not found or (found.group(1) == "" and found.group(2) == ""):
-        return Response(data, media_type=media_type, headers={"Accept-Ranges": "bytes"})
-    first, last = found.groups()
-    if first == "":
-        start, end = max(0, size - int(last)), size - 1
-    else:
-        start, end = int(first), min(size - 1, int(last) if last else size - 1)
-    if start >= size or start > end:
-        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-    return Response(data[start:end + 1], status_code=206, media_type=media_type,
-                    headers={"Content-Range": f"bytes {start}-{end}/{size}",
-                             "Accept-Ranges": "bytes"})
 
 
 class MeetSandbox(WorkspaceEvents, GoogleAccounts, Emulator):
@@ -837,7 +816,7 @@ class MeetSandbox(WorkspaceEvents, GoogleAccounts, Emulator):
                                   reason="fileNotDownloadable", location="alt")
             with sandbox._lock:
                 sandbox.downloads[found.id] += 1
-            return _ranged(found.data, found.mime_type, request.headers.get("range"))
+            return ranged(found.data, found.mime_type, request.headers.get("range"))
 
         @app.get("/drive/v3/files/{file_id}/export")
         async def drive_export(request: Request, file_id: str):

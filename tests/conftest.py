@@ -20,7 +20,6 @@ REDIS_URL = os.environ.get("COACHLOOP_TEST_REDIS", "redis://127.0.0.1:6379/0")
 def _reset_caches() -> None:
     from core.db import engine_for
     from core.settings import get_settings
-
     from core.webhook_events import forget_accounts
 
     get_settings.cache_clear()
@@ -52,6 +51,38 @@ class Clock:
 
     def advance(self, **kw) -> None:
         self.now += timedelta(**kw)
+
+
+class EpochClock:
+    """A settable clock for the emulators, which read epoch seconds (token, subscription and
+    rate-limit windows)."""
+
+    def __init__(self, now: datetime | float = 1_790_000_000.0):
+        self.now = now.timestamp() if isinstance(now, datetime) else float(now)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def http(tls):
+    """An HTTP client that trusts the sandboxes' local CA (and no other)."""
+    import ssl
+
+    import httpx
+
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(tls.ca_path)),
+                      timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def no_ca_bundle_env(monkeypatch):
+    """requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's `verify`, so a
+    client library's `verify=<CA path>` (msal's, google-auth's) is ignored where they are
+    set."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def create_pg_database() -> str:

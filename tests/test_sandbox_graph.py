@@ -1,6 +1,5 @@
 """The Entra + Graph sandbox over real HTTPS on loopback, through msal and httpx."""
 
-import ssl
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +19,7 @@ from sandbox.graph import (
     GraphSandbox,
 )
 from sandbox.server import serve
+from tests.conftest import EpochClock
 
 GRAPH_DEFAULT = "https://graph.microsoft.com/.default"
 MAYA = "maya.chen@acme-analytics.example"
@@ -30,37 +30,15 @@ VTT = ("WEBVTT\n\n00:00:00.000 --> 00:00:04.000\nMaya Chen: Thanks for joining.\
        "00:00:04.000 --> 00:00:09.500\nSam Buyer: Happy to be here.\n")
 
 
-class Clock:
-    """A settable clock for token, subscription and rate-limit windows."""
-
-    def __init__(self, now: datetime = NOW):
-        self.now = now.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(autouse=True)
-def msal_trusts_its_verify(monkeypatch):
-    """requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's `verify`, so
-    msal's `verify=<CA path>` is ignored wherever they are set."""
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_ca_bundle_env")
 
 
 @pytest.fixture
 def graph(tls):
-    sandbox = GraphSandbox(clock=Clock())
+    sandbox = GraphSandbox(clock=EpochClock(NOW))
     running = sandbox.start(tls)
     yield sandbox
     running.stop()
-
-
-@pytest.fixture
-def http(tls):
-    with httpx.Client(verify=ssl.create_default_context(cafile=str(tls.ca_path)),
-                      timeout=10) as client:
-        yield client
 
 
 class Receiver:

@@ -43,6 +43,7 @@ from sandbox.meet import (
 )
 from sandbox.meet_wire import discovery, discovery_method
 from sandbox.server import serve
+from tests.conftest import EpochClock
 
 DEMO_CALLS = Path(__file__).resolve().parent.parent / "demo" / "calls"
 MAYA = "maya.chen@acme-analytics.example"
@@ -63,38 +64,17 @@ SRT = ("1\n00:00:00,600 --> 00:00:04,800\nMaya Chen: Thanks for joining, everyon
        "3\n00:00:07,500 --> 00:00:09,000\nGuest Visitor: Hello from the lobby.\n")
 
 
-class Clock:
-    """A settable clock the sandbox reads instead of the wall clock."""
-
-    def __init__(self, now: datetime = NOW):
-        self.now = now.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(autouse=True)
-def requests_trusts_its_verify(monkeypatch):
-    """requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's `verify`."""
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_ca_bundle_env")
 
 
 @pytest.fixture
 def meet(tls):
-    sandbox = MeetSandbox(clock=Clock())
+    sandbox = MeetSandbox(clock=EpochClock(NOW))
     sandbox.add_user(MAYA, "Maya Chen")
     sandbox.add_user(LEE, "Lee Park")
     running = sandbox.start(tls)
     yield sandbox
     running.stop()
-
-
-@pytest.fixture
-def http(tls):
-    with httpx.Client(verify=ssl.create_default_context(cafile=str(tls.ca_path)),
-                      timeout=10) as client:
-        yield client
 
 
 def auth_request(tls) -> google.auth.transport.requests.Request:
@@ -1429,7 +1409,7 @@ def test_demo_seed_is_stable_across_runs_and_reads_like_meet(tls, http):
     assert stems == frozenset({"demo-call-08", "demo-call-10"})
 
     def seeded(stable: bool) -> tuple[MeetSandbox, dict]:
-        sandbox = MeetSandbox(clock=Clock(datetime(2026, 10, 25, tzinfo=UTC)),
+        sandbox = MeetSandbox(clock=EpochClock(datetime(2026, 10, 25, tzinfo=UTC)),
                               stable_ids=stable)
         return sandbox, demo_seed(sandbox, DEMO_CALLS, stems)
 

@@ -5,7 +5,6 @@ import base64
 import hashlib
 import hmac
 import json
-import ssl
 from datetime import date
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -15,6 +14,7 @@ import pytest
 
 from sandbox.server import serve
 from sandbox.zoom import ZoomSandbox, demo_seed
+from tests.conftest import EpochClock
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CALLS = ROOT / "demo" / "calls"
@@ -23,19 +23,9 @@ HOST = "maya.chen@acme-analytics.example"
 LIST = "GET /v2/users/{userId}/recordings"
 
 
-class Clock:
-    """A settable clock for token expiry and rate-limit windows."""
-
-    def __init__(self, now: float = 1_790_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    return EpochClock()
 
 
 @pytest.fixture
@@ -44,13 +34,6 @@ def zoom(tls, clock):
     running = sandbox.start(tls)
     yield sandbox
     running.stop()
-
-
-@pytest.fixture
-def http(tls):
-    with httpx.Client(verify=ssl.create_default_context(cafile=str(tls.ca_path)),
-                      timeout=10) as client:
-        yield client
 
 
 def s2s_token(zoom: ZoomSandbox, http: httpx.Client) -> str:

@@ -498,19 +498,16 @@ def install(app: FastAPI, *, require: Callable, session_dependency: Callable,
         the last `days` of recordings (7, 30 or 90) in the background, then score them.
         `connect`: connect (or replace) without consent, where the vendor's settings allow
         it (a Google service account)."""
-        from connectors.oauth_apps import end_connections, label
+        from connectors.oauth_apps import end_connections, label, replace_directly
         from core.settings import get_settings
         from core.vendors import with_a
 
-        oauth = {v.name: v for v in with_a("oauth")}
+        oauth = {v.name for v in with_a("oauth")}
         try:
             if vendor not in oauth or action not in ("disconnect", "backfill", "connect"):
                 raise NotFound(f"no {action!r} for {vendor!r} here")
             if action == "connect":
-                if not oauth[vendor].connects_directly(get_settings()):
-                    raise InputError(f"{label(vendor)} connects through its sign-in page")
-                end_connections(access.org_id, vendor, get_settings(), status="replaced")
-                oauth[vendor].load("direct_connect")(access.org_id, get_settings())
+                replace_directly(vendor, access.org_id, get_settings())
                 return RedirectResponse(f"/app/connections?connected={vendor}",
                                         status_code=303)
             if action == "disconnect":

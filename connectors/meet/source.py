@@ -27,13 +27,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from connectors.base import SourceProblem, written_into_place
 from connectors.connected import ConnectedSource
 from connectors.meet.auth import UnknownUser
 from connectors.meet.settings import READ_SCOPES
-from core.connections import ConnectionBroken, read_cursor, save_cursor
+from core.connections import ConnectionBroken, save_cursor
 from core.domain import AudioTrack, MeetingRecord, ParticipantInfo
 from core.errors import (
     CoachloopError,
@@ -54,7 +53,6 @@ Progress = Callable[[float, str], None]
 # The APIs the connector calls, by the name and version googleapiclient knows them.
 APIS = {"meet": ("meet", "v2"), "drive": ("drive", "v3"), "calendar": ("calendar", "v3"),
         "people": ("people", "v1"), "events": ("workspaceevents", "v1")}
-GOOGLE_HOSTS = ("googleapis.com",)
 
 
 class MissingScope(ConnectionBroken):
@@ -160,14 +158,9 @@ class GoogleApis:
         if api not in self._services:
             from googleapiclient.discovery import build_from_document
 
-            endpoint = self.endpoint(api)
-            host = (urlsplit(endpoint).hostname or "").lower()
-            if not self.settings.meet.api_root and not any(
-                    host == h or host.endswith("." + h) for h in GOOGLE_HOSTS):
-                raise InputError(f"refusing to call {host!r}: not a Google API host")
             self._services[api] = build_from_document(
                 _discovery(*APIS[api]), http=self.http,
-                client_options={"api_endpoint": endpoint})
+                client_options={"api_endpoint": self.endpoint(api)})
         return self._services[api]
 
     def call(self, request, where: str) -> dict:
@@ -374,17 +367,11 @@ class MeetSource(ConnectedSource):
         """Yield the conferences of each identity from `since` (default: where its last sync
         stopped, less `meet.lookback_days`; the first time, `meet.backfill_days` ago) to now,
         oldest first, the cursor saved after each identity's whole window."""
-        own = self.settings.meet
         now = self._clock()
         identities = self.identities()
         for index, who in enumerate(identities):
             stream = self.cursor_stream(who)
-            if since is not None:
-                start = since if since.tzinfo else since.replace(tzinfo=UTC)
-            elif saved := read_cursor(self.connection_id, stream):
-                start = datetime.fromisoformat(saved) - timedelta(days=own.lookback_days)
-            else:
-                start = now - timedelta(days=own.backfill_days)
+            start = self.window_start(stream, since, now)
             apis = self.apis_for(who)
             try:
                 records = list(apis.conference_records(start, now))
@@ -394,7 +381,10 @@ class MeetSource(ConnectedSource):
             records.sort(key=lambda r: (r.get("startTime") or "", r.get("name") or ""))
             hold: datetime | None = None
             for record in records:
-                item, held = self._poll_one(who, record, now)
+                record_id = str(record.get("name") or "").rsplit("/", 1)[-1]
+                item, held = self.read_one(self.origin(who, record_id),
+                                           lambda r=record, w=who: self._record(w, r, now),
+                                           _time(record.get("startTime")))
                 if held is not None:
                     hold = held if hold is None else min(hold, held)
                 if item is not None:
@@ -402,25 +392,6 @@ class MeetSource(ConnectedSource):
             save_cursor(self.connection_id, stream, (now if hold is None else hold).isoformat())
             if progress:
                 progress((index + 1) / len(identities), f"Google Meet conferences of {who}")
-
-    def _poll_one(self, who: str, record: dict, now: datetime
-                  ) -> tuple[MeetingRecord | SourceProblem | None, datetime | None]:
-        record_id = str(record.get("name") or "").rsplit("/", 1)[-1]
-        origin = self.origin(who, record_id)
-        started = _time(record.get("startTime"))
-        try:
-            return self._record(who, record, now), None
-        except StillGenerating as exc:
-            return SourceProblem(origin, None, f"{exc.message}; a later sync reads it"), started
-        except TransientError as exc:
-            if exc.retry_after is not None:
-                raise  # throttled: stop the sync (the cursor stays where it was)
-            return SourceProblem(origin, None, f"{exc.message}; a later sync retries"), started
-        except CoachloopError as exc:
-            return SourceProblem(origin, None, exc.message), None
-        except (KeyError, TypeError, ValueError) as exc:
-            return SourceProblem(origin, None, f"unexpected Meet object "
-                                 f"({type(exc).__name__}: {exc})"), None
 
     def read_conference(self, who: str, record_id: str) -> MeetingRecord:
         """One conference as Google has it now."""

@@ -27,7 +27,7 @@ import httpx
 
 from connectors.base import HostAllowList, SourceProblem, written_into_place
 from connectors.connected import ConnectedSource
-from core.connections import ConnectionBroken, read_cursor, save_cursor
+from core.connections import ConnectionBroken, save_cursor
 from core.domain import AudioTrack, MeetingRecord, ParticipantInfo
 from core.errors import (
     CoachloopError,
@@ -416,7 +416,6 @@ class TeamsSource(ConnectedSource):
         on. An occurrence that failed transiently, or whose transcript is still being made,
         holds that rep's cursor at its time and is reported as a `SourceProblem` meanwhile.
         """
-        teams = self.settings.teams
         now = self._clock()
         reps = list(self.organizers())
         for index, (email, user) in enumerate(reps):
@@ -426,12 +425,7 @@ class TeamsSource(ConnectedSource):
                 continue
             organizer_id = str(user["id"])
             stream = self.cursor_stream(organizer_id)
-            if since is not None:
-                start = since if since.tzinfo else since.replace(tzinfo=UTC)
-            elif saved := read_cursor(self.connection_id, stream):
-                start = datetime.fromisoformat(saved) - timedelta(days=teams.lookback_days)
-            else:
-                start = now - timedelta(days=teams.backfill_days)
+            start = self.window_start(stream, since, now)
             try:
                 transcripts = self._listed("Transcripts", organizer_id, start, now)
                 recordings = self._listed("Recordings", organizer_id, start, now)
@@ -440,7 +434,9 @@ class TeamsSource(ConnectedSource):
                 continue
             hold: datetime | None = None
             for occurrence in occurrences(organizer_id, transcripts, recordings):
-                item, held = self._poll_one(occurrence)
+                item, held = self.read_one(self.origin(occurrence),
+                                           lambda o=occurrence: self._record(o),
+                                           occurrence.created)
                 if held is not None:
                     hold = held if hold is None else min(hold, held)
                 if item is not None:
@@ -455,22 +451,6 @@ class TeamsSource(ConnectedSource):
             return list(self.api.artifacts(kind, organizer_id, start, end))
         except TranscriptsDisabled:
             return []  # the recordings are read instead (and transcribed here)
-
-    def _poll_one(self, occurrence: Occurrence
-                  ) -> tuple[MeetingRecord | SourceProblem | None, datetime | None]:
-        origin = self.origin(occurrence)
-        created = occurrence.created
-        try:
-            return self._record(occurrence), None
-        except TransientError as exc:
-            if exc.retry_after is not None:
-                raise  # throttled: stop the sync (the rep's cursor stays where it was)
-            return SourceProblem(origin, None, f"{exc.message}; a later sync retries"), created
-        except CoachloopError as exc:
-            return SourceProblem(origin, None, exc.message), None
-        except (KeyError, TypeError, ValueError) as exc:
-            return SourceProblem(origin, None, f"unexpected Graph object "
-                                 f"({type(exc).__name__}: {exc})"), None
 
     def read_occurrence(self, organizer_id: str, meeting_id: str, key: str) -> MeetingRecord:
         """One occurrence as Graph has it now (its transcript and recording re-listed)."""

@@ -111,12 +111,24 @@ class Vendor(BaseModel):
                                    "what follows a new connection (push subscriptions)")
     on_disconnect: str | None = Field(None, description="(connection_id, settings) -> None: "
                                       "what goes before a connection's tokens are dropped")
+    webhook_secret_setting: str | None = Field(None, description="the setting holding the "
+                                               "secret its webhooks are signed with")
+    webhook_setup: str | None = Field(None, description="what an admin does with the webhook "
+                                      "address instead (shown on the Connections page)")
     direct_connect: str | None = Field(None, description="(org_id, settings) -> "
                                        "ConnectionInfo: connect without anyone's consent "
                                        "(Google: a service account with domain-wide "
                                        "delegation), used while `direct_connect_setting` "
                                        "is set")
     direct_connect_setting: str | None = None
+
+    @model_validator(mode="after")
+    def _check_webhook_help(self) -> Vendor:
+        if self.webhooks and (self.webhook_secret_setting is None) == (self.webhook_setup is None):
+            raise ValueError("a vendor with webhooks names the setting of their signing secret "
+                             "(webhook_secret_setting) or says what to do instead "
+                             "(webhook_setup): one of the two")
+        return self
 
     @field_validator("settings", "source", "writer", "webhooks", "poll", "probe", "setup",
                      "on_connect", "on_disconnect", "direct_connect")

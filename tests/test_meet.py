@@ -368,6 +368,7 @@ def test_an_admin_connects_the_workspace_from_the_connections_page(google):
     assert page.status_code == 200
     assert 'action="/app/connections/meet/connect"' in page.text
     assert "through the service account (no sign-in)" in page.text
+    assert "Pub/Sub push subscription with authentication" in page.text
     token = form_fields(page.text)["csrf_token"]
     assert client.post("/app/connections/meet/connect", data={}).status_code in (400, 403)
     done = client.post("/app/connections/meet/connect", data={"csrf_token": token})

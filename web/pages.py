@@ -71,14 +71,6 @@ def _labels() -> dict[str, str]:
         "talk_listen_balance": "Talk/listen balance"}
 
 
-def _secret_setting(vendor) -> str:
-    """The setting that holds the secret a vendor signs its webhooks with (its own
-    webhook secret where it has one, else the app's client secret, as HubSpot signs)."""
-    fields = vendor.load("settings").model_fields if vendor.settings else {}
-    name = "webhook_secret_token" if "webhook_secret_token" in fields else "client_secret"
-    return f"COACHLOOP_{vendor.name.upper()}__{name.upper()}"
-
-
 def _no_form() -> None:
     return None
 
@@ -479,9 +471,10 @@ def install(app: FastAPI, *, require: Callable, session_dependency: Callable,
                             "backfills": vendor.name in pollable, "direct": direct})
         receivers = configured_receivers(settings)
         base = settings.public_url.rstrip("/")
-        hooks = [{"label": v.label, "url": f"{base}/webhooks/{v.name}",
-                  "setting": _secret_setting(v), "configured": v.name in receivers,
-                  "subscribes_itself": v.on_connect is not None}
+        hooks = [{"label": v.label, "url": f"{base}/webhooks/{v.name}", "setup": v.webhook_setup,
+                  "setting": f"COACHLOOP_{v.name.upper()}__"
+                             f"{(v.webhook_secret_setting or '').upper()}",
+                  "configured": v.name in receivers}
                  for v in with_a("webhooks")]
         known = {v["name"] for v in vendors}
         progress = _backfill_progress(session, access.org_id, backfill, since) \

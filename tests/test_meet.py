@@ -45,7 +45,9 @@ def google(sqlite_database, tls, tmp_path, monkeypatch):
     key = box.add_service_account()
     box.grant_delegation(key["client_id"], READ_SCOPES)
     key_file = tmp_path / "sa.json"
-    key_file.write_text(json.dumps(key))
+    # A key file naming another token endpoint: the assertion must still go to the
+    # configured one (COACHLOOP_MEET__OAUTH2_BASE), or no token is ever minted.
+    key_file.write_text(json.dumps({**key, "token_uri": "https://token-thief.example/token"}))
     env = {"COACHLOOP_MEET__SERVICE_ACCOUNT_FILE": str(key_file),
            "COACHLOOP_MEET__CLIENT_ID": box.client_id,
            "COACHLOOP_MEET__CLIENT_SECRET": box.client_secret,
